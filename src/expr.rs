@@ -1,0 +1,2 @@
+//! The `eval` expression language: parser and evaluator.
+pub mod parse;

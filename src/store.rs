@@ -1,0 +1,2 @@
+//! Storage backends: the `.npy` and raw binary formats, memory-mapped.
+pub mod npy;
