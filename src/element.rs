@@ -144,8 +144,16 @@ impl DType {
             return a;
         }
         if a.is_float() || b.is_float() {
-            let fa = if a.is_float() { a.size() } else { int_float_size(a) };
-            let fb = if b.is_float() { b.size() } else { int_float_size(b) };
+            let fa = if a.is_float() {
+                a.size()
+            } else {
+                int_float_size(a)
+            };
+            let fb = if b.is_float() {
+                b.size()
+            } else {
+                int_float_size(b)
+            };
             return if fa.max(fb) <= 4 { F32 } else { F64 };
         }
         let (s, u) = match (a.is_signed_int(), b.is_signed_int()) {
@@ -382,7 +390,7 @@ impl Element for bool {
 
 /// Numeric elements: everything but `bool`. Integer arithmetic wraps as NumPy's does; integer
 /// division and remainder by zero give 0 (NumPy warns and gives 0).
-pub trait Num: Element + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> {
+pub trait Num: Element {
     /// Zero.
     fn zero() -> Self;
     /// One.
@@ -564,7 +572,7 @@ impl_num_float!(f32);
 impl_num_float!(f64);
 
 /// Floating-point elements: `f32` and `f64`.
-pub trait Float: Num {
+pub trait Float: Num + std::ops::Div<Output = Self> {
     /// Applies a function computed in `f64` and stored back (used for the transcendental ufuncs;
     /// `f32` calls its own `f32` routines instead where they exist).
     fn apply(self, f: FloatFn) -> Self;

@@ -79,6 +79,17 @@ pub enum Error {
     /// A feature that is planned but not available yet.
     #[error("{0} is not supported yet")]
     Unsupported(String),
+    /// An expression that does not parse; the message shows the source and a caret.
+    #[error("{0}")]
+    Parse(String),
+    /// An expression that parses but cannot be evaluated, with the column of the culprit.
+    #[error("at column {col}: {message}")]
+    Eval {
+        /// 1-based column of the sub-expression at fault.
+        col: usize,
+        /// What is wrong.
+        message: String,
+    },
     /// An invalid argument to an operation.
     #[error("{0}")]
     Invalid(String),
@@ -139,7 +150,11 @@ pub fn parse_bytes(s: &str) -> Result<usize> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let bad = || Error::Invalid(format!("invalid size {s:?}: expected a number with an optional unit such as 512MiB or 2GB"));
+    let bad = || {
+        Error::Invalid(format!(
+            "invalid size {s:?}: expected a number with an optional unit such as 512MiB or 2GB"
+        ))
+    };
     let v: f64 = num.parse().map_err(|_| bad())?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,

@@ -1,2 +1,3 @@
 //! The `eval` expression language: parser and evaluator.
+pub mod eval;
 pub mod parse;

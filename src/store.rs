@@ -1,2 +1,4 @@
 //! Storage backends: the `.npy` and raw binary formats, memory-mapped.
+pub mod mapped;
 pub mod npy;
+pub mod raw;

@@ -1,0 +1,170 @@
+//! Command-line interface: argument parsing, input opening, output writing, and the one-line
+//! error convention (`error: ...` on stderr, non-zero exit, never a panic).
+
+mod eval;
+mod info;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use tessera::dynarray::DynArray;
+use tessera::{Chunks, Error, ExecOptions, Result};
+
+/// Chunked, out-of-core N-dimensional arrays: lazy plans run block by block in bounded memory.
+#[derive(Parser, Debug)]
+#[command(name = "tessera", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command shares.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct RunArgs {
+    /// Memory the run may use, shared by all threads (like 2GiB or 512MB); default a quarter of
+    /// physical memory, or $TESSERA_ALLOWED_MEM.
+    #[arg(long, global = true, value_name = "SIZE")]
+    mem: Option<String>,
+    /// Worker threads (default: every core, or $TESSERA_THREADS).
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
+}
+
+impl RunArgs {
+    pub(crate) fn options(&self) -> Result<ExecOptions> {
+        let mut o = ExecOptions::default();
+        if let Some(m) = &self.mem {
+            o = o.allowed_mem(tessera::parse_bytes(m)?);
+        }
+        if let Some(t) = self.threads {
+            if t == 0 {
+                return Err(Error::Invalid("--threads must be at least 1".into()));
+            }
+            o = o.threads(t);
+        }
+        Ok(o)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Evaluate a NumPy-like expression over named inputs.
+    #[command(after_help = eval::EXAMPLES)]
+    Eval(eval::EvalArgs),
+    /// Describe an array file: shape, dtype, chunk grid, blocks, bytes, backend.
+    #[command(after_help = info::EXAMPLES)]
+    Info(info::InfoArgs),
+}
+
+/// Runs the command line and returns the process exit code.
+pub(crate) fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let result = cli.run.options().and_then(|opts| match &cli.command {
+        Command::Eval(a) => eval::run(a, &opts),
+        Command::Info(a) => info::run(a, &opts),
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+/// What kind of array a path names.
+pub(crate) enum Location {
+    Npy(PathBuf),
+    Zarr(PathBuf),
+    Hdf5(PathBuf, String),
+}
+
+/// Classifies a path: `file.npy`, `dir.zarr[/array]`, `file.h5:/dataset`.
+pub(crate) fn locate(spec: &str) -> Result<Location> {
+    if let Some((file, ds)) = spec.split_once(":/") {
+        let lower = file.to_ascii_lowercase();
+        if lower.ends_with(".h5") || lower.ends_with(".hdf5") {
+            return Ok(Location::Hdf5(PathBuf::from(file), format!("/{ds}")));
+        }
+    }
+    let lower = spec.to_ascii_lowercase();
+    if lower.ends_with(".npy") {
+        return Ok(Location::Npy(PathBuf::from(spec)));
+    }
+    if lower.split('/').any(|part| part.ends_with(".zarr")) {
+        return Ok(Location::Zarr(PathBuf::from(spec)));
+    }
+    if lower.ends_with(".h5") || lower.ends_with(".hdf5") {
+        return Err(Error::Invalid(format!(
+            "{spec}: name the dataset inside the HDF5 file, as {spec}:/path/to/dataset"
+        )));
+    }
+    Err(Error::Invalid(format!(
+        "{spec}: unknown array format; expected file.npy, dir.zarr or file.h5:/dataset"
+    )))
+}
+
+/// Opens an input array.
+pub(crate) fn open(spec: &str) -> Result<DynArray> {
+    match locate(spec)? {
+        Location::Npy(p) => {
+            if !p.exists() {
+                return Err(Error::io(
+                    &p,
+                    std::io::Error::from(std::io::ErrorKind::NotFound),
+                ));
+            }
+            DynArray::from_npy(&p, Chunks::Auto)
+        }
+        Location::Zarr(p) => Err(Error::Unsupported(format!(
+            "reading Zarr ({})",
+            p.display()
+        ))),
+        Location::Hdf5(p, d) => Err(Error::Unsupported(format!(
+            "reading HDF5 ({}:{d})",
+            p.display()
+        ))),
+    }
+}
+
+/// Checks an output path before anything runs: a known format, and no existing file unless
+/// `overwrite`.
+pub(crate) fn check_output(spec: &str, overwrite: bool) -> Result<PathBuf> {
+    match locate(spec)? {
+        Location::Npy(p) => {
+            if p.exists() && !overwrite {
+                return Err(Error::Exists(p));
+            }
+            let parent = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !parent.is_dir() {
+                return Err(Error::io(
+                    parent,
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "output directory does not exist",
+                    ),
+                ));
+            }
+            Ok(p)
+        }
+        Location::Zarr(p) => Err(Error::Unsupported(format!(
+            "writing Zarr ({})",
+            p.display()
+        ))),
+        Location::Hdf5(p, d) => Err(Error::Unsupported(format!(
+            "writing HDF5 ({}:{d})",
+            p.display()
+        ))),
+    }
+}

@@ -1,0 +1,931 @@
+//! [`DynArray`]: a chunked array whose element type is known only at run time, with NumPy's
+//! type promotion. The expression language and the command line work on it; the typed
+//! [`ChunkedArray`] does the work.
+
+use crate::array::ChunkedArray;
+use crate::chunks::{ChunkGrid, Chunks};
+use crate::element::{DType, Element, Float, Num};
+use crate::error::{Error, Result};
+use crate::exec::ExecOptions;
+use crate::ops::elementwise::Operand;
+use crate::ops::reduce::ReduceOpts;
+use crate::ops::slice::SliceItem;
+use std::fmt;
+use std::path::Path;
+
+/// A chunked array of any supported element type.
+#[derive(Clone, Debug)]
+#[allow(missing_docs)]
+pub enum DynArray {
+    Bool(ChunkedArray<bool>),
+    I8(ChunkedArray<i8>),
+    I16(ChunkedArray<i16>),
+    I32(ChunkedArray<i32>),
+    I64(ChunkedArray<i64>),
+    U8(ChunkedArray<u8>),
+    U16(ChunkedArray<u16>),
+    U32(ChunkedArray<u32>),
+    U64(ChunkedArray<u64>),
+    F32(ChunkedArray<f32>),
+    F64(ChunkedArray<f64>),
+}
+
+/// Runs `$body` with `$a` bound to the typed array inside a [`DynArray`].
+macro_rules! dispatch {
+    ($v:expr, $a:ident => $body:expr) => {
+        match $v {
+            DynArray::Bool($a) => $body,
+            DynArray::I8($a) => $body,
+            DynArray::I16($a) => $body,
+            DynArray::I32($a) => $body,
+            DynArray::I64($a) => $body,
+            DynArray::U8($a) => $body,
+            DynArray::U16($a) => $body,
+            DynArray::U32($a) => $body,
+            DynArray::U64($a) => $body,
+            DynArray::F32($a) => $body,
+            DynArray::F64($a) => $body,
+        }
+    };
+}
+
+/// Like `dispatch!`, for the numeric types only (bool is an error naming `$what`).
+macro_rules! dispatch_num {
+    ($v:expr, $what:expr, $a:ident => $body:expr) => {
+        match $v {
+            DynArray::Bool(_) => Err(Error::DType(format!(
+                "{} is not supported for bool arrays",
+                $what
+            ))),
+            DynArray::I8($a) => $body,
+            DynArray::I16($a) => $body,
+            DynArray::I32($a) => $body,
+            DynArray::I64($a) => $body,
+            DynArray::U8($a) => $body,
+            DynArray::U16($a) => $body,
+            DynArray::U32($a) => $body,
+            DynArray::U64($a) => $body,
+            DynArray::F32($a) => $body,
+            DynArray::F64($a) => $body,
+        }
+    };
+}
+
+/// Like `dispatch!`, for two arrays of the same dtype.
+macro_rules! dispatch2 {
+    ($x:expr, $y:expr, $a:ident, $b:ident => $body:expr) => {
+        match ($x, $y) {
+            (DynArray::Bool($a), DynArray::Bool($b)) => $body,
+            (DynArray::I8($a), DynArray::I8($b)) => $body,
+            (DynArray::I16($a), DynArray::I16($b)) => $body,
+            (DynArray::I32($a), DynArray::I32($b)) => $body,
+            (DynArray::I64($a), DynArray::I64($b)) => $body,
+            (DynArray::U8($a), DynArray::U8($b)) => $body,
+            (DynArray::U16($a), DynArray::U16($b)) => $body,
+            (DynArray::U32($a), DynArray::U32($b)) => $body,
+            (DynArray::U64($a), DynArray::U64($b)) => $body,
+            (DynArray::F32($a), DynArray::F32($b)) => $body,
+            (DynArray::F64($a), DynArray::F64($b)) => $body,
+            (x, y) => Err(Error::DType(format!(
+                "internal: operands of {} and {} were not promoted",
+                x.dtype(),
+                y.dtype()
+            ))),
+        }
+    };
+}
+
+/// Like `dispatch!`, for the float types only (callers cast first).
+macro_rules! dispatch_float {
+    ($v:expr, $a:ident => $body:expr) => {
+        match $v {
+            DynArray::F32($a) => $body,
+            DynArray::F64($a) => $body,
+            other => Err(Error::DType(format!(
+                "internal: expected a float array, got {}",
+                other.dtype()
+            ))),
+        }
+    };
+}
+
+macro_rules! impl_from {
+    ($($t:ty => $v:ident),*) => {
+        $(impl From<ChunkedArray<$t>> for DynArray {
+            fn from(a: ChunkedArray<$t>) -> Self {
+                DynArray::$v(a)
+            }
+        })*
+    };
+}
+
+impl_from!(bool => Bool, i8 => I8, i16 => I16, i32 => I32, i64 => I64, u8 => U8, u16 => U16,
+    u32 => U32, u64 => U64, f32 => F32, f64 => F64);
+
+/// A Python-style scalar of the expression language: weakly typed, so that `x + 1` keeps the
+/// dtype of `x` (NumPy 2's rules, NEP 50).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scalar {
+    /// `True` / `False`.
+    Bool(bool),
+    /// An integer literal.
+    Int(i64),
+    /// A float literal.
+    Float(f64),
+}
+
+impl Scalar {
+    /// The value as `f64`.
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Scalar::Bool(b) => f64::from(u8::from(b)),
+            Scalar::Int(i) => i as f64,
+            Scalar::Float(f) => f,
+        }
+    }
+
+    /// The dtype this scalar takes when it meets an array of dtype `d`.
+    fn weak_dtype(self, d: DType) -> DType {
+        match self {
+            Scalar::Bool(_) => d,
+            Scalar::Int(_) => {
+                if d == DType::Bool {
+                    DType::I64
+                } else {
+                    d
+                }
+            }
+            Scalar::Float(_) => {
+                if d.is_float() {
+                    d
+                } else {
+                    DType::F64
+                }
+            }
+        }
+    }
+
+    /// The dtype of the scalar alone.
+    pub fn dtype(self) -> DType {
+        match self {
+            Scalar::Bool(_) => DType::Bool,
+            Scalar::Int(_) => DType::I64,
+            Scalar::Float(_) => DType::F64,
+        }
+    }
+
+    fn cast<T: Element>(self) -> T {
+        match self {
+            Scalar::Bool(b) => T::from_bool(b),
+            Scalar::Int(i) => T::from_i64(i),
+            Scalar::Float(f) => T::from_f64(f),
+        }
+    }
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Bool(b) => write!(f, "{}", if *b { "True" } else { "False" }),
+            Scalar::Int(i) => write!(f, "{i}"),
+            Scalar::Float(x) => write!(f, "{x:?}"),
+        }
+    }
+}
+
+/// An operand of a dynamic operation: an array or a weak scalar.
+#[derive(Clone, Debug)]
+pub enum DynOperand {
+    /// An array.
+    Array(DynArray),
+    /// A scalar.
+    Scalar(Scalar),
+}
+
+/// Binary operations of the expression language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    FloorDiv,
+    Mod,
+    Pow,
+    Minimum,
+    Maximum,
+    Arctan2,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+    Xor,
+}
+
+impl BinaryOp {
+    /// NumPy's name of the operation.
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "subtract",
+            BinaryOp::Mul => "multiply",
+            BinaryOp::Div => "true_divide",
+            BinaryOp::FloorDiv => "floor_divide",
+            BinaryOp::Mod => "remainder",
+            BinaryOp::Pow => "power",
+            BinaryOp::Minimum => "minimum",
+            BinaryOp::Maximum => "maximum",
+            BinaryOp::Arctan2 => "arctan2",
+            BinaryOp::Eq => "equal",
+            BinaryOp::Ne => "not_equal",
+            BinaryOp::Lt => "less",
+            BinaryOp::Le => "less_equal",
+            BinaryOp::Gt => "greater",
+            BinaryOp::Ge => "greater_equal",
+            BinaryOp::And => "logical_and",
+            BinaryOp::Or => "logical_or",
+            BinaryOp::Xor => "logical_xor",
+        }
+    }
+
+    fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge
+        )
+    }
+
+    /// The dtype in which the operation runs on operands promoted to `common`.
+    fn compute_dtype(self, common: DType) -> Result<DType> {
+        use BinaryOp::*;
+        Ok(match self {
+            Div | Arctan2 => {
+                if common.is_float() {
+                    common
+                } else if self == Div {
+                    DType::F64
+                } else {
+                    common.float_result()
+                }
+            }
+            And | Or | Xor => DType::Bool,
+            Sub if common == DType::Bool => {
+                return Err(Error::DType(
+                    "boolean subtract, the `-` operator, is not supported; use `^` or logical_xor"
+                        .into(),
+                ))
+            }
+            FloorDiv | Mod | Pow if common == DType::Bool => DType::I8,
+            _ => common,
+        })
+    }
+}
+
+/// Unary operations of the expression language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum UnaryOp {
+    Neg,
+    Abs,
+    Sign,
+    Not,
+    IsNan,
+    IsFinite,
+    Sqrt,
+    Exp,
+    Log,
+    Log1p,
+    Expm1,
+    Sin,
+    Cos,
+    Tan,
+    Floor,
+    Ceil,
+    Round,
+}
+
+/// Reductions of the expression language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum ReduceOp {
+    Sum,
+    Prod,
+    Mean,
+    Var,
+    Std,
+    Min,
+    Max,
+    Argmin,
+    Argmax,
+    Any,
+    All,
+    NanSum,
+    NanProd,
+    NanMean,
+    NanVar,
+    NanStd,
+    NanMin,
+    NanMax,
+    NanArgmin,
+    NanArgmax,
+}
+
+impl ReduceOp {
+    /// Looks a reduction up by its NumPy name.
+    pub fn from_name(name: &str) -> Option<ReduceOp> {
+        use ReduceOp::*;
+        Some(match name {
+            "sum" => Sum,
+            "prod" => Prod,
+            "mean" => Mean,
+            "var" => Var,
+            "std" => Std,
+            "min" | "amin" => Min,
+            "max" | "amax" => Max,
+            "argmin" => Argmin,
+            "argmax" => Argmax,
+            "any" => Any,
+            "all" => All,
+            "nansum" => NanSum,
+            "nanprod" => NanProd,
+            "nanmean" => NanMean,
+            "nanvar" => NanVar,
+            "nanstd" => NanStd,
+            "nanmin" => NanMin,
+            "nanmax" => NanMax,
+            "nanargmin" => NanArgmin,
+            "nanargmax" => NanArgmax,
+            _ => return None,
+        })
+    }
+
+    /// Whether the reduction takes at most one axis (the arg-reductions).
+    pub fn single_axis(self) -> bool {
+        use ReduceOp::*;
+        matches!(self, Argmin | Argmax | NanArgmin | NanArgmax)
+    }
+
+    /// Whether the reduction takes `ddof`.
+    pub fn takes_ddof(self) -> bool {
+        use ReduceOp::*;
+        matches!(self, Var | Std | NanVar | NanStd)
+    }
+}
+
+fn num_binary<T: Num>(a: &ChunkedArray<T>, b: Operand<T>, op: BinaryOp) -> Result<DynArray>
+where
+    DynArray: From<ChunkedArray<T>>,
+{
+    use BinaryOp::*;
+    Ok(match op {
+        Add => a.add(b)?.into(),
+        Sub => a.sub(b)?.into(),
+        Mul => a.mul(b)?.into(),
+        FloorDiv => a.floor_div(b)?.into(),
+        Mod => a.rem(b)?.into(),
+        Pow => a.pow(b)?.into(),
+        Minimum => a.minimum(b)?.into(),
+        Maximum => a.maximum(b)?.into(),
+        _ => {
+            return Err(Error::Invalid(format!(
+                "internal: {} is not arithmetic",
+                op.name()
+            )))
+        }
+    })
+}
+
+fn float_binary<T: Float>(a: &ChunkedArray<T>, b: Operand<T>, op: BinaryOp) -> Result<DynArray>
+where
+    DynArray: From<ChunkedArray<T>>,
+{
+    match op {
+        BinaryOp::Div => Ok(a.div(b)?.into()),
+        BinaryOp::Arctan2 => Ok(a.arctan2(b)?.into()),
+        _ => num_binary(a, b, op),
+    }
+}
+
+fn compare<T: Element>(a: &ChunkedArray<T>, b: Operand<T>, op: BinaryOp) -> Result<DynArray> {
+    use BinaryOp::*;
+    Ok(DynArray::Bool(match op {
+        Eq => a.eq(b)?,
+        Ne => a.ne(b)?,
+        Lt => a.lt(b)?,
+        Le => a.le(b)?,
+        Gt => a.gt(b)?,
+        _ => a.ge(b)?,
+    }))
+}
+
+/// Sum and product run in a wider type for small integers, as NumPy's do.
+fn accumulate_dtype(d: DType) -> DType {
+    match d {
+        DType::Bool | DType::I8 | DType::I16 | DType::I32 => DType::I64,
+        DType::U8 | DType::U16 | DType::U32 => DType::U64,
+        other => other,
+    }
+}
+
+impl DynArray {
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        dispatch!(self, a => a.dtype())
+    }
+
+    /// The chunk grid.
+    pub fn grid(&self) -> &ChunkGrid {
+        dispatch!(self, a => a.grid())
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        self.grid().shape()
+    }
+
+    /// Bytes of the whole array.
+    pub fn nbytes(&self) -> usize {
+        self.grid().len() * self.dtype().size()
+    }
+
+    /// The plan, one node per line.
+    pub fn explain(&self) -> String {
+        dispatch!(self, a => a.explain())
+    }
+
+    /// Opens a `.npy` file (memory-mapped) with its own dtype.
+    ///
+    /// # Errors
+    /// As [`ChunkedArray::from_npy`].
+    pub fn from_npy(path: &Path, chunks: impl Into<Chunks>) -> Result<Self> {
+        let dtype = crate::store::npy::NpyMap::open(path)?.header().dtype;
+        let chunks = chunks.into();
+        Ok(match dtype {
+            DType::Bool => ChunkedArray::<bool>::from_npy(path, chunks)?.into(),
+            DType::I8 => ChunkedArray::<i8>::from_npy(path, chunks)?.into(),
+            DType::I16 => ChunkedArray::<i16>::from_npy(path, chunks)?.into(),
+            DType::I32 => ChunkedArray::<i32>::from_npy(path, chunks)?.into(),
+            DType::I64 => ChunkedArray::<i64>::from_npy(path, chunks)?.into(),
+            DType::U8 => ChunkedArray::<u8>::from_npy(path, chunks)?.into(),
+            DType::U16 => ChunkedArray::<u16>::from_npy(path, chunks)?.into(),
+            DType::U32 => ChunkedArray::<u32>::from_npy(path, chunks)?.into(),
+            DType::U64 => ChunkedArray::<u64>::from_npy(path, chunks)?.into(),
+            DType::F32 => ChunkedArray::<f32>::from_npy(path, chunks)?.into(),
+            DType::F64 => ChunkedArray::<f64>::from_npy(path, chunks)?.into(),
+        })
+    }
+
+    /// A constant array of `dtype`.
+    ///
+    /// # Errors
+    /// Invalid chunks.
+    pub fn full(shape: &[usize], value: Scalar, dtype: DType, chunks: Chunks) -> Result<Self> {
+        Self::with_dtype(dtype, |d| match d {
+            DType::Bool => {
+                Ok(ChunkedArray::full(shape, value.cast::<bool>(), chunks.clone())?.into())
+            }
+            DType::I8 => Ok(ChunkedArray::full(shape, value.cast::<i8>(), chunks.clone())?.into()),
+            DType::I16 => {
+                Ok(ChunkedArray::full(shape, value.cast::<i16>(), chunks.clone())?.into())
+            }
+            DType::I32 => {
+                Ok(ChunkedArray::full(shape, value.cast::<i32>(), chunks.clone())?.into())
+            }
+            DType::I64 => {
+                Ok(ChunkedArray::full(shape, value.cast::<i64>(), chunks.clone())?.into())
+            }
+            DType::U8 => Ok(ChunkedArray::full(shape, value.cast::<u8>(), chunks.clone())?.into()),
+            DType::U16 => {
+                Ok(ChunkedArray::full(shape, value.cast::<u16>(), chunks.clone())?.into())
+            }
+            DType::U32 => {
+                Ok(ChunkedArray::full(shape, value.cast::<u32>(), chunks.clone())?.into())
+            }
+            DType::U64 => {
+                Ok(ChunkedArray::full(shape, value.cast::<u64>(), chunks.clone())?.into())
+            }
+            DType::F32 => {
+                Ok(ChunkedArray::full(shape, value.cast::<f32>(), chunks.clone())?.into())
+            }
+            DType::F64 => {
+                Ok(ChunkedArray::full(shape, value.cast::<f64>(), chunks.clone())?.into())
+            }
+        })
+    }
+
+    fn with_dtype(dtype: DType, f: impl Fn(DType) -> Result<DynArray>) -> Result<DynArray> {
+        f(dtype)
+    }
+
+    /// A 0-d array holding `value` in `dtype`.
+    ///
+    /// # Errors
+    /// Never in practice (a 0-d grid is always valid).
+    pub fn scalar(value: Scalar, dtype: DType) -> Result<Self> {
+        Self::full(&[], value, dtype, Chunks::Size(1))
+    }
+
+    /// Casts to `dtype` as NumPy's `astype` does (no node when the dtype already matches).
+    pub fn astype(&self, dtype: DType) -> DynArray {
+        if self.dtype() == dtype {
+            return self.clone();
+        }
+        dispatch!(self, a => match dtype {
+            DType::Bool => a.astype::<bool>().into(),
+            DType::I8 => a.astype::<i8>().into(),
+            DType::I16 => a.astype::<i16>().into(),
+            DType::I32 => a.astype::<i32>().into(),
+            DType::I64 => a.astype::<i64>().into(),
+            DType::U8 => a.astype::<u8>().into(),
+            DType::U16 => a.astype::<u16>().into(),
+            DType::U32 => a.astype::<u32>().into(),
+            DType::U64 => a.astype::<u64>().into(),
+            DType::F32 => a.astype::<f32>().into(),
+            DType::F64 => a.astype::<f64>().into(),
+        })
+    }
+
+    /// A binary operation with NumPy's promotion (arrays promote with `result_type`, scalars
+    /// are weak) and broadcasting.
+    ///
+    /// # Errors
+    /// Shapes that do not broadcast, or an operation the dtypes do not support.
+    pub fn binary(op: BinaryOp, lhs: &DynOperand, rhs: &DynOperand) -> Result<DynArray> {
+        let (a, b) = match (lhs, rhs) {
+            (DynOperand::Array(a), DynOperand::Array(b)) => {
+                (a.clone(), DynOperand::Array(b.clone()))
+            }
+            (DynOperand::Array(a), DynOperand::Scalar(s)) => (a.clone(), DynOperand::Scalar(*s)),
+            (DynOperand::Scalar(s), DynOperand::Array(b)) => {
+                // A scalar on the left: make it a 0-d array of the weak dtype.
+                let d = s.weak_dtype(b.dtype());
+                (Self::scalar(*s, d)?, DynOperand::Array(b.clone()))
+            }
+            (DynOperand::Scalar(x), DynOperand::Scalar(y)) => {
+                let d = DType::promote(x.dtype(), y.dtype());
+                (Self::scalar(*x, d)?, DynOperand::Scalar(*y))
+            }
+        };
+        let common = match &b {
+            DynOperand::Array(b) => DType::promote(a.dtype(), b.dtype()),
+            DynOperand::Scalar(s) => s.weak_dtype(a.dtype()),
+        };
+        let run = op.compute_dtype(common)?;
+        let run = if op.is_comparison() { common } else { run };
+        let a = a.astype(run);
+        match b {
+            DynOperand::Array(b) => {
+                let b = b.astype(run);
+                Self::binary_same(op, &a, BOperand::Array(&b))
+            }
+            DynOperand::Scalar(s) => Self::binary_same(op, &a, BOperand::Scalar(s)),
+        }
+    }
+
+    fn binary_same(op: BinaryOp, a: &DynArray, b: BOperand<'_>) -> Result<DynArray> {
+        use BinaryOp::*;
+        macro_rules! operand {
+            ($a:ident, $b:expr) => {
+                match $b {
+                    BOperand::Scalar(s) => Operand::Scalar(s.cast()),
+                    BOperand::Array(x) => Operand::Array(Self::same_as($a, x)?),
+                }
+            };
+        }
+        if op.is_comparison() {
+            return dispatch!(a, x => compare(x, operand!(x, b), op));
+        }
+        match op {
+            And | Or | Xor => match a {
+                DynArray::Bool(x) => {
+                    let o = operand!(x, b);
+                    Ok(DynArray::Bool(match op {
+                        And => x.and(o)?,
+                        Or => x.or(o)?,
+                        _ => x.xor(o)?,
+                    }))
+                }
+                other => Err(Error::DType(format!(
+                    "{} needs bool operands, got {}",
+                    op.name(),
+                    other.dtype()
+                ))),
+            },
+            Div | Arctan2 => dispatch_float!(a, x => float_binary(x, operand!(x, b), op)),
+            Add | Mul if a.dtype() == DType::Bool => match a {
+                DynArray::Bool(x) => {
+                    let o = operand!(x, b);
+                    Ok(DynArray::Bool(if op == Add { x.or(o)? } else { x.and(o)? }))
+                }
+                _ => unreachable_dtype(),
+            },
+            Minimum | Maximum if a.dtype() == DType::Bool => match a {
+                DynArray::Bool(x) => {
+                    let o = operand!(x, b);
+                    Ok(DynArray::Bool(if op == Minimum {
+                        x.minimum(o)?
+                    } else {
+                        x.maximum(o)?
+                    }))
+                }
+                _ => unreachable_dtype(),
+            },
+            _ => dispatch_num!(a, op.name(), x => num_binary(x, operand!(x, b), op)),
+        }
+    }
+
+    /// The typed array inside `other`, which must have the element type of `like`.
+    fn same_as<T: Element>(_like: &ChunkedArray<T>, other: &DynArray) -> Result<ChunkedArray<T>> {
+        let mut out: Option<ChunkedArray<T>> = None;
+        dispatch!(other, x => {
+            if let Some(v) = (x as &dyn std::any::Any).downcast_ref::<ChunkedArray<T>>() {
+                out = Some(v.clone());
+            }
+        });
+        out.ok_or_else(|| {
+            Error::DType(format!(
+                "internal: expected {}, got {}",
+                T::DTYPE,
+                other.dtype()
+            ))
+        })
+    }
+
+    /// A unary operation; float functions of integers run in NumPy's float type for them.
+    ///
+    /// # Errors
+    /// An operation the dtype does not support (negating a bool).
+    pub fn unary(&self, op: UnaryOp) -> Result<DynArray> {
+        use crate::element::FloatFn;
+        use UnaryOp::*;
+        let ff = |f: FloatFn| -> Result<DynArray> {
+            let x = self.astype(self.dtype().float_result());
+            dispatch_float!(&x, a => Ok(a.map_same("float", move |v| v.apply(f)).into()))
+        };
+        let int_identity = |f: FloatFn| -> Result<DynArray> {
+            if self.dtype().is_float() {
+                ff(f)
+            } else {
+                Ok(self.clone())
+            }
+        };
+        match op {
+            Neg => match self {
+                DynArray::Bool(_) => Err(Error::DType(
+                    "boolean negative, the `-` operator, is not supported; use `~` or logical_not"
+                        .into(),
+                )),
+                other => dispatch_num!(other, "negative", a => Ok(a.neg().into())),
+            },
+            Abs => match self {
+                DynArray::Bool(_) => Ok(self.clone()),
+                other => dispatch_num!(other, "absolute", a => Ok(a.abs().into())),
+            },
+            Sign => dispatch_num!(self, "sign", a => Ok(a.sign().into())),
+            Not => Ok(DynArray::Bool(match self {
+                DynArray::Bool(a) => a.not(),
+                other => dispatch!(other, a => a.map("logical_not", |v| !v.truthy())),
+            })),
+            IsNan => Ok(DynArray::Bool(dispatch!(self, a => a.isnan()))),
+            IsFinite => Ok(DynArray::Bool(dispatch!(self, a => a.isfinite()))),
+            Sqrt => ff(FloatFn::Sqrt),
+            Exp => ff(FloatFn::Exp),
+            Log => ff(FloatFn::Log),
+            Log1p => ff(FloatFn::Log1p),
+            Expm1 => ff(FloatFn::Expm1),
+            Sin => ff(FloatFn::Sin),
+            Cos => ff(FloatFn::Cos),
+            Tan => ff(FloatFn::Tan),
+            Floor => int_identity(FloatFn::Floor),
+            Ceil => int_identity(FloatFn::Ceil),
+            Round => int_identity(FloatFn::Round),
+        }
+    }
+
+    /// `where(cond, a, b)`: `cond` is cast to bool, `a` and `b` promoted together.
+    ///
+    /// # Errors
+    /// Shapes that do not broadcast.
+    pub fn select(cond: &DynArray, a: &DynOperand, b: &DynOperand) -> Result<DynArray> {
+        let c = match cond.astype(DType::Bool) {
+            DynArray::Bool(c) => c,
+            _ => return unreachable_dtype(),
+        };
+        let (da, db) = (operand_dtype(a), operand_dtype(b));
+        let d = match (a, b) {
+            (DynOperand::Scalar(s), DynOperand::Array(_)) => s.weak_dtype(db),
+            (DynOperand::Array(_), DynOperand::Scalar(s)) => s.weak_dtype(da),
+            _ => DType::promote(da, db),
+        };
+        let a = operand_array(a, d)?;
+        let b = operand_array(b, d)?;
+        dispatch2!(&a, &b, x, y => Ok(ChunkedArray::where_(&c, x, y)?.into()))
+    }
+
+    /// A reduction with NumPy's result types (`sum` of small integers in 64 bits, `mean` of
+    /// integers in `float64`).
+    ///
+    /// # Errors
+    /// An axis out of range, several axes for an arg-reduction, or an empty reduction without
+    /// identity.
+    pub fn reduce(&self, op: ReduceOp, opts: ReduceOpts, ddof: f64) -> Result<DynArray> {
+        use ReduceOp::*;
+        if op.single_axis() && opts.axis.as_ref().is_some_and(|a| a.len() != 1) {
+            return Err(Error::Invalid(
+                format!(
+                    "{op:?} takes a single axis or none, got {:?}",
+                    opts.axis.unwrap_or_default()
+                )
+                .to_lowercase(),
+            ));
+        }
+        let arg_axis = opts.axis.as_ref().and_then(|a| a.first().copied());
+        match op {
+            Sum | Prod | NanSum | NanProd => {
+                let x = self.astype(accumulate_dtype(self.dtype()));
+                dispatch_num!(&x, "sum", a => Ok(match op {
+                    Sum => a.sum(opts)?,
+                    Prod => a.prod(opts)?,
+                    NanSum => a.nansum(opts)?,
+                    _ => a.nanprod(opts)?,
+                }.into()))
+            }
+            Mean | Var | Std | NanMean | NanVar | NanStd => {
+                let skip = matches!(op, NanMean | NanVar | NanStd);
+                if self.dtype() == DType::F32 {
+                    dispatch!(self, a => Ok(match op {
+                        Mean | NanMean => a.mean_as::<f32>(opts, skip)?,
+                        Var | NanVar => a.var_as::<f32>(opts, ddof, skip)?,
+                        _ => a.std_as::<f32>(opts, ddof, skip)?,
+                    }.into()))
+                } else {
+                    dispatch!(self, a => Ok(match op {
+                        Mean | NanMean => a.mean_as::<f64>(opts, skip)?,
+                        Var | NanVar => a.var_as::<f64>(opts, ddof, skip)?,
+                        _ => a.std_as::<f64>(opts, ddof, skip)?,
+                    }.into()))
+                }
+            }
+            Min => dispatch!(self, a => Ok(a.min(opts)?.into())),
+            Max => dispatch!(self, a => Ok(a.max(opts)?.into())),
+            NanMin => dispatch!(self, a => Ok(a.nanmin(opts)?.into())),
+            NanMax => dispatch!(self, a => Ok(a.nanmax(opts)?.into())),
+            Argmin => dispatch!(self, a => Ok(a.argmin(arg_axis)?.into())),
+            Argmax => dispatch!(self, a => Ok(a.argmax(arg_axis)?.into())),
+            NanArgmin => dispatch!(self, a => Ok(a.nanargmin(arg_axis)?.into())),
+            NanArgmax => dispatch!(self, a => Ok(a.nanargmax(arg_axis)?.into())),
+            Any => dispatch!(self, a => Ok(a.any(opts)?.into())),
+            All => dispatch!(self, a => Ok(a.all(opts)?.into())),
+        }
+    }
+
+    /// NumPy basic indexing.
+    ///
+    /// # Errors
+    /// As [`ChunkedArray::slice`].
+    pub fn slice(&self, items: &[SliceItem]) -> Result<DynArray> {
+        dispatch!(self, a => Ok(a.slice(items)?.into()))
+    }
+
+    /// Permutes the axes (reverses them when `axes` is `None`).
+    ///
+    /// # Errors
+    /// As [`ChunkedArray::permute`].
+    pub fn transpose(&self, axes: Option<&[isize]>) -> Result<DynArray> {
+        match axes {
+            None => Ok(dispatch!(self, a => a.t().into())),
+            Some(ax) => dispatch!(self, a => Ok(a.permute(ax)?.into())),
+        }
+    }
+
+    /// A new shape.
+    ///
+    /// # Errors
+    /// As [`ChunkedArray::reshape`].
+    pub fn reshape(&self, shape: &[isize]) -> Result<DynArray> {
+        dispatch!(self, a => Ok(a.reshape(shape)?.into()))
+    }
+
+    /// A new chunk grid.
+    ///
+    /// # Errors
+    /// Invalid chunks.
+    pub fn rechunk(&self, chunks: Chunks) -> Result<DynArray> {
+        dispatch!(self, a => Ok(a.rechunk(chunks)?.into()))
+    }
+
+    /// Joins arrays along an axis (promoted to a common dtype); with `stack`, along a new axis.
+    ///
+    /// # Errors
+    /// As [`ChunkedArray::concatenate`] and [`ChunkedArray::stack`].
+    pub fn concatenate(arrays: &[DynArray], axis: isize, stack: bool) -> Result<DynArray> {
+        let first = arrays
+            .first()
+            .ok_or_else(|| Error::Invalid("need at least one array to concatenate".into()))?;
+        let d = arrays
+            .iter()
+            .fold(first.dtype(), |d, a| DType::promote(d, a.dtype()));
+        let cast: Vec<DynArray> = arrays.iter().map(|a| a.astype(d)).collect();
+        macro_rules! join {
+            ($v:ident, $t:ty) => {{
+                let typed: Vec<ChunkedArray<$t>> = cast
+                    .iter()
+                    .filter_map(|a| match a {
+                        DynArray::$v(x) => Some(x.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                Ok(if stack {
+                    ChunkedArray::stack(&typed, axis)?
+                } else {
+                    ChunkedArray::concatenate(&typed, axis)?
+                }
+                .into())
+            }};
+        }
+        match d {
+            DType::Bool => join!(Bool, bool),
+            DType::I8 => join!(I8, i8),
+            DType::I16 => join!(I16, i16),
+            DType::I32 => join!(I32, i32),
+            DType::I64 => join!(I64, i64),
+            DType::U8 => join!(U8, u8),
+            DType::U16 => join!(U16, u16),
+            DType::U32 => join!(U32, u32),
+            DType::U64 => join!(U64, u64),
+            DType::F32 => join!(F32, f32),
+            DType::F64 => join!(F64, f64),
+        }
+    }
+
+    /// Streams the array into a `.npy` file.
+    ///
+    /// # Errors
+    /// As [`ChunkedArray::to_npy_with`].
+    pub fn to_npy(&self, path: &Path, overwrite: bool, opts: &ExecOptions) -> Result<()> {
+        dispatch!(self, a => a.to_npy_with(path, overwrite, opts))
+    }
+
+    /// Computes the array and formats it as NumPy prints arrays.
+    ///
+    /// # Errors
+    /// Any error of the plan.
+    pub fn compute_to_string(&self, opts: &ExecOptions) -> Result<String> {
+        dispatch!(self, a => {
+            let v = a.compute_with(opts)?;
+            Ok(if v.ndim() == 0 {
+                v.iter().next().map(|x| format!("{x}")).unwrap_or_default()
+            } else {
+                format!("{v}")
+            })
+        })
+    }
+
+    /// Computes the array into memory as `f64` values (for tests and small results).
+    ///
+    /// # Errors
+    /// Any error of the plan.
+    pub fn compute_f64(&self, opts: &ExecOptions) -> Result<ndarray::ArrayD<f64>> {
+        match self.astype(DType::F64) {
+            DynArray::F64(a) => a.compute_with(opts),
+            _ => unreachable_dtype(),
+        }
+    }
+}
+
+/// Borrowed right operand of a same-dtype binary operation.
+enum BOperand<'a> {
+    Array(&'a DynArray),
+    Scalar(Scalar),
+}
+
+fn operand_dtype(o: &DynOperand) -> DType {
+    match o {
+        DynOperand::Array(a) => a.dtype(),
+        DynOperand::Scalar(s) => s.dtype(),
+    }
+}
+
+fn operand_array(o: &DynOperand, d: DType) -> Result<DynArray> {
+    match o {
+        DynOperand::Array(a) => Ok(a.astype(d)),
+        DynOperand::Scalar(s) => DynArray::scalar(*s, d),
+    }
+}
+
+fn unreachable_dtype<T>() -> Result<T> {
+    Err(Error::DType(
+        "internal: unexpected dtype after promotion".into(),
+    ))
+}
+
+impl fmt::Display for DynArray {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        dispatch!(self, a => fmt::Display::fmt(a, f))
+    }
+}

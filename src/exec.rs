@@ -1,0 +1,314 @@
+//! The executor: runs a plan block by block on a rayon pool, within a memory budget checked
+//! before anything is read, reporting progress through a callback.
+
+use crate::element::Element;
+use crate::error::{fmt_bytes, Error, Result};
+use crate::plan::{task_bytes, Node, PlanNode};
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn, ShapeBuilder};
+use rayon::prelude::*;
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Environment variable that sets the default allowed memory (like `2GiB`).
+pub const ALLOWED_MEM_ENV: &str = "TESSERA_ALLOWED_MEM";
+/// Environment variable that sets the default number of worker threads.
+pub const THREADS_ENV: &str = "TESSERA_THREADS";
+
+/// Progress of a run: blocks done out of the total, and bytes of output written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Output blocks finished.
+    pub done: usize,
+    /// Output blocks in all.
+    pub total: usize,
+    /// Bytes of output finished.
+    pub bytes: usize,
+}
+
+/// A progress callback.
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// How a plan runs: threads, allowed memory, progress.
+#[derive(Clone)]
+pub struct ExecOptions {
+    /// Worker threads (at least 1).
+    pub threads: usize,
+    /// Memory the run may use for its tasks, in bytes, shared by all threads (Cubed's
+    /// `allowed_mem`).
+    pub allowed_mem: usize,
+    /// Called after every finished output block.
+    pub progress: Option<ProgressFn>,
+}
+
+impl std::fmt::Debug for ExecOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecOptions")
+            .field("threads", &self.threads)
+            .field("allowed_mem", &fmt_bytes(self.allowed_mem))
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+impl Default for ExecOptions {
+    /// Threads: `TESSERA_THREADS` or every core. Allowed memory: `TESSERA_ALLOWED_MEM` or a
+    /// quarter of physical memory.
+    fn default() -> Self {
+        let threads = std::env::var(THREADS_ENV)
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            });
+        let allowed_mem = std::env::var(ALLOWED_MEM_ENV)
+            .ok()
+            .and_then(|s| crate::error::parse_bytes(&s).ok())
+            .unwrap_or_else(|| physical_memory() / 4);
+        ExecOptions {
+            threads,
+            allowed_mem,
+            progress: None,
+        }
+    }
+}
+
+impl ExecOptions {
+    /// Sets the number of threads.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n.max(1);
+        self
+    }
+
+    /// Sets the allowed memory in bytes.
+    pub fn allowed_mem(mut self, bytes: usize) -> Self {
+        self.allowed_mem = bytes;
+        self
+    }
+
+    /// Sets the progress callback.
+    pub fn progress(mut self, f: impl Fn(Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+}
+
+/// Physical memory of the machine in bytes (8 GiB when it cannot be read).
+pub fn physical_memory() -> usize {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<usize>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(8 << 30)
+}
+
+/// What a running plan can see of its run: the options and the thread pool.
+pub struct ExecContext {
+    opts: ExecOptions,
+    pool: rayon::ThreadPool,
+}
+
+impl ExecContext {
+    /// A context for a run with `opts`.
+    ///
+    /// # Errors
+    /// The thread pool cannot be built.
+    pub fn new(opts: ExecOptions) -> Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.threads.max(1))
+            .build()
+            .map_err(|e| Error::Invalid(format!("cannot start {} threads: {e}", opts.threads)))?;
+        Ok(ExecContext { opts, pool })
+    }
+
+    /// The run's options.
+    pub fn options(&self) -> &ExecOptions {
+        &self.opts
+    }
+
+    /// Runs `f` on the context's pool.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
+    }
+}
+
+/// Checks every task of the plan against the memory budget: a task must fit
+/// `allowed_mem / threads`, and what a materialised stage holds must fit `allowed_mem`.
+///
+/// # Errors
+/// [`Error::MemoryLimit`] naming the first node that does not fit.
+pub fn check_memory(root: &dyn PlanNode, opts: &ExecOptions) -> Result<()> {
+    let threads = opts.threads.max(1);
+    let per_thread = opts.allowed_mem / threads;
+    let fail = |node: &dyn PlanNode, projected: usize| Error::MemoryLimit {
+        op: node.op(),
+        projected,
+        limit: opts.allowed_mem,
+        threads,
+    };
+    let check_task = |node: &dyn PlanNode| {
+        let t = task_bytes(node);
+        if t > per_thread {
+            Err(fail(node, t))
+        } else {
+            Ok(())
+        }
+    };
+    fn walk(node: &dyn PlanNode, visit: &mut dyn FnMut(&dyn PlanNode) -> Result<()>) -> Result<()> {
+        for i in node.inputs() {
+            walk(i, visit)?;
+        }
+        visit(node)
+    }
+    walk(root, &mut |node| {
+        if node.is_stage() {
+            if node.own_task_bytes() > opts.allowed_mem {
+                return Err(Error::MemoryLimit {
+                    op: format!(
+                        "holding the result of {}",
+                        node.inputs().first().map(|i| i.op()).unwrap_or_default()
+                    ),
+                    projected: node.own_task_bytes(),
+                    limit: opts.allowed_mem,
+                    threads: 1,
+                });
+            }
+            for i in node.inputs() {
+                check_task(i)?;
+            }
+        }
+        Ok(())
+    })?;
+    // The root's blocks are at least copied out, whatever the plan.
+    let t = task_bytes(root).max(crate::plan::max_block_bytes(root.grid(), root.dtype()));
+    if t > per_thread {
+        return Err(fail(root, t));
+    }
+    Ok(())
+}
+
+/// Where the executor puts finished blocks.
+pub trait BlockSink<T: Element>: Sync {
+    /// Stores the block covering `region` of the output.
+    ///
+    /// # Errors
+    /// Whatever the storage reports.
+    fn write_block(&self, region: &[Range<usize>], block: ArrayViewD<'_, T>) -> Result<()>;
+}
+
+/// Runs `root` block by block into `sink`: checks memory, prepares materialised stages, then
+/// computes the output blocks in parallel, each written as soon as it is done.
+///
+/// # Errors
+/// A memory projection over the limit (before any I/O), or the first error of any task.
+pub fn run<T: Element>(
+    root: &dyn Node<T>,
+    sink: &dyn BlockSink<T>,
+    ctx: &ExecContext,
+) -> Result<()> {
+    check_memory(root, ctx.options())?;
+    ctx.install(|| {
+        root.prepare(ctx)?;
+        let grid = root.grid();
+        let total = grid.nblocks();
+        let done = AtomicUsize::new(0);
+        let bytes = AtomicUsize::new(0);
+        (0..total)
+            .into_par_iter()
+            .try_for_each(|lin| -> Result<()> {
+                let region = grid.block_region(&grid.block_index(lin));
+                let block = root.region(&region)?;
+                sink.write_block(&region, block.view())?;
+                if let Some(p) = &ctx.options().progress {
+                    let nb = block.len() * std::mem::size_of::<T>();
+                    p(Progress {
+                        done: done.fetch_add(1, Ordering::Relaxed) + 1,
+                        total,
+                        bytes: bytes.fetch_add(nb, Ordering::Relaxed) + nb,
+                    });
+                }
+                Ok(())
+            })
+    })
+}
+
+/// Runs `root` into a new in-memory array.
+///
+/// # Errors
+/// As [`run`].
+pub fn compute<T: Element>(root: &dyn Node<T>, ctx: &ExecContext) -> Result<ArrayD<T>> {
+    let shape = root.grid().shape().to_vec();
+    let mut out = ArrayD::from_elem(IxDyn(&shape), T::default());
+    {
+        let sink = RawSink::new(out.as_mut_ptr(), &shape);
+        run(root, &sink, ctx)?;
+    }
+    Ok(out)
+}
+
+/// A sink writing into a C-ordered buffer through a raw pointer, so that parallel tasks can
+/// fill disjoint regions.
+pub(crate) struct RawSink<T> {
+    ptr: *mut T,
+    shape: Vec<usize>,
+    strides: Vec<usize>,
+}
+
+// SAFETY: the executor writes each region exactly once, and output regions of distinct blocks
+// are disjoint, so concurrent writes never touch the same element.
+unsafe impl<T: Send> Sync for RawSink<T> {}
+
+impl<T> RawSink<T> {
+    /// A sink over `shape` elements in C order starting at `ptr`. The buffer must stay alive and
+    /// unaliased while the sink is used.
+    pub(crate) fn new(ptr: *mut T, shape: &[usize]) -> Self {
+        let mut strides = vec![1usize; shape.len()];
+        for ax in (0..shape.len().saturating_sub(1)).rev() {
+            strides[ax] = strides[ax + 1] * shape[ax + 1].max(1);
+        }
+        RawSink {
+            ptr,
+            shape: shape.to_vec(),
+            strides,
+        }
+    }
+}
+
+impl<T: Element> BlockSink<T> for RawSink<T> {
+    fn write_block(&self, region: &[Range<usize>], block: ArrayViewD<'_, T>) -> Result<()> {
+        let rshape: Vec<usize> = region.iter().map(|r| r.len()).collect();
+        if block.shape() != rshape.as_slice() || region.len() != self.shape.len() {
+            return Err(Error::Shape(format!(
+                "internal: block of shape {:?} for region {region:?}",
+                block.shape()
+            )));
+        }
+        if rshape.contains(&0) {
+            return Ok(());
+        }
+        let offset: usize = region
+            .iter()
+            .zip(&self.strides)
+            .map(|(r, s)| r.start * s)
+            .sum();
+        // SAFETY: the region lies inside the buffer (checked by the grid that produced it), the
+        // pointer and strides describe that C-ordered buffer, and regions of distinct blocks
+        // never overlap.
+        let mut dst: ArrayViewMutD<'_, T> = unsafe {
+            ArrayViewMutD::from_shape_ptr(
+                IxDyn(&rshape).strides(IxDyn(&self.strides)),
+                self.ptr.add(offset),
+            )
+        };
+        dst.assign(&block);
+        Ok(())
+    }
+}

@@ -1,0 +1,217 @@
+//! Plan nodes: the lazy graph behind every [`ChunkedArray`](crate::ChunkedArray).
+//!
+//! A node can produce any region of its array on request ([`Node::region`]); a consumer asks
+//! its inputs for exactly the region it needs, so an elementwise chain runs block by block
+//! with no intermediate array (fusion by construction). Each node also projects the memory of
+//! one of its tasks, which the executor checks against `allowed_mem` before running anything.
+
+use crate::chunks::ChunkGrid;
+use crate::element::{DType, Element};
+use crate::error::Result;
+use crate::exec::ExecContext;
+use ndarray::{ArrayD, CowArray, IxDyn, SliceInfoElem};
+use std::ops::Range;
+
+/// A block (or any region) produced by a node: borrowed from a source or cache when possible,
+/// owned when computed.
+pub type Block<'a, T> = CowArray<'a, T, IxDyn>;
+
+/// What every plan node tells about itself, whatever its element type.
+pub trait PlanNode: Send + Sync {
+    /// A short description of the operation (`sqrt`, `sum(axis=(0,))`, `from_npy(x.npy)`).
+    fn op(&self) -> String;
+    /// Element type of the node's output.
+    fn dtype(&self) -> DType;
+    /// The grid of the node's output.
+    fn grid(&self) -> &ChunkGrid;
+    /// The nodes this one reads.
+    fn inputs(&self) -> Vec<&dyn PlanNode>;
+    /// Bytes this node itself holds while producing its largest block (its output buffer and
+    /// working space), not counting its inputs.
+    fn own_task_bytes(&self) -> usize;
+    /// Whether this node runs inside its consumer's task (an elementwise step) rather than
+    /// being a stage of its own whose result is held (a materialised reduction).
+    fn is_stage(&self) -> bool {
+        false
+    }
+    /// Whether producing a block is costly enough that a consumer reading it many times (a
+    /// broadcast) should materialise it first: true for reductions and anything built on one.
+    fn expensive(&self) -> bool {
+        self.inputs().iter().any(|i| i.expensive())
+    }
+    /// Runs whatever must be computed before blocks of this node can be requested (materialised
+    /// inputs), inputs first.
+    fn prepare(&self, ctx: &ExecContext) -> Result<()> {
+        for i in self.inputs() {
+            i.prepare(ctx)?;
+        }
+        Ok(())
+    }
+}
+
+/// A node that produces elements of type `T`.
+pub trait Node<T: Element>: PlanNode {
+    /// Computes `region` of the node's output (any region inside the array).
+    fn region(&self, region: &[Range<usize>]) -> Result<Block<'_, T>>;
+}
+
+/// Projected bytes of one task of `node`: its own buffers plus those of the inputs fused into
+/// it (inputs that are stages of their own count nothing here: they are checked on their own).
+pub fn task_bytes(node: &dyn PlanNode) -> usize {
+    node.own_task_bytes()
+        + node
+            .inputs()
+            .iter()
+            .filter(|i| !i.is_stage())
+            .map(|i| task_bytes(*i))
+            .sum::<usize>()
+}
+
+/// Bytes of the largest block of a grid for elements of `dtype`.
+pub fn max_block_bytes(grid: &ChunkGrid, dtype: DType) -> usize {
+    grid.max_block_len().saturating_mul(dtype.size())
+}
+
+/// The ndarray slice description of a region.
+pub fn slice_info(region: &[Range<usize>]) -> Vec<SliceInfoElem> {
+    region
+        .iter()
+        .map(|r| SliceInfoElem::Slice {
+            start: r.start as isize,
+            end: Some(r.end as isize),
+            step: 1,
+        })
+        .collect()
+}
+
+/// Shape of a region.
+pub fn region_shape(region: &[Range<usize>]) -> Vec<usize> {
+    region.iter().map(|r| r.len()).collect()
+}
+
+/// Produces `region` of a node whose natural unit is one block: when the region lies in one
+/// block of `grid`, `one` computes it directly; otherwise the pieces are computed block by
+/// block and assembled into one owned array.
+pub fn by_blocks<'a, T: Element>(
+    grid: &ChunkGrid,
+    region: &[Range<usize>],
+    one: impl Fn(&[Range<usize>]) -> Result<Block<'a, T>>,
+) -> Result<Block<'a, T>> {
+    let ranges = grid.blocks_in(region);
+    if ranges.iter().all(|r| r.len() == 1) || region.iter().any(|r| r.is_empty()) {
+        return one(region);
+    }
+    let mut out = ArrayD::from_elem(IxDyn(&region_shape(region)), T::default());
+    for_each_index(&ranges, |idx| {
+        let breg = grid.block_region(idx);
+        let piece: Vec<Range<usize>> = breg
+            .iter()
+            .zip(region)
+            .map(|(b, r)| b.start.max(r.start)..b.end.min(r.end))
+            .collect();
+        let local: Vec<Range<usize>> = piece
+            .iter()
+            .zip(region)
+            .map(|(p, r)| p.start - r.start..p.end - r.start)
+            .collect();
+        let values = one(&piece)?;
+        out.slice_mut(slice_info(&local).as_slice()).assign(&values);
+        Ok(())
+    })?;
+    Ok(out.into())
+}
+
+/// Calls `f` for every multi-index in the product of `ranges`, in C order.
+pub fn for_each_index(
+    ranges: &[Range<usize>],
+    mut f: impl FnMut(&[usize]) -> Result<()>,
+) -> Result<()> {
+    if ranges.iter().any(|r| r.is_empty()) {
+        return Ok(());
+    }
+    let mut idx: Vec<usize> = ranges.iter().map(|r| r.start).collect();
+    loop {
+        f(&idx)?;
+        let mut ax = ranges.len();
+        loop {
+            if ax == 0 {
+                return Ok(());
+            }
+            ax -= 1;
+            idx[ax] += 1;
+            if idx[ax] < ranges[ax].end {
+                break;
+            }
+            idx[ax] = ranges[ax].start;
+        }
+    }
+}
+
+/// A node whose whole output is computed once, before the tasks that read it, and held in
+/// memory: used where many tasks read the same blocks of an expensive node (a reduction
+/// broadcast against a larger array).
+pub struct Materialize<T: Element> {
+    input: std::sync::Arc<dyn Node<T>>,
+    cache: std::sync::OnceLock<ArrayD<T>>,
+}
+
+impl<T: Element> Materialize<T> {
+    /// Wraps `input` so that it is computed once per plan.
+    pub fn new(input: std::sync::Arc<dyn Node<T>>) -> Self {
+        Materialize {
+            input,
+            cache: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl<T: Element> PlanNode for Materialize<T> {
+    fn op(&self) -> String {
+        "materialise".into()
+    }
+    fn dtype(&self) -> DType {
+        T::DTYPE
+    }
+    fn grid(&self) -> &ChunkGrid {
+        self.input.grid()
+    }
+    fn inputs(&self) -> Vec<&dyn PlanNode> {
+        vec![self.input.as_ref()]
+    }
+    fn own_task_bytes(&self) -> usize {
+        self.grid().len().saturating_mul(T::DTYPE.size())
+    }
+    fn is_stage(&self) -> bool {
+        true
+    }
+    fn expensive(&self) -> bool {
+        false
+    }
+    fn prepare(&self, ctx: &ExecContext) -> Result<()> {
+        if self.cache.get().is_none() {
+            let value = crate::exec::compute(self.input.as_ref(), ctx)?;
+            let _ = self.cache.set(value);
+        }
+        Ok(())
+    }
+}
+
+impl<T: Element> Node<T> for Materialize<T> {
+    fn region(&self, region: &[Range<usize>]) -> Result<Block<'_, T>> {
+        let data = self.cache.get().ok_or_else(|| {
+            crate::error::Error::Invalid(
+                "internal: a materialised node was read before it was computed".into(),
+            )
+        })?;
+        Ok(data.slice(slice_info(region).as_slice()).into())
+    }
+}
+
+/// `node`, wrapped in a [`Materialize`] when it is expensive to recompute.
+pub fn shared<T: Element>(node: &std::sync::Arc<dyn Node<T>>) -> std::sync::Arc<dyn Node<T>> {
+    if node.expensive() {
+        std::sync::Arc::new(Materialize::new(std::sync::Arc::clone(node)))
+    } else {
+        std::sync::Arc::clone(node)
+    }
+}
