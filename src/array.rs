@@ -151,7 +151,7 @@ impl<T: Element> ChunkedArray<T> {
         let writer = crate::store::npy::NpyWriter::create(path, T::DTYPE, self.shape(), overwrite)?;
         {
             let ptr = writer.data_ptr();
-            if writer.data_len() > 0 && (ptr as usize) % std::mem::align_of::<T>() != 0 {
+            if writer.data_len() > 0 && !(ptr as usize).is_multiple_of(std::mem::align_of::<T>()) {
                 return Err(Error::format(path, "internal: unaligned .npy data section"));
             }
             let sink = exec::RawSink::new(ptr.cast::<T>(), self.shape());

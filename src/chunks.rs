@@ -380,7 +380,7 @@ fn regular(n: usize, size: usize) -> Vec<usize> {
     }
     let size = size.max(1);
     let mut v = vec![size; n / size];
-    if n % size != 0 {
+    if !n.is_multiple_of(size) {
         v.push(n % size);
     }
     v

@@ -473,14 +473,27 @@ macro_rules! impl_num_int {
         if $b < 0 {
             match $a { 1 => 1, -1 => if $b % 2 == 0 { 1 } else { -1 }, _ => 0 }
         } else {
-            $a.wrapping_pow($b as u32)
+            wrapping_pow_u64($a, $b as u64, |x, y| x.wrapping_mul(y), 1)
         }
     };
-    (@pow false $a:ident, $b:ident) => { $a.wrapping_pow($b as u32) };
+    (@pow false $a:ident, $b:ident) => { wrapping_pow_u64($a, $b as u64, |x, y| x.wrapping_mul(y), 1) };
     (@abs true $a:ident) => { $a.wrapping_abs() };
     (@abs false $a:ident) => { $a };
     (@sign true $a:ident) => { $a.signum() };
     (@sign false $a:ident) => { if $a > 0 { 1 } else { 0 } };
+}
+
+/// `base ** exp` by squaring with wrapping multiplication, for any 64-bit exponent.
+fn wrapping_pow_u64<T: Copy>(base: T, mut exp: u64, mul: impl Fn(T, T) -> T, one: T) -> T {
+    let (mut acc, mut b) = (one, base);
+    while exp > 0 {
+        if exp & 1 == 1 {
+            acc = mul(acc, b);
+        }
+        b = mul(b, b);
+        exp >>= 1;
+    }
+    acc
 }
 
 impl_num_int!(i8, true);
@@ -560,8 +573,10 @@ macro_rules! impl_num_float {
                     1.0
                 } else if self < 0.0 {
                     -1.0
+                } else if self == 0.0 {
+                    0.0 // NumPy's sign of -0.0 is 0.0
                 } else {
-                    self // 0.0, -0.0 or NaN, as NumPy
+                    self // NaN
                 }
             }
         }

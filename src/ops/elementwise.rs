@@ -51,7 +51,7 @@ fn operand_region(shape: &[usize], ndim: usize, region: &[Range<usize>]) -> Vec<
         .enumerate()
         .map(|(i, &n)| {
             let r = &region[off + i];
-            if n == 1 && r.len() != 1 {
+            if n == 1 {
                 0..1
             } else {
                 r.clone()

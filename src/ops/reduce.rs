@@ -48,6 +48,18 @@ pub trait Reducer<T: Element>: Send + Sync + 'static {
     /// # Errors
     /// A result that does not exist (the arg-reduction of an all-NaN slice).
     fn finish(&self, acc: &Self::Acc) -> Result<Self::Out>;
+    /// Reduces a whole block over `axes` into `acc` (the block's shape without the reduced
+    /// axes) in a faster way than value by value, returning `false` to let the engine push
+    /// the values one by one.
+    fn push_slabs(
+        &self,
+        acc: &mut ndarray::ArrayViewMutD<'_, Self::Acc>,
+        data: &ArrayViewD<'_, T>,
+        axes: &[usize],
+    ) -> bool {
+        let _ = (acc, data, axes);
+        false
+    }
     /// Whether an empty reduction is an error (no identity: min, max, argmin, argmax).
     fn needs_values(&self) -> bool {
         false
@@ -305,30 +317,45 @@ impl<T: Element, R: Reducer<T>> Reduce<T, R> {
         }
         // General case: walk the positions along the reduced axes; at each, update every
         // output element from the slab of kept axes (rows of a C-order block for axis 0).
-        let red_shape: Vec<usize> = self.axes.iter().map(|&a| data.shape()[a]).collect();
-        let mut local = vec![0usize; red_shape.len()];
         let mut acc_view = acc.view_mut();
         // Remove the length-1 reduced axes of the partial so it matches each slab.
         for &ax in self.axes.iter().rev() {
             acc_view = acc_view.index_axis_move(Axis(ax), 0);
         }
-        let total: usize = red_shape.iter().product();
-        for _ in 0..total {
-            let idx = self.flat_index(sub, &local);
-            let mut slab = data.view();
-            for (k, &ax) in self.axes.iter().enumerate().rev() {
-                slab = slab.index_axis_move(Axis(ax), local[k]);
-            }
+        if !R::NEEDS_INDEX && self.r.push_slabs(&mut acc_view, &data, &self.axes) {
+            return;
+        }
+        for_each_slab(&data, &self.axes, |local, slab| {
+            let idx = self.flat_index(sub, local);
             Zip::from(&mut acc_view)
                 .and(&slab)
                 .for_each(|a, &v| self.r.push(a, v, idx));
-            for k in (0..local.len()).rev() {
-                local[k] += 1;
-                if local[k] < red_shape[k] {
-                    break;
-                }
-                local[k] = 0;
+        });
+    }
+}
+
+/// Calls `f` with every position along `axes` (C order) and the slab of `data` there: the
+/// view over the other axes.
+pub fn for_each_slab<'a, T>(
+    data: &ArrayViewD<'a, T>,
+    axes: &[usize],
+    mut f: impl FnMut(&[usize], ArrayViewD<'_, T>),
+) {
+    let red_shape: Vec<usize> = axes.iter().map(|&a| data.shape()[a]).collect();
+    let total: usize = red_shape.iter().product();
+    let mut local = vec![0usize; red_shape.len()];
+    for _ in 0..total {
+        let mut slab = data.view();
+        for (k, &ax) in axes.iter().enumerate().rev() {
+            slab = slab.index_axis_move(Axis(ax), local[k]);
+        }
+        f(&local, slab);
+        for k in (0..local.len()).rev() {
+            local[k] += 1;
+            if local[k] < red_shape[k] {
+                break;
             }
+            local[k] = 0;
         }
     }
 }
@@ -629,6 +656,24 @@ impl<T: Num> Reducer<T> for Sum<T> {
     fn finish(&self, acc: &T) -> Result<T> {
         Ok(*acc)
     }
+}
+
+/// The sum of `f(v)` over `vs` in eight independent lanes (vectorisable; rounding error
+/// grows like that of an eight-way pairwise sum).
+fn lane_sum<T: Copy>(vs: &[T], f: impl Fn(T) -> f64) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let mut chunks = vs.chunks_exact(8);
+    for c in &mut chunks {
+        for k in 0..8 {
+            lanes[k] += f(c[k]);
+        }
+    }
+    let mut s = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
+        + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    for &v in chunks.remainder() {
+        s += f(v);
+    }
+    s
 }
 
 /// Product, optionally skipping NaN.
@@ -938,28 +983,79 @@ impl<T: Element, O: Float> Reducer<T> for Moments<O> {
         acc.m2 += d * (x - acc.mean);
     }
     fn push_slice(&self, acc: &mut MomentsAcc, vs: &[T], _: u64) {
-        // Two passes over the run (exact mean first), then one Chan merge.
-        let (mut n, mut s) = (0.0f64, 0.0f64);
-        for &v in vs {
-            if !(self.skip_nan && v.is_nan()) {
-                n += 1.0;
-                s += v.to_f64();
-            }
-        }
+        // Two passes over the run (exact mean first, then squared deviations), each with eight
+        // independent lanes so it vectorises; then one Chan merge.
+        let skip = self.skip_nan;
+        let keep = |v: T| !(skip && v.is_nan());
+        let n = if skip {
+            vs.iter().filter(|v| keep(**v)).count() as f64
+        } else {
+            vs.len() as f64
+        };
         if n == 0.0 {
             return;
         }
+        let s = lane_sum(vs, |v| if keep(v) { v.to_f64() } else { 0.0 });
         let mean = s / n;
-        let mut m2 = 0.0;
-        if self.kind != MomentKind::Mean {
-            for &v in vs {
-                if !(self.skip_nan && v.is_nan()) {
+        let m2 = if self.kind == MomentKind::Mean {
+            0.0
+        } else {
+            lane_sum(vs, |v| {
+                if keep(v) {
                     let d = v.to_f64() - mean;
-                    m2 += d * d;
+                    d * d
+                } else {
+                    0.0
                 }
-            }
-        }
+            })
+        };
         acc.merge(&MomentsAcc { n, mean, m2 });
+    }
+    fn push_slabs(
+        &self,
+        acc: &mut ndarray::ArrayViewMutD<'_, MomentsAcc>,
+        data: &ArrayViewD<'_, T>,
+        axes: &[usize],
+    ) -> bool {
+        if self.skip_nan {
+            return false;
+        }
+        // Two passes over the block, each a vectorisable sweep of whole slabs: the sums (so
+        // the means), then the squared deviations from those means.
+        let n: usize = axes.iter().map(|&a| data.shape()[a]).product();
+        if n == 0 {
+            return true;
+        }
+        let mut mean = ArrayD::<f64>::zeros(acc.raw_dim());
+        for_each_slab(data, axes, |_, slab| {
+            Zip::from(&mut mean)
+                .and(&slab)
+                .for_each(|s, &v| *s += v.to_f64());
+        });
+        mean.mapv_inplace(|s| s / n as f64);
+        let mut m2 = ArrayD::<f64>::zeros(acc.raw_dim());
+        if self.kind != MomentKind::Mean {
+            for_each_slab(data, axes, |_, slab| {
+                Zip::from(&mut m2)
+                    .and(&mean)
+                    .and(&slab)
+                    .for_each(|q, &m, &v| {
+                        let d = v.to_f64() - m;
+                        *q += d * d;
+                    });
+            });
+        }
+        Zip::from(acc)
+            .and(&mean)
+            .and(&m2)
+            .for_each(|a, &mean, &m2| {
+                a.merge(&MomentsAcc {
+                    n: n as f64,
+                    mean,
+                    m2,
+                })
+            });
+        true
     }
     fn merge(&self, acc: &mut MomentsAcc, other: &MomentsAcc) {
         acc.merge(other);
@@ -974,8 +1070,8 @@ impl<T: Element, O: Float> Reducer<T> for Moments<O> {
                 }
             }
             MomentKind::Var(ddof) | MomentKind::Std(ddof) => {
-                let d = acc.n - ddof;
-                let var = if d <= 0.0 { f64::NAN } else { acc.m2 / d };
+                // NumPy divides by max(n - ddof, 0): inf (or NaN for 0/0) past the count.
+                let var = acc.m2 / (acc.n - ddof).max(0.0);
                 if matches!(self.kind, MomentKind::Std(_)) {
                     var.sqrt()
                 } else {

@@ -181,6 +181,9 @@ impl<T: Element> Node<T> for SliceNode<T> {
         for (k, o) in self.out.iter().enumerate() {
             if matches!(o, OutAxis::NewAxis) {
                 b.insert_axis_inplace(Axis(k));
+                if region[k].is_empty() {
+                    b.slice_axis_inplace(Axis(k), Slice::from(0..0));
+                }
             }
         }
         Ok(b)
@@ -622,7 +625,7 @@ impl<T: Element> ChunkedArray<T> {
             .product();
         let mut out: Vec<usize> = shape.iter().map(|&n| n.max(0) as usize).collect();
         if let Some(&k) = neg.first() {
-            if known == 0 || len % known != 0 {
+            if known == 0 || !len.is_multiple_of(known) {
                 return Err(Error::Shape(format!(
                     "cannot reshape array of size {len} (shape {:?}) into shape {shape:?}",
                     self.shape()
@@ -650,7 +653,11 @@ impl<T: Element> ChunkedArray<T> {
         };
         let g = self.grid();
         let mut chunks: Vec<Vec<usize>> = Vec::with_capacity(out.len());
-        for grp in &groups {
+        if len == 0 {
+            // No elements: one block per axis, as every empty grid has.
+            chunks.extend(out.iter().map(|&n| vec![n]));
+        }
+        for grp in groups.iter().filter(|_| len > 0) {
             let (ni, no) = (grp.inp.len(), grp.out.len());
             if ni == 1 && no == 1 {
                 chunks.push(g.chunks()[grp.inp.start].clone());
