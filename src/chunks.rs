@@ -8,6 +8,10 @@ use std::ops::Range;
 /// `array.chunk-size`).
 pub const AUTO_BLOCK_BYTES: usize = 128 << 20;
 
+/// The most blocks a grid may have (a plan walks every block; Dask's limit is similar in
+/// practice).
+pub const MAX_BLOCKS: usize = 1 << 30;
+
 /// How the user asks for chunks along one axis.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AxisChunks {
@@ -156,6 +160,23 @@ impl ChunkGrid {
                 sizes[*a] = Some(s);
             }
         }
+        // Refuse grids whose element or block counts cannot be represented, before allocating
+        // their block lists.
+        let mut elems: usize = 1;
+        let mut blocks: usize = 1;
+        for (ax, &n) in shape.iter().enumerate() {
+            let per = n.div_ceil(sizes[ax].unwrap_or(1).max(1)).max(1);
+            elems = elems
+                .checked_mul(n)
+                .ok_or_else(|| err("more elements than can be addressed".into()))?;
+            blocks = blocks.saturating_mul(per);
+        }
+        if blocks > MAX_BLOCKS {
+            return Err(err(format!(
+                "{blocks} blocks is more than the {MAX_BLOCKS} tessera plans for; use larger chunks"
+            )));
+        }
+        let _ = elems;
         let chunks = (0..shape.len())
             .map(|ax| match explicit[ax].take() {
                 Some(v) if shape[ax] == 0 => {
