@@ -8,7 +8,7 @@ use crate::element::{DType, Element, Float, Num};
 use crate::error::{Error, Result};
 use crate::exec::ExecOptions;
 use crate::ops::elementwise::Operand;
-use crate::ops::reduce::ReduceOpts;
+use crate::ops::reduce::{ArgExtreme, ReduceOpts};
 use crate::ops::slice::SliceItem;
 use std::fmt;
 use std::path::Path;
@@ -67,6 +67,27 @@ macro_rules! dispatch_num {
             DynArray::U64($a) => $body,
             DynArray::F32($a) => $body,
             DynArray::F64($a) => $body,
+        }
+    };
+}
+
+/// Like `dispatch!`, for the integer types only (anything else is an error naming `$what`).
+macro_rules! dispatch_int {
+    ($v:expr, $what:expr, $a:ident => $body:expr) => {
+        match $v {
+            DynArray::I8($a) => $body,
+            DynArray::I16($a) => $body,
+            DynArray::I32($a) => $body,
+            DynArray::I64($a) => $body,
+            DynArray::U8($a) => $body,
+            DynArray::U16($a) => $body,
+            DynArray::U32($a) => $body,
+            DynArray::U64($a) => $body,
+            other => Err(Error::DType(format!(
+                "{} is not supported for {}",
+                $what,
+                other.dtype()
+            ))),
         }
     };
 }
@@ -213,9 +234,13 @@ pub enum BinaryOp {
     FloorDiv,
     Mod,
     Pow,
+    Fmod,
     Minimum,
     Maximum,
     Arctan2,
+    BitAnd,
+    BitOr,
+    BitXor,
     Eq,
     Ne,
     Lt,
@@ -238,6 +263,10 @@ impl BinaryOp {
             BinaryOp::FloorDiv => "floor_divide",
             BinaryOp::Mod => "remainder",
             BinaryOp::Pow => "power",
+            BinaryOp::Fmod => "fmod",
+            BinaryOp::BitAnd => "bitwise_and",
+            BinaryOp::BitOr => "bitwise_or",
+            BinaryOp::BitXor => "bitwise_xor",
             BinaryOp::Minimum => "minimum",
             BinaryOp::Maximum => "maximum",
             BinaryOp::Arctan2 => "arctan2",
@@ -280,7 +309,13 @@ impl BinaryOp {
                         .into(),
                 ))
             }
-            FloorDiv | Mod | Pow if common == DType::Bool => DType::I8,
+            FloorDiv | Mod | Fmod | Pow if common == DType::Bool => DType::I8,
+            BitAnd | BitOr | BitXor if common.is_float() => {
+                return Err(Error::DType(format!(
+                    "{} is not supported for {common}",
+                    self.name()
+                )))
+            }
             _ => common,
         })
     }
@@ -294,6 +329,7 @@ pub enum UnaryOp {
     Abs,
     Sign,
     Not,
+    Invert,
     IsNan,
     IsFinite,
     Sqrt,
@@ -388,6 +424,7 @@ where
         Mul => a.mul(b)?.into(),
         FloorDiv => a.floor_div(b)?.into(),
         Mod => a.rem(b)?.into(),
+        Fmod => a.fmod(b)?.into(),
         Pow => a.pow(b)?.into(),
         Minimum => a.minimum(b)?.into(),
         Maximum => a.maximum(b)?.into(),
@@ -556,6 +593,54 @@ impl DynArray {
     /// # Errors
     /// Shapes that do not broadcast, or an operation the dtypes do not support.
     pub fn binary(op: BinaryOp, lhs: &DynOperand, rhs: &DynOperand) -> Result<DynArray> {
+        // A Python integer outside an integer array's range: comparisons are decided by its
+        // sign (NumPy 2 compares exactly); anything else is an error, as NumPy 2's OverflowError.
+        let out_of_range = |a: &DynArray, s: &Scalar| match s {
+            Scalar::Int(v) if a.dtype().is_int() && !int_fits(*v, a.dtype()) => Some(*v),
+            _ => None,
+        };
+        match (lhs, rhs) {
+            (DynOperand::Array(a), DynOperand::Scalar(s))
+            | (DynOperand::Scalar(s), DynOperand::Array(a)) => {
+                if let Some(v) = out_of_range(a, s) {
+                    let scalar_left = matches!(lhs, DynOperand::Scalar(_));
+                    return if op.is_comparison() {
+                        let above = v > 0; // the scalar is above every value of the dtype
+                        let (lt, gt) = if scalar_left {
+                            (!above, above)
+                        } else {
+                            (above, !above)
+                        };
+                        // lt: array < scalar holds everywhere (with the operands as written).
+                        let value = match op {
+                            BinaryOp::Lt | BinaryOp::Le => lt,
+                            BinaryOp::Gt | BinaryOp::Ge => gt,
+                            BinaryOp::Ne => true,
+                            _ => false,
+                        };
+                        Ok(DynArray::Bool(
+                            dispatch!(a, x => x.map("constant", move |_| value)),
+                        ))
+                    } else {
+                        Err(Error::DType(format!(
+                            "Python integer {v} out of bounds for {} in {}",
+                            a.dtype(),
+                            op.name()
+                        )))
+                    };
+                }
+                if op == BinaryOp::Pow
+                    && a.dtype().is_int()
+                    && matches!(s, Scalar::Int(v) if *v < 0)
+                    && !matches!(lhs, DynOperand::Scalar(_))
+                {
+                    return Err(Error::DType(
+                        "integers to negative integer powers are not allowed".into(),
+                    ));
+                }
+            }
+            _ => {}
+        }
         let (a, b) = match (lhs, rhs) {
             (DynOperand::Array(a), DynOperand::Array(b)) => {
                 (a.clone(), DynOperand::Array(b.clone()))
@@ -617,6 +702,25 @@ impl DynArray {
                 ))),
             },
             Div | Arctan2 => dispatch_float!(a, x => float_binary(x, operand!(x, b), op)),
+            BitAnd | BitOr | BitXor => match a {
+                DynArray::Bool(x) => {
+                    let o = operand!(x, b);
+                    Ok(DynArray::Bool(match op {
+                        BitAnd => x.and(o)?,
+                        BitOr => x.or(o)?,
+                        _ => x.xor(o)?,
+                    }))
+                }
+                other => dispatch_int!(other, op.name(), x => {
+                    let o = operand!(x, b);
+                    Ok(match op {
+                        BitAnd => x.bitand(o)?,
+                        BitOr => x.bitor(o)?,
+                        _ => x.bitxor(o)?,
+                    }
+                    .into())
+                }),
+            },
             Add | Mul if a.dtype() == DType::Bool => match a {
                 DynArray::Bool(x) => {
                     let o = operand!(x, b);
@@ -687,6 +791,10 @@ impl DynArray {
                 other => dispatch_num!(other, "absolute", a => Ok(a.abs().into())),
             },
             Sign => dispatch_num!(self, "sign", a => Ok(a.sign().into())),
+            Invert => match self {
+                DynArray::Bool(a) => Ok(DynArray::Bool(a.not())),
+                other => dispatch_int!(other, "invert (~)", a => Ok(a.bitnot().into())),
+            },
             Not => Ok(DynArray::Bool(match self {
                 DynArray::Bool(a) => a.not(),
                 other => dispatch!(other, a => a.map("logical_not", |v| !v.truthy())),
@@ -744,7 +852,6 @@ impl DynArray {
                 .to_lowercase(),
             ));
         }
-        let arg_axis = opts.axis.as_ref().and_then(|a| a.first().copied());
         match op {
             Sum | Prod | NanSum | NanProd => {
                 let x = self.astype(accumulate_dtype(self.dtype()));
@@ -775,10 +882,18 @@ impl DynArray {
             Max => dispatch!(self, a => Ok(a.max(opts)?.into())),
             NanMin => dispatch!(self, a => Ok(a.nanmin(opts)?.into())),
             NanMax => dispatch!(self, a => Ok(a.nanmax(opts)?.into())),
-            Argmin => dispatch!(self, a => Ok(a.argmin(arg_axis)?.into())),
-            Argmax => dispatch!(self, a => Ok(a.argmax(arg_axis)?.into())),
-            NanArgmin => dispatch!(self, a => Ok(a.nanargmin(arg_axis)?.into())),
-            NanArgmax => dispatch!(self, a => Ok(a.nanargmax(arg_axis)?.into())),
+            Argmin => {
+                dispatch!(self, a => Ok(a.reduce(ArgExtreme::new(false, false), opts)?.into()))
+            }
+            Argmax => {
+                dispatch!(self, a => Ok(a.reduce(ArgExtreme::new(true, false), opts)?.into()))
+            }
+            NanArgmin => {
+                dispatch!(self, a => Ok(a.reduce(ArgExtreme::new(false, true), opts)?.into()))
+            }
+            NanArgmax => {
+                dispatch!(self, a => Ok(a.reduce(ArgExtreme::new(true, true), opts)?.into()))
+            }
             Any => dispatch!(self, a => Ok(a.any(opts)?.into())),
             All => dispatch!(self, a => Ok(a.all(opts)?.into())),
         }
@@ -878,8 +993,9 @@ impl DynArray {
     pub fn compute_to_string(&self, opts: &ExecOptions) -> Result<String> {
         dispatch!(self, a => {
             let v = a.compute_with(opts)?;
+            let v = v.mapv(py_format);
             Ok(if v.ndim() == 0 {
-                v.iter().next().map(|x| format!("{x}")).unwrap_or_default()
+                v.iter().next().cloned().unwrap_or_default()
             } else {
                 format!("{v}")
             })
@@ -895,6 +1011,15 @@ impl DynArray {
             DynArray::F64(a) => a.compute_with(opts),
             _ => unreachable_dtype(),
         }
+    }
+}
+
+/// Formats a value as Python does (`True`/`False` for bools).
+fn py_format<T: Element>(x: T) -> String {
+    if T::DTYPE == DType::Bool {
+        if x.truthy() { "True" } else { "False" }.to_string()
+    } else {
+        format!("{x}")
     }
 }
 
@@ -916,6 +1041,22 @@ fn operand_array(o: &DynOperand, d: DType) -> Result<DynArray> {
         DynOperand::Array(a) => Ok(a.astype(d)),
         DynOperand::Scalar(s) => DynArray::scalar(*s, d),
     }
+}
+
+/// Whether `v` is representable in the integer dtype `d`.
+fn int_fits(v: i64, d: DType) -> bool {
+    let (lo, hi): (i128, i128) = match d {
+        DType::I8 => (i8::MIN.into(), i8::MAX.into()),
+        DType::I16 => (i16::MIN.into(), i16::MAX.into()),
+        DType::I32 => (i32::MIN.into(), i32::MAX.into()),
+        DType::I64 => (i64::MIN.into(), i64::MAX.into()),
+        DType::U8 => (0, u8::MAX.into()),
+        DType::U16 => (0, u16::MAX.into()),
+        DType::U32 => (0, u32::MAX.into()),
+        DType::U64 => (0, u64::MAX.into()),
+        _ => return true,
+    };
+    (lo..=hi).contains(&i128::from(v))
 }
 
 fn unreachable_dtype<T>() -> Result<T> {

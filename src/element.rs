@@ -405,6 +405,9 @@ pub trait Num: Element {
     fn floor_div(self, b: Self) -> Self;
     /// Python's modulo `a % b` (the sign of the divisor).
     fn modulo(self, b: Self) -> Self;
+    /// C's `fmod(a, b)`: the remainder with the sign of the dividend (0 for an integer division
+    /// by zero, NaN for a float one).
+    fn fmod(self, b: Self) -> Self;
     /// `a ** b`. Integer powers with a negative exponent give 0 unless the base is 1 or -1.
     fn pow(self, b: Self) -> Self;
     /// `-a` (wrapping for integers; unsigned wraps as NumPy's does).
@@ -446,6 +449,13 @@ macro_rules! impl_num_int {
                 }
                 let r = self.wrapping_rem(b);
                 impl_num_int!(@mod $signed r, b)
+            }
+            fn fmod(self, b: Self) -> Self {
+                if b == 0 {
+                    0
+                } else {
+                    self.wrapping_rem(b)
+                }
             }
             fn pow(self, b: Self) -> Self {
                 impl_num_int!(@pow $signed self, b)
@@ -559,6 +569,9 @@ macro_rules! impl_num_float {
                     (0.0 as $t).copysign(b)
                 }
             }
+            fn fmod(self, b: Self) -> Self {
+                self % b
+            }
             fn pow(self, b: Self) -> Self {
                 self.powf(b)
             }
@@ -585,6 +598,39 @@ macro_rules! impl_num_float {
 
 impl_num_float!(f32);
 impl_num_float!(f64);
+
+/// Integer elements: the bitwise operations.
+pub trait Integer: Num {
+    /// `a & b`.
+    fn bitand(self, b: Self) -> Self;
+    /// `a | b`.
+    fn bitor(self, b: Self) -> Self;
+    /// `a ^ b`.
+    fn bitxor(self, b: Self) -> Self;
+    /// `!a` (`~a` in NumPy).
+    fn bitnot(self) -> Self;
+}
+
+macro_rules! impl_integer {
+    ($($t:ty),*) => {
+        $(impl Integer for $t {
+            fn bitand(self, b: Self) -> Self {
+                self & b
+            }
+            fn bitor(self, b: Self) -> Self {
+                self | b
+            }
+            fn bitxor(self, b: Self) -> Self {
+                self ^ b
+            }
+            fn bitnot(self) -> Self {
+                !self
+            }
+        })*
+    };
+}
+
+impl_integer!(i8, i16, i32, i64, u8, u16, u32, u64);
 
 /// Floating-point elements: `f32` and `f64`.
 pub trait Float: Num + std::ops::Div<Output = Self> {

@@ -20,6 +20,7 @@ const PRINT_LIMIT: usize = 1 << 20;
 #[derive(Args, Debug)]
 pub(crate) struct EvalArgs {
     /// The expression, in NumPy's syntax (`sum(x ** 2, axis=0)`, `x[::2].T`, `where(x > 0, x, 0)`).
+    #[arg(allow_hyphen_values = true)]
     expr: String,
     /// An input: NAME=PATH, where PATH is file.npy (Zarr and HDF5 come later).
     #[arg(long = "in", value_name = "NAME=PATH")]

@@ -293,6 +293,30 @@ fn scalar_binary(col: usize, op: BinaryOp, a: Scalar, b: Scalar) -> Result<Value
         Scalar::Int(i) => Some(i),
         Scalar::Float(_) => None,
     };
+    let zero = match b {
+        Scalar::Float(f) => f == 0.0,
+        other => ints(other) == Some(0),
+    };
+    if zero && matches!(op, Div | FloorDiv | Mod | Fmod) {
+        return err(col, "division by zero");
+    }
+    if matches!(op, BitAnd | BitOr | BitXor) {
+        return match (a, b) {
+            (Scalar::Bool(x), Scalar::Bool(y)) => Ok(Value::Scalar(Scalar::Bool(match op {
+                BitAnd => x & y,
+                BitOr => x | y,
+                _ => x ^ y,
+            }))),
+            _ => match (ints(a), ints(b)) {
+                (Some(x), Some(y)) => Ok(Value::Scalar(Scalar::Int(match op {
+                    BitAnd => x & y,
+                    BitOr => x | y,
+                    _ => x ^ y,
+                }))),
+                _ => err(col, format!("{} is not supported for floats", op.name())),
+            },
+        };
+    }
     if let (Some(x), Some(y)) = (ints(a), ints(b)) {
         let v = match op {
             Add => x.checked_add(y),
@@ -301,6 +325,7 @@ fn scalar_binary(col: usize, op: BinaryOp, a: Scalar, b: Scalar) -> Result<Value
             FloorDiv | Mod if y == 0 => return err(col, "integer division or modulo by zero"),
             FloorDiv => Some(x.div_euclid(y) - if y < 0 && x.rem_euclid(y) != 0 { 1 } else { 0 }),
             Mod => Some(((x % y) + y) % y),
+            Fmod => Some(x % y),
             Pow if y >= 0 => u32::try_from(y).ok().and_then(|e| x.checked_pow(e)),
             _ => None,
         };
@@ -316,6 +341,10 @@ fn scalar_binary(col: usize, op: BinaryOp, a: Scalar, b: Scalar) -> Result<Value
         Div => Scalar::Float(x / y),
         FloorDiv => Scalar::Float((x / y).floor()),
         Mod => Scalar::Float(x - y * (x / y).floor()),
+        Fmod => Scalar::Float(x % y),
+        BitAnd | BitOr | BitXor => {
+            return err(col, format!("{} is not supported for floats", op.name()))
+        }
         Pow => Scalar::Float(x.powf(y)),
         Minimum => Scalar::Float(x.min(y)),
         Maximum => Scalar::Float(x.max(y)),
@@ -340,7 +369,7 @@ fn binary_value(col: usize, op: BinaryOp, a: Value, b: Value) -> Result<Value> {
     Ok(Value::Array(at(col, DynArray::binary(op, &a, &b))?))
 }
 
-const UNARY: [(&str, DUnary); 20] = [
+const UNARY: [(&str, DUnary); 21] = [
     ("sqrt", DUnary::Sqrt),
     ("exp", DUnary::Exp),
     ("log", DUnary::Log),
@@ -360,10 +389,11 @@ const UNARY: [(&str, DUnary); 20] = [
     ("isnan", DUnary::IsNan),
     ("isfinite", DUnary::IsFinite),
     ("logical_not", DUnary::Not),
-    ("invert", DUnary::Not),
+    ("invert", DUnary::Invert),
+    ("bitwise_not", DUnary::Invert),
 ];
 
-const BINARY: [(&str, BinaryOp); 22] = [
+const BINARY: [(&str, BinaryOp); 25] = [
     ("add", BinaryOp::Add),
     ("subtract", BinaryOp::Sub),
     ("multiply", BinaryOp::Mul),
@@ -385,7 +415,10 @@ const BINARY: [(&str, BinaryOp); 22] = [
     ("logical_and", BinaryOp::And),
     ("logical_or", BinaryOp::Or),
     ("logical_xor", BinaryOp::Xor),
-    ("fmod", BinaryOp::Mod),
+    ("fmod", BinaryOp::Fmod),
+    ("bitwise_and", BinaryOp::BitAnd),
+    ("bitwise_or", BinaryOp::BitOr),
+    ("bitwise_xor", BinaryOp::BitXor),
 ];
 
 /// Every function the language knows, for error messages.
@@ -460,14 +493,14 @@ impl Evaluator<'_> {
                         Ok(Value::Scalar(Scalar::Bool(s.as_f64() == 0.0)))
                     }
                     (UnaryOp::Neg, v) => self.unary(col, DUnary::Neg, v),
-                    (UnaryOp::Not | UnaryOp::Invert, v) => {
-                        if let Value::Array(a) = &v {
-                            if a.dtype() != DType::Bool && *op == UnaryOp::Invert {
-                                return err(col, format!("~ (bitwise invert) of {} is not supported yet; it works on bool arrays", a.dtype()));
-                            }
-                        }
-                        self.unary(col, DUnary::Not, v)
+                    (UnaryOp::Invert, Value::Scalar(Scalar::Int(i))) => {
+                        Ok(Value::Scalar(Scalar::Int(!i)))
                     }
+                    (UnaryOp::Invert, Value::Scalar(Scalar::Bool(b))) => {
+                        Ok(Value::Scalar(Scalar::Bool(!b)))
+                    }
+                    (UnaryOp::Invert, v) => self.unary(col, DUnary::Invert, v),
+                    (UnaryOp::Not, v) => self.unary(col, DUnary::Not, v),
                 }
             }
             ExprKind::Binary { op, lhs, rhs } => {
@@ -481,9 +514,11 @@ impl Evaluator<'_> {
                     BinOp::FloorDiv => BinaryOp::FloorDiv,
                     BinOp::Mod => BinaryOp::Mod,
                     BinOp::Pow => BinaryOp::Pow,
-                    BinOp::BitAnd | BinOp::And => BinaryOp::And,
-                    BinOp::BitOr | BinOp::Or => BinaryOp::Or,
-                    BinOp::BitXor => BinaryOp::Xor,
+                    BinOp::BitAnd => BinaryOp::BitAnd,
+                    BinOp::BitOr => BinaryOp::BitOr,
+                    BinOp::BitXor => BinaryOp::BitXor,
+                    BinOp::And => BinaryOp::And,
+                    BinOp::Or => BinaryOp::Or,
                     BinOp::Lt => BinaryOp::Lt,
                     BinOp::Le => BinaryOp::Le,
                     BinOp::Gt => BinaryOp::Gt,
@@ -533,6 +568,16 @@ impl Evaluator<'_> {
             }
             ExprKind::Index { value, items } => {
                 let v = self.eval(value)?;
+                if let (Value::Tuple(t), [IndexItem::Index(i)]) = (&v, items.as_slice()) {
+                    // `x.shape[0]`: Python indexing of a tuple.
+                    let k = to_int(i.col, &self.eval(i)?, "a tuple index")?;
+                    let n = t.len() as i64;
+                    let p = if k < 0 { k + n } else { k };
+                    return match usize::try_from(p).ok().and_then(|p| t.get(p)) {
+                        Some(v) => Ok(v.clone()),
+                        None => err(i.col, format!("tuple index {k} out of range for {n} items")),
+                    };
+                }
                 let a = to_array(value.col, v)?;
                 let items = self.index_items(col, items, a.shape().len())?;
                 Ok(Value::Array(at(col, a.slice(&items))?))
@@ -902,9 +947,8 @@ impl Evaluator<'_> {
             None => None,
             Some((c, v)) => to_axis(c, &v)?,
         };
-        let mut npos = 2;
+        let npos = 2;
         let ddof = if op.takes_ddof() {
-            npos = 3;
             match a.take(usize::MAX, "ddof") {
                 None => 0.0,
                 Some((c, v)) => to_f64(c, &v, "ddof")?,

@@ -274,7 +274,7 @@ pub enum IndexItem {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
     /// The 1-based column, in characters from the start of the source, of the problem; the
-    /// length of the source plus one for an unexpected end of input.
+    /// column after the last non-blank character for an unexpected end of input.
     pub col: usize,
     /// What is wrong.
     pub message: String,
@@ -485,10 +485,12 @@ impl<'a> Lexer<'a> {
         self.eat_while(|c| c.is_ascii_whitespace());
         let start = *self;
         let Some(c) = self.bump() else {
+            // The end of input is reported just after the last non-blank character, where the
+            // rendered caret stands too.
             return Ok(Token {
                 tok: Tok::Eof,
                 text: "",
-                col: self.col,
+                col: self.src.trim_end().chars().count() + 1,
             });
         };
         let tok = match c {
@@ -1644,7 +1646,7 @@ mod tests {
         assert_error("a + * b", 5, "expected an expression, found '*'");
         assert_error("", 1, "unexpected end of input, expected an expression");
         assert_error("a +", 4, "unexpected end of input, expected an expression");
-        assert_error("a + ", 5, "unexpected end of input, expected an expression");
+        assert_error("a + ", 4, "unexpected end of input, expected an expression");
         assert_error(
             "x.",
             3,
@@ -1830,7 +1832,7 @@ mod tests {
         assert_eq!(err.render(source), "\t(y * $)\n\t     ^");
         let source = "x +\n";
         let err = parse(source).unwrap_err();
-        assert_eq!(err.col, 5);
+        assert_eq!(err.col, 4);
         assert_eq!(err.render(source), "x +\n   ^");
         assert_eq!(parse("").unwrap_err().render(""), "\n^");
         let err: Box<dyn std::error::Error> = Box::new(parse(")").unwrap_err());

@@ -8,7 +8,7 @@
 
 use crate::array::ChunkedArray;
 use crate::chunks::ChunkGrid;
-use crate::element::{DType, Element, Float, FloatFn, Num};
+use crate::element::{DType, Element, Float, FloatFn, Integer, Num};
 use crate::error::{Error, Result};
 use crate::plan::{max_block_bytes, shared, Block, Node, PlanNode};
 use ndarray::{IxDyn, Zip};
@@ -588,6 +588,13 @@ impl<T: Num> ChunkedArray<T> {
     pub fn rem(&self, rhs: impl Into<Operand<T>>) -> Result<Self> {
         self.binary(rhs, "remainder", Num::modulo)
     }
+    /// C's `fmod`: the remainder with the sign of the dividend.
+    ///
+    /// # Errors
+    /// Shapes that do not broadcast.
+    pub fn fmod(&self, rhs: impl Into<Operand<T>>) -> Result<Self> {
+        self.binary(rhs, "fmod", Num::fmod)
+    }
     /// `self ** rhs`.
     ///
     /// # Errors
@@ -606,6 +613,34 @@ impl<T: Num> ChunkedArray<T> {
     /// The sign of every element: -1, 0 or 1 (NaN stays NaN).
     pub fn sign(&self) -> Self {
         self.map_same("sign", Num::sign)
+    }
+}
+
+impl<T: Integer> ChunkedArray<T> {
+    /// Bitwise and.
+    ///
+    /// # Errors
+    /// Shapes that do not broadcast.
+    pub fn bitand(&self, rhs: impl Into<Operand<T>>) -> Result<Self> {
+        self.binary(rhs, "bitwise_and", Integer::bitand)
+    }
+    /// Bitwise or.
+    ///
+    /// # Errors
+    /// Shapes that do not broadcast.
+    pub fn bitor(&self, rhs: impl Into<Operand<T>>) -> Result<Self> {
+        self.binary(rhs, "bitwise_or", Integer::bitor)
+    }
+    /// Bitwise exclusive or.
+    ///
+    /// # Errors
+    /// Shapes that do not broadcast.
+    pub fn bitxor(&self, rhs: impl Into<Operand<T>>) -> Result<Self> {
+        self.binary(rhs, "bitwise_xor", Integer::bitxor)
+    }
+    /// Bitwise not (`~`).
+    pub fn bitnot(&self) -> Self {
+        self.map_same("invert", Integer::bitnot)
     }
 }
 

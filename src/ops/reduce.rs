@@ -1070,8 +1070,13 @@ impl<T: Element, O: Float> Reducer<T> for Moments<O> {
                 }
             }
             MomentKind::Var(ddof) | MomentKind::Std(ddof) => {
-                // NumPy divides by max(n - ddof, 0): inf (or NaN for 0/0) past the count.
-                let var = acc.m2 / (acc.n - ddof).max(0.0);
+                // NumPy's var divides by max(n - ddof, 0): inf (or NaN for 0/0) past the
+                // count; nanvar gives NaN there.
+                let var = if self.skip_nan && acc.n - ddof <= 0.0 {
+                    f64::NAN
+                } else {
+                    acc.m2 / (acc.n - ddof).max(0.0)
+                };
                 if matches!(self.kind, MomentKind::Std(_)) {
                     var.sqrt()
                 } else {
