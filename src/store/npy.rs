@@ -655,6 +655,20 @@ fn parse_descr(descr: &PyValue) -> Result<(DType, bool), String> {
 ///
 /// The mapping is only sound while no one truncates or rewrites the file; that is the caller's
 /// documented contract.
+/// Best-effort `MADV_POPULATE_READ` of `range` (relative to `offset`) of a map.
+pub(crate) fn populate(map: Option<&Mmap>, offset: usize, range: std::ops::Range<usize>) {
+    #[cfg(target_os = "linux")]
+    if let Some(m) = map {
+        let start = offset.saturating_add(range.start);
+        let end = offset.saturating_add(range.end).min(m.len());
+        if start < end {
+            let _ = m.advise_range(memmap2::Advice::PopulateRead, start, end - start);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (map, offset, range);
+}
+
 pub(crate) fn map_readonly(path: &Path) -> Result<Option<Mmap>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
@@ -738,6 +752,13 @@ impl NpyMap {
     /// The path the file was opened from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Maps the pages of `range` (byte offsets within [`data`](NpyMap::data)) into the process
+    /// in one system call (`MADV_POPULATE_READ`) instead of one page fault per few pages. A hint:
+    /// errors (old kernels) are ignored.
+    pub fn populate(&self, range: std::ops::Range<usize>) {
+        populate(self.map.as_ref(), self.header.data_offset, range);
     }
 
     /// The element data: exactly [`nbytes`](NpyHeader::nbytes) bytes starting at

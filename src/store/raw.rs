@@ -101,6 +101,12 @@ impl RawMap {
             .unwrap_or(&[])
     }
 
+    /// Maps the pages of `range` (byte offsets within [`data`](RawMap::data)) in one system
+    /// call; a hint whose errors are ignored.
+    pub fn populate(&self, range: std::ops::Range<usize>) {
+        super::npy::populate(self.map.as_ref(), self.offset, range);
+    }
+
     /// The element type.
     pub fn dtype(&self) -> DType {
         self.dtype
