@@ -325,12 +325,52 @@ impl<T: Element, R: Reducer<T>> Reduce<T, R> {
         if !R::NEEDS_INDEX && self.r.push_slabs(&mut acc_view, &data, &self.axes) {
             return;
         }
+        if let (Some((values, row)), Some(accs)) =
+            (leading_rows(&data, &self.axes), acc_view.as_slice_mut())
+        {
+            // Reduced axes lead a C-order block: plain loops over whole rows.
+            let red_shape: Vec<usize> = self.axes.iter().map(|&a| data.shape()[a]).collect();
+            let mut local = vec![0usize; red_shape.len()];
+            for vs in values.chunks_exact(row.max(1)) {
+                let idx = if R::NEEDS_INDEX {
+                    self.flat_index(sub, &local)
+                } else {
+                    0
+                };
+                for (a, &v) in accs.iter_mut().zip(vs) {
+                    self.r.push(a, v, idx);
+                }
+                advance(&mut local, &red_shape);
+            }
+            return;
+        }
         for_each_slab(&data, &self.axes, |local, slab| {
             let idx = self.flat_index(sub, local);
             Zip::from(&mut acc_view)
                 .and(&slab)
                 .for_each(|a, &v| self.r.push(a, v, idx));
         });
+    }
+}
+
+/// When `axes` are the leading axes of a C-contiguous block: its values and the length of one
+/// row (the product of the other axes).
+fn leading_rows<'a, T>(data: &ArrayViewD<'a, T>, axes: &[usize]) -> Option<(&'a [T], usize)> {
+    if !axes.iter().enumerate().all(|(k, &a)| k == a) {
+        return None;
+    }
+    let row: usize = data.shape()[axes.len()..].iter().product();
+    data.to_slice().map(|s| (s, row))
+}
+
+/// Steps a C-order multi-index within `shape`.
+fn advance(local: &mut [usize], shape: &[usize]) {
+    for k in (0..local.len()).rev() {
+        local[k] += 1;
+        if local[k] < shape[k] {
+            return;
+        }
+        local[k] = 0;
     }
 }
 
@@ -350,13 +390,7 @@ pub fn for_each_slab<'a, T>(
             slab = slab.index_axis_move(Axis(ax), local[k]);
         }
         f(&local, slab);
-        for k in (0..local.len()).rev() {
-            local[k] += 1;
-            if local[k] < red_shape[k] {
-                break;
-            }
-            local[k] = 0;
-        }
+        advance(&mut local, &red_shape);
     }
 }
 
@@ -1027,23 +1061,50 @@ impl<T: Element, O: Float> Reducer<T> for Moments<O> {
             return true;
         }
         let mut mean = ArrayD::<f64>::zeros(acc.raw_dim());
-        for_each_slab(data, axes, |_, slab| {
-            Zip::from(&mut mean)
-                .and(&slab)
-                .for_each(|s, &v| *s += v.to_f64());
-        });
+        let rows = leading_rows(data, axes);
+        let sweep = |out: &mut ArrayD<f64>, centre: Option<&ArrayD<f64>>| {
+            let term = |v: T, m: f64| {
+                let d = v.to_f64() - m;
+                if centre.is_some() {
+                    d * d
+                } else {
+                    d
+                }
+            };
+            match (rows, out.as_slice_mut()) {
+                (Some((values, row)), Some(o)) => {
+                    let c = centre.and_then(|c| c.as_slice());
+                    for vs in values.chunks_exact(row.max(1)) {
+                        match c {
+                            Some(c) => {
+                                for ((q, &v), &m) in o.iter_mut().zip(vs).zip(c) {
+                                    *q += term(v, m);
+                                }
+                            }
+                            None => {
+                                for (q, &v) in o.iter_mut().zip(vs) {
+                                    *q += term(v, 0.0);
+                                }
+                            }
+                        }
+                    }
+                }
+                _ => for_each_slab(data, axes, |_, slab| match centre {
+                    Some(c) => Zip::from(&mut *out)
+                        .and(c)
+                        .and(&slab)
+                        .for_each(|q, &m, &v| *q += term(v, m)),
+                    None => Zip::from(&mut *out)
+                        .and(&slab)
+                        .for_each(|q, &v| *q += term(v, 0.0)),
+                }),
+            }
+        };
+        sweep(&mut mean, None);
         mean.mapv_inplace(|s| s / n as f64);
         let mut m2 = ArrayD::<f64>::zeros(acc.raw_dim());
         if self.kind != MomentKind::Mean {
-            for_each_slab(data, axes, |_, slab| {
-                Zip::from(&mut m2)
-                    .and(&mean)
-                    .and(&slab)
-                    .for_each(|q, &m, &v| {
-                        let d = v.to_f64() - m;
-                        *q += d * d;
-                    });
-            });
+            sweep(&mut m2, Some(&mean));
         }
         Zip::from(acc)
             .and(&mean)
