@@ -431,48 +431,6 @@ impl<T: Element> ChunkedArray<T> {
         self.map(&format!("astype({})", U::DTYPE), |v| v.cast::<U>())
     }
 
-    /// `self == rhs`.
-    ///
-    /// # Errors
-    /// Shapes that do not broadcast.
-    pub fn eq(&self, rhs: impl Into<Operand<T>>) -> Result<ChunkedArray<bool>> {
-        self.predicate(rhs, "equal", |a, b| a == b)
-    }
-    /// `self != rhs`.
-    ///
-    /// # Errors
-    /// Shapes that do not broadcast.
-    pub fn ne(&self, rhs: impl Into<Operand<T>>) -> Result<ChunkedArray<bool>> {
-        self.predicate(rhs, "not_equal", |a, b| a != b)
-    }
-    /// `self < rhs`.
-    ///
-    /// # Errors
-    /// Shapes that do not broadcast.
-    pub fn lt(&self, rhs: impl Into<Operand<T>>) -> Result<ChunkedArray<bool>> {
-        self.predicate(rhs, "less", |a, b| a < b)
-    }
-    /// `self <= rhs`.
-    ///
-    /// # Errors
-    /// Shapes that do not broadcast.
-    pub fn le(&self, rhs: impl Into<Operand<T>>) -> Result<ChunkedArray<bool>> {
-        self.predicate(rhs, "less_equal", |a, b| a <= b)
-    }
-    /// `self > rhs`.
-    ///
-    /// # Errors
-    /// Shapes that do not broadcast.
-    pub fn gt(&self, rhs: impl Into<Operand<T>>) -> Result<ChunkedArray<bool>> {
-        self.predicate(rhs, "greater", |a, b| a > b)
-    }
-    /// `self >= rhs`.
-    ///
-    /// # Errors
-    /// Shapes that do not broadcast.
-    pub fn ge(&self, rhs: impl Into<Operand<T>>) -> Result<ChunkedArray<bool>> {
-        self.predicate(rhs, "greater_equal", |a, b| a >= b)
-    }
     /// NaN test (always false for integers).
     pub fn isnan(&self) -> ChunkedArray<bool> {
         self.map("isnan", |v: T| v.is_nan())
@@ -524,84 +482,7 @@ impl<T: Element> ChunkedArray<T> {
     }
 }
 
-impl ChunkedArray<bool> {
-    /// Elementwise logical and.
-    ///
-    /// # Errors
-    /// Shapes that do not broadcast.
-    pub fn and(&self, rhs: impl Into<Operand<bool>>) -> Result<Self> {
-        self.binary(rhs, "logical_and", |a, b| a & b)
-    }
-    /// Elementwise logical or.
-    ///
-    /// # Errors
-    /// Shapes that do not broadcast.
-    pub fn or(&self, rhs: impl Into<Operand<bool>>) -> Result<Self> {
-        self.binary(rhs, "logical_or", |a, b| a | b)
-    }
-    /// Elementwise logical exclusive or.
-    ///
-    /// # Errors
-    /// Shapes that do not broadcast.
-    pub fn xor(&self, rhs: impl Into<Operand<bool>>) -> Result<Self> {
-        self.binary(rhs, "logical_xor", |a, b| a ^ b)
-    }
-    /// Elementwise logical not.
-    pub fn not(&self) -> Self {
-        self.map_same("logical_not", |a| !a)
-    }
-}
-
 impl<T: Num> ChunkedArray<T> {
-    /// `self + rhs` (wrapping for integers).
-    ///
-    /// # Errors
-    /// Shapes that do not broadcast.
-    pub fn add(&self, rhs: impl Into<Operand<T>>) -> Result<Self> {
-        self.binary(rhs, "add", Num::add)
-    }
-    /// `self - rhs`.
-    ///
-    /// # Errors
-    /// Shapes that do not broadcast.
-    pub fn sub(&self, rhs: impl Into<Operand<T>>) -> Result<Self> {
-        self.binary(rhs, "subtract", Num::sub)
-    }
-    /// `self * rhs`.
-    ///
-    /// # Errors
-    /// Shapes that do not broadcast.
-    pub fn mul(&self, rhs: impl Into<Operand<T>>) -> Result<Self> {
-        self.binary(rhs, "multiply", Num::mul)
-    }
-    /// `self // rhs` (Python's floor division).
-    ///
-    /// # Errors
-    /// Shapes that do not broadcast.
-    pub fn floor_div(&self, rhs: impl Into<Operand<T>>) -> Result<Self> {
-        self.binary(rhs, "floor_divide", Num::floor_div)
-    }
-    /// `self % rhs` (Python's modulo: the sign of the divisor).
-    ///
-    /// # Errors
-    /// Shapes that do not broadcast.
-    pub fn rem(&self, rhs: impl Into<Operand<T>>) -> Result<Self> {
-        self.binary(rhs, "remainder", Num::modulo)
-    }
-    /// C's `fmod`: the remainder with the sign of the dividend.
-    ///
-    /// # Errors
-    /// Shapes that do not broadcast.
-    pub fn fmod(&self, rhs: impl Into<Operand<T>>) -> Result<Self> {
-        self.binary(rhs, "fmod", Num::fmod)
-    }
-    /// `self ** rhs`.
-    ///
-    /// # Errors
-    /// Shapes that do not broadcast.
-    pub fn pow(&self, rhs: impl Into<Operand<T>>) -> Result<Self> {
-        self.binary(rhs, "power", Num::pow)
-    }
     /// `-self`.
     pub fn neg(&self) -> Self {
         self.map_same("negative", Num::neg)
@@ -617,27 +498,6 @@ impl<T: Num> ChunkedArray<T> {
 }
 
 impl<T: Integer> ChunkedArray<T> {
-    /// Bitwise and.
-    ///
-    /// # Errors
-    /// Shapes that do not broadcast.
-    pub fn bitand(&self, rhs: impl Into<Operand<T>>) -> Result<Self> {
-        self.binary(rhs, "bitwise_and", Integer::bitand)
-    }
-    /// Bitwise or.
-    ///
-    /// # Errors
-    /// Shapes that do not broadcast.
-    pub fn bitor(&self, rhs: impl Into<Operand<T>>) -> Result<Self> {
-        self.binary(rhs, "bitwise_or", Integer::bitor)
-    }
-    /// Bitwise exclusive or.
-    ///
-    /// # Errors
-    /// Shapes that do not broadcast.
-    pub fn bitxor(&self, rhs: impl Into<Operand<T>>) -> Result<Self> {
-        self.binary(rhs, "bitwise_xor", Integer::bitxor)
-    }
     /// Bitwise not (`~`).
     pub fn bitnot(&self) -> Self {
         self.map_same("invert", Integer::bitnot)
@@ -671,19 +531,78 @@ float_ufuncs! {
     round => Round, "Round half to even, as NumPy's `round`.";
 }
 
-impl<T: Float> ChunkedArray<T> {
-    /// `self / rhs` (true division).
+/// Binary methods against an array or a scalar on the right, each a ufunc on [`ChunkedArray::binary`]
+/// (same element type out) or [`ChunkedArray::predicate`] (bool out).
+macro_rules! binary_methods {
+    ($bound:path => $out:ty, $via:ident; $($name:ident => $ufunc:literal, $f:expr, $doc:literal;)*) => {
+        impl<T: $bound> ChunkedArray<T> {
+            $(
+                #[doc = $doc]
+                ///
+                /// # Errors
+                /// Shapes that do not broadcast.
+                pub fn $name(&self, rhs: impl Into<Operand<T>>) -> Result<$out> {
+                    self.$via(rhs, $ufunc, $f)
+                }
+            )*
+        }
+    };
+}
+
+binary_methods! { Element => ChunkedArray<bool>, predicate;
+    eq => "equal", |a, b| a == b, "`self == rhs`.";
+    ne => "not_equal", |a, b| a != b, "`self != rhs`.";
+    lt => "less", |a, b| a < b, "`self < rhs`.";
+    le => "less_equal", |a, b| a <= b, "`self <= rhs`.";
+    gt => "greater", |a, b| a > b, "`self > rhs`.";
+    ge => "greater_equal", |a, b| a >= b, "`self >= rhs`.";
+}
+
+binary_methods! { Num => Self, binary;
+    add => "add", Num::add, "`self + rhs` (wrapping for integers).";
+    sub => "subtract", Num::sub, "`self - rhs`.";
+    mul => "multiply", Num::mul, "`self * rhs`.";
+    floor_div => "floor_divide", Num::floor_div, "`self // rhs` (Python's floor division).";
+    rem => "remainder", Num::modulo, "`self % rhs` (Python's modulo: the sign of the divisor).";
+    fmod => "fmod", Num::fmod, "C's `fmod`: the remainder with the sign of the dividend.";
+    pow => "power", Num::pow, "`self ** rhs`.";
+}
+
+binary_methods! { Integer => Self, binary;
+    bitand => "bitwise_and", Integer::bitand, "Bitwise and.";
+    bitor => "bitwise_or", Integer::bitor, "Bitwise or.";
+    bitxor => "bitwise_xor", Integer::bitxor, "Bitwise exclusive or.";
+}
+
+binary_methods! { Float => Self, binary;
+    div => "true_divide", |a, b| a / b, "`self / rhs` (true division).";
+    arctan2 => "arctan2", Float::atan2, "`atan2(self, rhs)` (NumPy's `arctan2`).";
+}
+
+impl ChunkedArray<bool> {
+    /// Elementwise logical and.
     ///
     /// # Errors
     /// Shapes that do not broadcast.
-    pub fn div(&self, rhs: impl Into<Operand<T>>) -> Result<Self> {
-        self.binary(rhs, "true_divide", |a, b| a / b)
+    pub fn and(&self, rhs: impl Into<Operand<bool>>) -> Result<Self> {
+        self.binary(rhs, "logical_and", |a, b| a & b)
     }
-    /// `atan2(self, rhs)` (NumPy's `arctan2`).
+    /// Elementwise logical or.
     ///
     /// # Errors
     /// Shapes that do not broadcast.
-    pub fn arctan2(&self, rhs: impl Into<Operand<T>>) -> Result<Self> {
-        self.binary(rhs, "arctan2", Float::atan2)
+    pub fn or(&self, rhs: impl Into<Operand<bool>>) -> Result<Self> {
+        self.binary(rhs, "logical_or", |a, b| a | b)
+    }
+    /// Elementwise logical exclusive or.
+    ///
+    /// # Errors
+    /// Shapes that do not broadcast.
+    pub fn xor(&self, rhs: impl Into<Operand<bool>>) -> Result<Self> {
+        self.binary(rhs, "logical_xor", |a, b| a ^ b)
+    }
+    /// Elementwise logical not.
+    pub fn not(&self) -> Self {
+        self.map_same("logical_not", |a| !a)
     }
 }
