@@ -517,6 +517,41 @@ impl DynArray {
         })
     }
 
+    /// Opens a Zarr array with its own dtype.
+    ///
+    /// # Errors
+    /// As [`ChunkedArray::from_zarr`].
+    pub fn from_zarr(path: &Path, chunks: impl Into<Chunks>) -> Result<Self> {
+        let dtype = crate::store::zarr::info(path)?.dtype;
+        let chunks = chunks.into();
+        Ok(match dtype {
+            DType::Bool => ChunkedArray::<bool>::from_zarr(path, chunks)?.into(),
+            DType::I8 => ChunkedArray::<i8>::from_zarr(path, chunks)?.into(),
+            DType::I16 => ChunkedArray::<i16>::from_zarr(path, chunks)?.into(),
+            DType::I32 => ChunkedArray::<i32>::from_zarr(path, chunks)?.into(),
+            DType::I64 => ChunkedArray::<i64>::from_zarr(path, chunks)?.into(),
+            DType::U8 => ChunkedArray::<u8>::from_zarr(path, chunks)?.into(),
+            DType::U16 => ChunkedArray::<u16>::from_zarr(path, chunks)?.into(),
+            DType::U32 => ChunkedArray::<u32>::from_zarr(path, chunks)?.into(),
+            DType::U64 => ChunkedArray::<u64>::from_zarr(path, chunks)?.into(),
+            DType::F32 => ChunkedArray::<f32>::from_zarr(path, chunks)?.into(),
+            DType::F64 => ChunkedArray::<f64>::from_zarr(path, chunks)?.into(),
+        })
+    }
+
+    /// Writes the array as Zarr v3.
+    ///
+    /// # Errors
+    /// As [`ChunkedArray::to_zarr`].
+    pub fn to_zarr(
+        &self,
+        path: &Path,
+        zopts: &crate::store::zarr::ZarrWriteOptions,
+        opts: &ExecOptions,
+    ) -> Result<()> {
+        dispatch!(self, a => a.to_zarr(path, zopts, opts))
+    }
+
     /// A constant array of `dtype`.
     ///
     /// # Errors

@@ -2,3 +2,4 @@
 pub mod mapped;
 pub mod npy;
 pub mod raw;
+pub mod zarr;

@@ -1,6 +1,6 @@
 //! `tessera eval`: a NumPy-like expression over named inputs.
 
-use super::{check_output, open};
+use super::{check_output, open, refuse_input_as_output, write_output, OutputArgs};
 use clap::Args;
 use std::collections::BTreeMap;
 use tessera::dynarray::DynArray;
@@ -22,10 +22,10 @@ pub(crate) struct EvalArgs {
     /// The expression, in NumPy's syntax (`sum(x ** 2, axis=0)`, `x[::2].T`, `where(x > 0, x, 0)`).
     #[arg(allow_hyphen_values = true)]
     expr: String,
-    /// An input: NAME=PATH, where PATH is file.npy (Zarr and HDF5 come later).
+    /// An input: NAME=PATH, where PATH is file.npy or dir.zarr[/array] (HDF5 comes later).
     #[arg(long = "in", value_name = "NAME=PATH")]
     inputs: Vec<String>,
-    /// Write the result here (file.npy); a scalar becomes a 0-d array.
+    /// Write the result here (file.npy or dir.zarr); a scalar becomes a 0-d array.
     #[arg(short, long, value_name = "OUT")]
     output: Option<String>,
     /// Replace OUT if it exists.
@@ -34,6 +34,8 @@ pub(crate) struct EvalArgs {
     /// Print the plan (operations, blocks, projected memory per task) instead of running it.
     #[arg(long)]
     explain: bool,
+    #[command(flatten)]
+    out: OutputArgs,
 }
 
 pub(crate) fn run(args: &EvalArgs, opts: &ExecOptions) -> Result<()> {
@@ -55,6 +57,14 @@ pub(crate) fn run(args: &EvalArgs, opts: &ExecOptions) -> Result<()> {
         if inputs.insert(name.to_string(), open(path)?).is_some() {
             return Err(Error::Invalid(format!("--in {name} is given twice")));
         }
+    }
+    if let Some(o) = &args.output {
+        let specs: Vec<&str> = args
+            .inputs
+            .iter()
+            .filter_map(|s| s.split_once('=').map(|(_, p)| p))
+            .collect();
+        refuse_input_as_output(&specs, o)?;
     }
     let out = args
         .output
@@ -87,7 +97,8 @@ pub(crate) fn run(args: &EvalArgs, opts: &ExecOptions) -> Result<()> {
     }
     match out {
         Some(path) => {
-            array.to_npy(&path, args.overwrite, opts)?;
+            let spec = args.output.as_deref().unwrap_or_default();
+            write_output(&array, spec, &path, &args.out, args.overwrite, opts)?;
             println!(
                 "wrote {} {:?} {} to {}",
                 array.dtype(),

@@ -6,12 +6,13 @@ use tessera::error::fmt_bytes;
 use tessera::{ExecOptions, Result};
 
 pub(crate) const EXAMPLES: &str = "Examples:
-  tessera info data/sample.npy";
+  tessera info data/sample.npy
+  tessera info out.zarr";
 
 /// Arguments of `tessera info`.
 #[derive(Args, Debug)]
 pub(crate) struct InfoArgs {
-    /// The array: file.npy (Zarr and HDF5 come later).
+    /// The array: file.npy or dir.zarr[/array] (HDF5 comes later).
     path: String,
 }
 
@@ -25,6 +26,22 @@ pub(crate) fn run(args: &InfoArgs, _opts: &ExecOptions) -> Result<()> {
                 "npy, memory-mapped ({} order{})",
                 if h.fortran_order { "Fortran" } else { "C" },
                 if h.big_endian { ", big-endian" } else { "" }
+            )
+        }
+        Location::Zarr(p) => {
+            let z = tessera::store::zarr::info(&p)?;
+            format!(
+                "zarr v{} (array {} in {}), chunks {:?}, codecs {}, {}",
+                z.zarr_format,
+                z.array_path,
+                z.root.display(),
+                z.chunk_shape.unwrap_or_default(),
+                z.codecs,
+                match z.complete {
+                    Some(true) => "complete",
+                    Some(false) => "INCOMPLETE (interrupted write)",
+                    None => "not written by tessera",
+                }
             )
         }
         _ => String::from("unknown"),

@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing, input opening, output writing, and the one-line
 //! error convention (`error: ...` on stderr, non-zero exit, never a panic).
 
+mod convert;
 mod eval;
 mod info;
 
@@ -52,6 +53,9 @@ enum Command {
     /// Evaluate a NumPy-like expression over named inputs.
     #[command(after_help = eval::EXAMPLES)]
     Eval(eval::EvalArgs),
+    /// Convert an array from one format to another, block by block in bounded memory.
+    #[command(after_help = convert::EXAMPLES)]
+    Convert(convert::ConvertArgs),
     /// Describe an array file: shape, dtype, chunk grid, blocks, bytes, backend.
     #[command(after_help = info::EXAMPLES)]
     Info(info::InfoArgs),
@@ -70,6 +74,7 @@ pub(crate) fn main() -> i32 {
     let result = cli.run.options().and_then(|opts| match &cli.command {
         Command::Eval(a) => eval::run(a, &opts),
         Command::Info(a) => info::run(a, &opts),
+        Command::Convert(a) => convert::run(a, &opts),
     });
     match result {
         Ok(()) => 0,
@@ -124,10 +129,7 @@ pub(crate) fn open(spec: &str) -> Result<DynArray> {
             }
             DynArray::from_npy(&p, Chunks::Auto)
         }
-        Location::Zarr(p) => Err(Error::Unsupported(format!(
-            "reading Zarr ({})",
-            p.display()
-        ))),
+        Location::Zarr(p) => DynArray::from_zarr(&p, Chunks::Auto),
         Location::Hdf5(p, d) => Err(Error::Unsupported(format!(
             "reading HDF5 ({}:{d})",
             p.display()
@@ -158,13 +160,73 @@ pub(crate) fn check_output(spec: &str, overwrite: bool) -> Result<PathBuf> {
             }
             Ok(p)
         }
-        Location::Zarr(p) => Err(Error::Unsupported(format!(
-            "writing Zarr ({})",
-            p.display()
-        ))),
+        Location::Zarr(p) => {
+            let (root, _) = tessera::store::zarr::split_path(&p)?;
+            if root.exists() && !overwrite {
+                return Err(Error::Exists(root));
+            }
+            Ok(p)
+        }
         Location::Hdf5(p, d) => Err(Error::Unsupported(format!(
             "writing HDF5 ({}:{d})",
             p.display()
         ))),
     }
+}
+
+/// How outputs are written: `--codec` and `--level` for Zarr.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct OutputArgs {
+    /// Compression of a Zarr output: none, zstd, blosc or gzip.
+    #[arg(long, default_value = "zstd", value_name = "CODEC")]
+    codec: String,
+    /// Compression level of the codec (zstd default 3, blosc and gzip default 5).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    level: Option<i32>,
+}
+
+/// Writes `array` to an output path checked by [`check_output`].
+pub(crate) fn write_output(
+    array: &DynArray,
+    spec: &str,
+    path: &Path,
+    out: &OutputArgs,
+    overwrite: bool,
+    opts: &ExecOptions,
+) -> Result<()> {
+    match locate(spec)? {
+        Location::Zarr(_) => {
+            let zopts = tessera::store::zarr::ZarrWriteOptions {
+                codec: tessera::store::zarr::Codec::parse(&out.codec, out.level)?,
+                overwrite,
+            };
+            array.to_zarr(path, &zopts, opts)
+        }
+        _ => array.to_npy(path, overwrite, opts),
+    }
+}
+
+/// Refuses a Zarr output that is also an input: replacing a store deletes it before the plan
+/// reads it. (A `.npy` output is written aside and renamed over its input once complete, and
+/// the input's memory map keeps the old file, so it may replace its own input.)
+pub(crate) fn refuse_input_as_output(inputs: &[&str], output: &str) -> Result<()> {
+    let root = |spec: &str| -> Option<PathBuf> {
+        let p = match locate(spec).ok()? {
+            Location::Npy(p) => p,
+            Location::Zarr(p) => tessera::store::zarr::split_path(&p).ok()?.0,
+            Location::Hdf5(p, _) => p,
+        };
+        std::fs::canonicalize(&p).ok()
+    };
+    if !matches!(locate(output), Ok(Location::Zarr(_))) {
+        return Ok(());
+    }
+    if let Some(out) = root(output) {
+        if inputs.iter().any(|i| root(i).as_ref() == Some(&out)) {
+            return Err(Error::Invalid(format!(
+                "{output} is also an input; write the result to another path"
+            )));
+        }
+    }
+    Ok(())
 }

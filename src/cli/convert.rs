@@ -1,0 +1,78 @@
+//! `tessera convert`: any supported format to any other, streamed block by block.
+
+use super::{check_output, open, refuse_input_as_output, write_output, OutputArgs};
+use clap::Args;
+use tessera::chunks::{AxisChunks, Chunks};
+use tessera::error::fmt_bytes;
+use tessera::{Error, ExecOptions, Result};
+
+pub(crate) const EXAMPLES: &str = "Examples:
+  tessera convert data/sample.npy sample.zarr
+  tessera convert big.npy big.zarr --chunks 10000,-1 --codec blosc --level 5
+  tessera convert sample.zarr sample.npy";
+
+/// Arguments of `tessera convert`.
+#[derive(Args, Debug)]
+pub(crate) struct ConvertArgs {
+    /// The source array: file.npy or dir.zarr[/array].
+    src: String,
+    /// The destination: file.npy or dir.zarr[/array].
+    dst: String,
+    /// Chunks of the destination, one size per axis separated by commas (-1 for a whole axis),
+    /// or one size for every axis; default: the source's blocks.
+    #[arg(long, value_name = "SIZES")]
+    chunks: Option<String>,
+    /// Replace DST if it exists.
+    #[arg(long)]
+    overwrite: bool,
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+fn parse_chunks(spec: &str) -> Result<Chunks> {
+    let parts: Vec<&str> = spec.split(',').map(str::trim).collect();
+    let axis = |p: &str| -> Result<AxisChunks> {
+        match p {
+            "-1" => Ok(AxisChunks::Whole),
+            "auto" => Ok(AxisChunks::Auto),
+            n => n
+                .parse::<usize>()
+                .map(AxisChunks::Size)
+                .map_err(|_| Error::Invalid(format!("--chunks {spec}: {n:?} is not a chunk size"))),
+        }
+    };
+    if parts.len() == 1 {
+        return Ok(match axis(parts[0])? {
+            AxisChunks::Size(n) => Chunks::Size(n),
+            AxisChunks::Auto => Chunks::Auto,
+            other => Chunks::PerAxis(vec![other]),
+        });
+    }
+    Ok(Chunks::PerAxis(
+        parts.into_iter().map(axis).collect::<Result<_>>()?,
+    ))
+}
+
+pub(crate) fn run(args: &ConvertArgs, opts: &ExecOptions) -> Result<()> {
+    refuse_input_as_output(&[&args.src], &args.dst)?;
+    let dst = check_output(&args.dst, args.overwrite)?;
+    let mut array = open(&args.src)?;
+    if let Some(spec) = &args.chunks {
+        let mut c = parse_chunks(spec)?;
+        if let Chunks::PerAxis(v) = &c {
+            if v.len() == 1 && array.shape().len() != 1 {
+                c = Chunks::PerAxis(vec![v[0].clone(); array.shape().len()]);
+            }
+        }
+        array = array.rechunk(c)?;
+    }
+    write_output(&array, &args.dst, &dst, &args.out, args.overwrite, opts)?;
+    println!(
+        "wrote {} {:?} {} to {}",
+        array.dtype(),
+        array.shape(),
+        fmt_bytes(array.nbytes()),
+        dst.display()
+    );
+    Ok(())
+}
