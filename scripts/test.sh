@@ -21,6 +21,9 @@ cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 cargo --version
 
+step "System libraries (scripts/system-deps.sh)"
+bash scripts/system-deps.sh
+
 step "Python environment (scripts/python-env.sh)"
 bash scripts/python-env.sh
 export TESSERA_PYTHON="$ROOT/.venv/bin/python"
@@ -40,5 +43,8 @@ cargo test --all-targets
 
 step "cargo test --doc"
 cargo test --doc
+
+step "cargo build --no-default-features (a build without HDF5 stays possible)"
+cargo check --no-default-features --all-targets
 
 step "all checks passed"

@@ -552,6 +552,44 @@ impl DynArray {
         dispatch!(self, a => a.to_zarr(path, zopts, opts))
     }
 
+    /// Opens an HDF5 dataset with its own dtype.
+    ///
+    /// # Errors
+    /// As [`ChunkedArray::from_hdf5`].
+    #[cfg(feature = "hdf5")]
+    pub fn from_hdf5(path: &Path, dataset: &str, chunks: impl Into<Chunks>) -> Result<Self> {
+        let dtype = crate::store::hdf5::info(path, dataset)?.dtype;
+        let c = chunks.into();
+        Ok(match dtype {
+            DType::Bool => ChunkedArray::<bool>::from_hdf5(path, dataset, c)?.into(),
+            DType::I8 => ChunkedArray::<i8>::from_hdf5(path, dataset, c)?.into(),
+            DType::I16 => ChunkedArray::<i16>::from_hdf5(path, dataset, c)?.into(),
+            DType::I32 => ChunkedArray::<i32>::from_hdf5(path, dataset, c)?.into(),
+            DType::I64 => ChunkedArray::<i64>::from_hdf5(path, dataset, c)?.into(),
+            DType::U8 => ChunkedArray::<u8>::from_hdf5(path, dataset, c)?.into(),
+            DType::U16 => ChunkedArray::<u16>::from_hdf5(path, dataset, c)?.into(),
+            DType::U32 => ChunkedArray::<u32>::from_hdf5(path, dataset, c)?.into(),
+            DType::U64 => ChunkedArray::<u64>::from_hdf5(path, dataset, c)?.into(),
+            DType::F32 => ChunkedArray::<f32>::from_hdf5(path, dataset, c)?.into(),
+            DType::F64 => ChunkedArray::<f64>::from_hdf5(path, dataset, c)?.into(),
+        })
+    }
+
+    /// Writes the array as an HDF5 dataset.
+    ///
+    /// # Errors
+    /// As [`ChunkedArray::to_hdf5`].
+    #[cfg(feature = "hdf5")]
+    pub fn to_hdf5(
+        &self,
+        path: &Path,
+        dataset: &str,
+        hopts: &crate::store::hdf5::Hdf5WriteOptions,
+        opts: &ExecOptions,
+    ) -> Result<()> {
+        dispatch!(self, a => a.to_hdf5(path, dataset, hopts, opts))
+    }
+
     /// A constant array of `dtype`.
     ///
     /// # Errors

@@ -461,22 +461,41 @@ fn existing_output_is_kept_without_overwrite() {
 }
 
 #[test]
-fn hdf5_is_not_supported_yet() {
+#[cfg(feature = "hdf5")]
+fn hdf5_bad_inputs_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write_f(d);
-    std::fs::write(d.join("data.h5"), b"").unwrap();
-    for args in [
-        &["eval", "x", "--in", "x=data.h5:/x"][..],
-        &["eval", "x", "--in", "x=data.hdf5:/group/x"],
-        &["eval", "x", "--in", "x=F.npy", "-o", "out.h5:/x"],
-        &["eval", "x", "--in", "x=F.npy", "-o", "data.h5:/x"],
-        &["info", "data.h5:/x"],
-    ] {
-        let line = fails(d, args, &["not supported yet"]);
-        assert!(line.contains("HDF5"), "{args:?}: {line}");
-    }
-    assert!(std::fs::read(d.join("data.h5")).unwrap().is_empty());
+    std::fs::write(d.join("garbage.h5"), b"not hdf5 at all").unwrap();
+    ok(d, &["convert", "F.npy", "a.h5:/g/x"]);
+    fails(
+        d,
+        &["eval", "x", "--in", "x=missing.h5:/x"],
+        &["missing.h5", "no such HDF5 file"],
+    );
+    fails(
+        d,
+        &["eval", "x", "--in", "x=a.h5:/nope"],
+        &["a.h5", "no dataset /nope"],
+    );
+    fails(
+        d,
+        &["eval", "x", "--in", "x=garbage.h5:/x"],
+        &["garbage.h5", "not a readable HDF5 file"],
+    );
+    fails(d, &["eval", "x", "--in", "x=a.h5"], &["name the dataset"]);
+    fails(d, &["convert", "F.npy", "a.h5:/g/x"], &["already exists"]);
+    fails(
+        d,
+        &["convert", "a.h5:/g/x", "a.h5:/g/y"],
+        &["is also an input"],
+    );
+    fails(
+        d,
+        &["convert", "F.npy", "b.h5:/x", "--codec", "zstd"],
+        &["not available for HDF5"],
+    );
+    assert!(!d.join("b.h5").exists());
 }
 
 #[test]

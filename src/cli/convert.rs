@@ -7,20 +7,20 @@ use tessera::error::fmt_bytes;
 use tessera::{Error, ExecOptions, Result};
 
 pub(crate) const EXAMPLES: &str = "Examples:
-  tessera convert data/sample.npy sample.zarr
+  tessera convert data/points.npy points.zarr
   tessera convert big.npy big.zarr --chunks 10000,-1 --codec blosc --level 5
-  tessera convert sample.zarr sample.npy";
+  tessera convert points.zarr points-copy.npy";
 
 /// Arguments of `tessera convert`.
 #[derive(Args, Debug)]
 pub(crate) struct ConvertArgs {
-    /// The source array: file.npy or dir.zarr[/array].
+    /// The source array: file.npy, dir.zarr[/array] or file.h5:/dataset.
     src: String,
-    /// The destination: file.npy or dir.zarr[/array].
+    /// The destination: file.npy, dir.zarr[/array] or file.h5:/dataset.
     dst: String,
     /// Chunks of the destination, one size per axis separated by commas (-1 for a whole axis),
     /// or one size for every axis; default: the source's blocks.
-    #[arg(long, value_name = "SIZES")]
+    #[arg(long, value_name = "SIZES", allow_hyphen_values = true)]
     chunks: Option<String>,
     /// Replace DST if it exists.
     #[arg(long)]

@@ -9,9 +9,9 @@ use tessera::{Error, ExecOptions, Result};
 
 pub(crate) const EXAMPLES: &str = "Examples:
   tessera eval 'sum(sqrt(ones((1000000,), chunks=10) * 4.0) + 1.0)'
-  tessera eval 'mean(x, axis=0)' --in x=data/sample.npy
-  tessera eval '(x - x.mean(axis=0)) / x.std(axis=0)' --in x=data/sample.npy -o z.npy
-  tessera eval 'x[::2, 1:].T' --in x=data/sample.npy --explain";
+  tessera eval 'mean(x, axis=0)' --in x=data/points.npy
+  tessera eval '(x - x.mean(axis=0)) / x.std(axis=0)' --in x=data/points.npy -o z.npy
+  tessera eval 'x[::2, 1:].T' --in x=data/points.npy --explain";
 
 /// Results up to this size are printed; larger ones are summarised.
 const PRINT_LIMIT: usize = 1 << 20;
@@ -22,10 +22,10 @@ pub(crate) struct EvalArgs {
     /// The expression, in NumPy's syntax (`sum(x ** 2, axis=0)`, `x[::2].T`, `where(x > 0, x, 0)`).
     #[arg(allow_hyphen_values = true)]
     expr: String,
-    /// An input: NAME=PATH, where PATH is file.npy or dir.zarr[/array] (HDF5 comes later).
+    /// An input: NAME=PATH, where PATH is file.npy, dir.zarr[/array] or file.h5:/dataset.
     #[arg(long = "in", value_name = "NAME=PATH")]
     inputs: Vec<String>,
-    /// Write the result here (file.npy or dir.zarr); a scalar becomes a 0-d array.
+    /// Write the result here (file.npy, dir.zarr or file.h5:/dataset); a scalar becomes a 0-d array.
     #[arg(short, long, value_name = "OUT")]
     output: Option<String>,
     /// Replace OUT if it exists.
@@ -43,7 +43,7 @@ pub(crate) fn run(args: &EvalArgs, opts: &ExecOptions) -> Result<()> {
     for spec in &args.inputs {
         let (name, path) = spec.split_once('=').ok_or_else(|| {
             Error::Invalid(format!(
-                "--in {spec}: expected NAME=PATH, like x=data/sample.npy"
+                "--in {spec}: expected NAME=PATH, like x=data/points.npy"
             ))
         })?;
         let valid = !name.is_empty()

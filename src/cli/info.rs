@@ -6,13 +6,14 @@ use tessera::error::fmt_bytes;
 use tessera::{ExecOptions, Result};
 
 pub(crate) const EXAMPLES: &str = "Examples:
-  tessera info data/sample.npy
-  tessera info out.zarr";
+  tessera info data/points.npy
+  tessera info out.zarr
+  tessera info out.h5:/group/x";
 
 /// Arguments of `tessera info`.
 #[derive(Args, Debug)]
 pub(crate) struct InfoArgs {
-    /// The array: file.npy or dir.zarr[/array] (HDF5 comes later).
+    /// The array: file.npy, dir.zarr[/array] or file.h5:/dataset.
     path: String,
 }
 
@@ -44,7 +45,26 @@ pub(crate) fn run(args: &InfoArgs, _opts: &ExecOptions) -> Result<()> {
                 }
             )
         }
-        _ => String::from("unknown"),
+        #[cfg(feature = "hdf5")]
+        Location::Hdf5(p, d) => {
+            let h = tessera::store::hdf5::info(&p, &d)?;
+            format!(
+                "hdf5 (dataset {d} in {}), {}, filters {}, {}",
+                p.display(),
+                match h.chunk_shape {
+                    Some(c) => format!("chunks {c:?}"),
+                    None => "contiguous".into(),
+                },
+                h.filters,
+                match h.complete {
+                    Some(true) => "complete",
+                    Some(false) => "INCOMPLETE (interrupted write)",
+                    None => "not written by tessera",
+                }
+            )
+        }
+        #[cfg(not(feature = "hdf5"))]
+        Location::Hdf5(..) => String::from("hdf5"),
     };
     let g = array.grid();
     let per_block = g.max_block_len() * array.dtype().size();

@@ -130,8 +130,11 @@ pub(crate) fn open(spec: &str) -> Result<DynArray> {
             DynArray::from_npy(&p, Chunks::Auto)
         }
         Location::Zarr(p) => DynArray::from_zarr(&p, Chunks::Auto),
+        #[cfg(feature = "hdf5")]
+        Location::Hdf5(p, d) => DynArray::from_hdf5(&p, &d, Chunks::Auto),
+        #[cfg(not(feature = "hdf5"))]
         Location::Hdf5(p, d) => Err(Error::Unsupported(format!(
-            "reading HDF5 ({}:{d})",
+            "reading HDF5 ({}:{d}) in a build without the hdf5 feature",
             p.display()
         ))),
     }
@@ -161,14 +164,26 @@ pub(crate) fn check_output(spec: &str, overwrite: bool) -> Result<PathBuf> {
             Ok(p)
         }
         Location::Zarr(p) => {
-            let (root, _) = tessera::store::zarr::split_path(&p)?;
-            if root.exists() && !overwrite {
-                return Err(Error::Exists(root));
+            let (root, inner) = tessera::store::zarr::split_path(&p)?;
+            if !overwrite && tessera::store::zarr::node_exists(&root, &inner) {
+                return Err(Error::Exists(p));
             }
             Ok(p)
         }
+        #[cfg(feature = "hdf5")]
+        Location::Hdf5(p, d) => {
+            if !overwrite && p.is_file() {
+                if let Ok(f) = hdf5::File::open(&p) {
+                    if f.link_exists(d.trim_start_matches('/')) {
+                        return Err(Error::Exists(PathBuf::from(format!("{}:{d}", p.display()))));
+                    }
+                }
+            }
+            Ok(p)
+        }
+        #[cfg(not(feature = "hdf5"))]
         Location::Hdf5(p, d) => Err(Error::Unsupported(format!(
-            "writing HDF5 ({}:{d})",
+            "writing HDF5 ({}:{d}) in a build without the hdf5 feature",
             p.display()
         ))),
     }
@@ -177,9 +192,10 @@ pub(crate) fn check_output(spec: &str, overwrite: bool) -> Result<PathBuf> {
 /// How outputs are written: `--codec` and `--level` for Zarr.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct OutputArgs {
-    /// Compression of a Zarr output: none, zstd, blosc or gzip.
-    #[arg(long, default_value = "zstd", value_name = "CODEC")]
-    codec: String,
+    /// Compression: none, zstd, blosc or gzip for Zarr (default zstd); none or gzip (deflate
+    /// with byte shuffle) for HDF5 (default none).
+    #[arg(long, value_name = "CODEC")]
+    codec: Option<String>,
     /// Compression level of the codec (zstd default 3, blosc and gzip default 5).
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     level: Option<i32>,
@@ -197,18 +213,54 @@ pub(crate) fn write_output(
     match locate(spec)? {
         Location::Zarr(_) => {
             let zopts = tessera::store::zarr::ZarrWriteOptions {
-                codec: tessera::store::zarr::Codec::parse(&out.codec, out.level)?,
+                codec: tessera::store::zarr::Codec::parse(
+                    out.codec.as_deref().unwrap_or("zstd"),
+                    out.level,
+                )?,
                 overwrite,
             };
             array.to_zarr(path, &zopts, opts)
         }
-        _ => array.to_npy(path, overwrite, opts),
+        #[cfg(feature = "hdf5")]
+        Location::Hdf5(_, d) => {
+            let deflate = match out.codec.as_deref().unwrap_or("none") {
+                "none" => None,
+                "gzip" | "deflate" => match out.level.unwrap_or(4) {
+                    l @ 0..=9 => Some(l as u8),
+                    l => {
+                        return Err(Error::Invalid(format!(
+                            "level {l} is out of range for gzip (0 to 9)"
+                        )))
+                    }
+                },
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "codec {other:?} is not available for HDF5; use none or gzip"
+                    )))
+                }
+            };
+            let hopts = tessera::store::hdf5::Hdf5WriteOptions {
+                deflate,
+                shuffle: deflate.is_some(),
+                overwrite,
+            };
+            array.to_hdf5(path, &d, &hopts, opts)
+        }
+        _ => {
+            if out.codec.as_deref().is_some_and(|c| c != "none") {
+                return Err(Error::Invalid(
+                    "a .npy output is never compressed: --codec applies to Zarr and HDF5".into(),
+                ));
+            }
+            array.to_npy(path, overwrite, opts)
+        }
     }
 }
 
-/// Refuses a Zarr output that is also an input: replacing a store deletes it before the plan
-/// reads it. (A `.npy` output is written aside and renamed over its input once complete, and
-/// the input's memory map keeps the old file, so it may replace its own input.)
+/// Refuses a Zarr or HDF5 output that is also an input: replacing a store or a dataset deletes
+/// it before the plan reads it, and HDF5 will not open a file for writing that is open for
+/// reading. (A `.npy` output is written aside and renamed over its input once complete, and the
+/// input's memory map keeps the old file, so it may replace its own input.)
 pub(crate) fn refuse_input_as_output(inputs: &[&str], output: &str) -> Result<()> {
     let root = |spec: &str| -> Option<PathBuf> {
         let p = match locate(spec).ok()? {
@@ -218,7 +270,7 @@ pub(crate) fn refuse_input_as_output(inputs: &[&str], output: &str) -> Result<()
         };
         std::fs::canonicalize(&p).ok()
     };
-    if !matches!(locate(output), Ok(Location::Zarr(_))) {
+    if matches!(locate(output), Ok(Location::Npy(_)) | Err(_)) {
         return Ok(());
     }
     if let Some(out) = root(output) {

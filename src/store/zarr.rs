@@ -46,6 +46,22 @@ pub fn split_path(path: &Path) -> Result<(PathBuf, String)> {
     ))
 }
 
+/// The directory of node `inner` (`/group/array`) in the store at `root`.
+fn node_dir(root: &Path, inner: &str) -> PathBuf {
+    inner
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .fold(root.to_path_buf(), |d, p| d.join(p))
+}
+
+/// Whether a Zarr node (array or group, v2 or v3) exists at `inner` in the store at `root`.
+pub fn node_exists(root: &Path, inner: &str) -> bool {
+    let d = node_dir(root, inner);
+    ["zarr.json", ".zarray", ".zgroup"]
+        .iter()
+        .any(|m| d.join(m).is_file())
+}
+
 fn zerr(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::format(path, e.to_string())
 }
@@ -276,11 +292,21 @@ impl Codec {
     /// # Errors
     /// An unknown codec name (the error lists the known ones).
     pub fn parse(name: &str, level: Option<i32>) -> Result<Codec> {
+        let ranged = |lo: i32, hi: i32, default: i32| -> Result<i32> {
+            let l = level.unwrap_or(default);
+            if (lo..=hi).contains(&l) {
+                Ok(l)
+            } else {
+                Err(Error::Invalid(format!(
+                    "level {l} is out of range for {name} ({lo} to {hi})"
+                )))
+            }
+        };
         match name {
             "none" => Ok(Codec::None),
-            "zstd" => Ok(Codec::Zstd(level.unwrap_or(3))),
-            "blosc" => Ok(Codec::Blosc(level.unwrap_or(5).clamp(0, 9) as u8)),
-            "gzip" => Ok(Codec::Gzip(level.unwrap_or(5).clamp(0, 9) as u32)),
+            "zstd" => Ok(Codec::Zstd(ranged(-7, 22, 3)?)),
+            "blosc" => Ok(Codec::Blosc(ranged(0, 9, 5)? as u8)),
+            "gzip" => Ok(Codec::Gzip(ranged(0, 9, 5)? as u32)),
             other => Err(Error::Invalid(format!(
                 "unknown codec {other:?}; known: none, zstd, blosc, gzip"
             ))),
@@ -306,7 +332,10 @@ impl Default for ZarrWriteOptions {
     }
 }
 
-fn build_codecs(codec: Codec) -> Result<Vec<Arc<dyn zarrs::array::BytesToBytesCodecTraits>>> {
+fn build_codecs(
+    codec: Codec,
+    typesize: usize,
+) -> Result<Vec<Arc<dyn zarrs::array::BytesToBytesCodecTraits>>> {
     use zarrs::array::codec::{
         BloscCodec, BloscCompressionLevel, BloscCompressor, BloscShuffleMode, GzipCodec, ZstdCodec,
     };
@@ -323,7 +352,7 @@ fn build_codecs(codec: Codec) -> Result<Vec<Arc<dyn zarrs::array::BytesToBytesCo
                     lvl,
                     None,
                     BloscShuffleMode::Shuffle,
-                    Some(8),
+                    Some(typesize),
                 )
                 .map_err(|e| bad(&e))?,
             )]
@@ -414,11 +443,14 @@ impl<T: Element> ChunkedArray<T> {
         let path = path.as_ref();
         exec::check_memory(self.node().as_ref(), opts)?;
         let (root, inner) = split_path(path)?;
-        if root.exists() {
+        // Only the array's own node is replaced: other arrays and groups of the store stay.
+        let node_dir = node_dir(&root, &inner);
+        let created_root = !root.exists();
+        if node_exists(&root, &inner) {
             if !zopts.overwrite {
-                return Err(Error::Exists(root));
+                return Err(Error::Exists(path.to_owned()));
             }
-            std::fs::remove_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+            std::fs::remove_dir_all(&node_dir).map_err(|e| Error::io(&node_dir, e))?;
         }
         // Regular blocks: Zarr chunks all have one shape.
         let chunk: Vec<usize> = self
@@ -440,6 +472,9 @@ impl<T: Element> ChunkedArray<T> {
             let parts: Vec<&str> = inner.split('/').filter(|p| !p.is_empty()).collect();
             for k in 0..parts.len() {
                 let group = format!("/{}", parts[..k].join("/"));
+                if node_exists(&root, &group) {
+                    continue;
+                }
                 zarrs::group::GroupBuilder::new()
                     .build(store.clone(), &group)
                     .map_err(|e| zerr(path, e))?
@@ -452,7 +487,7 @@ impl<T: Element> ChunkedArray<T> {
                 zarr_dtype(T::DTYPE),
                 zarrs::array::FillValue::from(vec![0u8; T::DTYPE.size()]),
             );
-            builder.bytes_to_bytes_codecs(build_codecs(zopts.codec)?);
+            builder.bytes_to_bytes_codecs(build_codecs(zopts.codec, T::DTYPE.size())?);
             builder
                 .attributes_mut()
                 .insert(COMPLETE_ATTRIBUTE.into(), serde_json::Value::Bool(false));
@@ -473,7 +508,7 @@ impl<T: Element> ChunkedArray<T> {
             array.store_metadata().map_err(|e| zerr(path, e))
         })();
         if result.is_err() {
-            let _ = std::fs::remove_dir_all(&root);
+            let _ = std::fs::remove_dir_all(if created_root { &root } else { &node_dir });
         }
         result
     }
