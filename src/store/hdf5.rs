@@ -44,11 +44,23 @@ pub struct Hdf5Info {
     pub complete: Option<bool>,
 }
 
+const SUPPORTED: &str = "bool, int8..int64, uint8..uint64, float32, float64 are";
+
 fn dtype_of(path: &Path, ds: &hdf5::Dataset) -> Result<DType> {
-    let desc = ds
-        .dtype()
-        .and_then(|t| t.to_descriptor())
-        .map_err(|e| herr(path, "reading the datatype", e))?;
+    let name = ds.name();
+    let desc = ds.dtype().and_then(|t| t.to_descriptor()).map_err(|e| {
+        // The library describes no 2-byte float: name it as NumPy does.
+        let size = ds.dtype().map(|t| t.size()).unwrap_or(0);
+        let what = if size == 2 && e.to_string().contains("float") {
+            "float16".to_string()
+        } else {
+            e.to_string()
+        };
+        Error::DType(format!(
+            "{}:{name}: its HDF5 datatype ({what}) is not supported ({SUPPORTED})",
+            path.display()
+        ))
+    })?;
     Ok(match desc {
         TypeDescriptor::Boolean => DType::Bool,
         TypeDescriptor::Integer(IntSize::U1) => DType::I8,
@@ -62,10 +74,20 @@ fn dtype_of(path: &Path, ds: &hdf5::Dataset) -> Result<DType> {
         TypeDescriptor::Float(FloatSize::U4) => DType::F32,
         TypeDescriptor::Float(FloatSize::U8) => DType::F64,
         other => {
+            let kind = match other {
+                TypeDescriptor::Compound(_) => "compound (complex numbers or records)".to_string(),
+                TypeDescriptor::Enum(_) => "enum".to_string(),
+                TypeDescriptor::FixedAscii(_)
+                | TypeDescriptor::FixedUnicode(_)
+                | TypeDescriptor::VarLenAscii
+                | TypeDescriptor::VarLenUnicode => "string".to_string(),
+                TypeDescriptor::Float(size) => format!("float of {size:?}"),
+                _ => "this".to_string(),
+            };
             return Err(Error::DType(format!(
-                "{}: HDF5 type {other:?} is not supported (bool, int8..int64, uint8..uint64, float32, float64 are)",
+                "{}:{name}: the {kind} HDF5 datatype is not supported ({SUPPORTED})",
                 path.display()
-            )))
+            )));
         }
     })
 }
@@ -144,7 +166,15 @@ impl<T: H5Element> Node<T> for Hdf5Source<T> {
         if shape.contains(&0) {
             return Ok(ArrayD::from_elem(IxDyn(&shape), T::default()).into());
         }
-        let what = || format!("reading {} region {region:?}", self.name);
+        // HDF5 reports only the deepest error of its stack: name the filters, since a filter
+        // the library lacks (lzf, a plugin) is the usual cause.
+        let what = || {
+            format!(
+                "reading {} region {region:?} (dataset filters: {:?})",
+                self.name,
+                self.ds.filters()
+            )
+        };
         let data: ArrayD<T> = if region.is_empty() {
             self.ds
                 .read_dyn::<T>()
@@ -268,18 +298,25 @@ impl<T: H5Element> ChunkedArray<T> {
         } else {
             self.rechunk(chunk.clone())?
         };
+        // The first group this write creates: removed with everything below it on failure.
+        let mut created_group: Option<String> = None;
         let result = (|| -> Result<()> {
             // Groups on the way to the dataset.
             let parts: Vec<&str> = name.split('/').filter(|p| !p.is_empty()).collect();
             let mut group = file
                 .as_group()
                 .map_err(|e| herr(path, "opening the root group", e))?;
-            for p in &parts[..parts.len().saturating_sub(1)] {
+            for (k, p) in parts[..parts.len().saturating_sub(1)].iter().enumerate() {
                 group = match group.group(p) {
                     Ok(g) => g,
-                    Err(_) => group
-                        .create_group(p)
-                        .map_err(|e| herr(path, &format!("creating group {p}"), e))?,
+                    Err(_) => {
+                        if created_group.is_none() {
+                            created_group = Some(parts[..=k].join("/"));
+                        }
+                        group
+                            .create_group(p)
+                            .map_err(|e| herr(path, &format!("creating group {p}"), e))?
+                    }
                 };
             }
             let leaf = parts.last().copied().unwrap_or("data");
@@ -289,14 +326,16 @@ impl<T: H5Element> ChunkedArray<T> {
             } else {
                 builder
             };
-            let builder = if hopts.shuffle {
+            // Filters need a chunked layout, which a 0-d dataset cannot have.
+            let filtered = self.ndim() > 0;
+            let builder = if hopts.shuffle && filtered {
                 builder.shuffle()
             } else {
                 builder
             };
             let builder = match hopts.deflate {
-                Some(level) => builder.deflate(level),
-                None => builder,
+                Some(level) if filtered => builder.deflate(level),
+                _ => builder,
             };
             let ds = builder
                 .create(leaf)
@@ -318,6 +357,9 @@ impl<T: H5Element> ChunkedArray<T> {
         })();
         if result.is_err() {
             let _ = file.unlink(name);
+            if let Some(g) = &created_group {
+                let _ = file.unlink(g);
+            }
             drop(file);
             if !existed {
                 let _ = std::fs::remove_file(path);
