@@ -1,4 +1,3 @@
-#![cfg(feature = "hdf5")]
 //! HDF5 interop: datasets h5py writes (every filter, layout and dtype it offers that tessera
 //! reads) are read back bit-exactly; datasets tessera writes are read back bit-exactly by h5py,
 //! with the chunks, filters and completion attribute asked for; the library API round-trips
@@ -10,6 +9,7 @@
 //! `TESSERA_REQUIRE_ORACLE=1`. Every check is batched: one Python call writes the inputs, the
 //! `tessera` runs go in parallel, and one Python call checks all the results and prints one
 //! `FAIL` line per mismatch.
+#![cfg(feature = "hdf5")]
 
 #[path = "common/python.rs"]
 mod python;
