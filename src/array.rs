@@ -161,6 +161,21 @@ impl<T: Element> ChunkedArray<T> {
         writer.finish()
     }
 
+    /// The array on regular blocks of its largest block shape (no new node when its blocks
+    /// already are regular), and that shape: what chunked stores (Zarr, HDF5) write.
+    ///
+    /// # Errors
+    /// Never in practice (the shape comes from a valid grid).
+    pub(crate) fn regular_blocks(&self) -> Result<(Self, Vec<usize>)> {
+        let chunk: Vec<usize> = self
+            .grid()
+            .max_chunk_shape()
+            .iter()
+            .map(|&c| c.max(1))
+            .collect();
+        Ok((self.rechunk(chunk.clone())?, chunk))
+    }
+
     /// A description of the plan, one line per node, inputs indented below their consumer.
     pub fn explain(&self) -> String {
         let mut out = String::new();

@@ -286,18 +286,8 @@ impl<T: H5Element> ChunkedArray<T> {
             file.unlink(name)
                 .map_err(|e| herr(path, "removing the old dataset", e))?;
         }
-        let chunk: Vec<usize> = self
-            .grid()
-            .max_chunk_shape()
-            .iter()
-            .map(|&c| c.max(1))
-            .collect();
-        let regular = ChunkGrid::new(self.shape(), &Chunks::from(chunk.clone()), T::DTYPE.size())?;
-        let data = if &regular == self.grid() {
-            self.clone()
-        } else {
-            self.rechunk(chunk.clone())?
-        };
+        // Stored chunks all have one shape: make the blocks regular first.
+        let (data, chunk) = self.regular_blocks()?;
         // The first group this write creates: removed with everything below it on failure.
         let mut created_group: Option<String> = None;
         let result = (|| -> Result<()> {

@@ -453,18 +453,8 @@ impl<T: Element> ChunkedArray<T> {
             std::fs::remove_dir_all(&node_dir).map_err(|e| Error::io(&node_dir, e))?;
         }
         // Regular blocks: Zarr chunks all have one shape.
-        let chunk: Vec<usize> = self
-            .grid()
-            .max_chunk_shape()
-            .iter()
-            .map(|&c| c.max(1))
-            .collect();
-        let regular = ChunkGrid::new(self.shape(), &Chunks::from(chunk.clone()), T::DTYPE.size())?;
-        let data = if &regular == self.grid() {
-            self.clone()
-        } else {
-            self.rechunk(chunk.clone())?
-        };
+        // Stored chunks all have one shape: make the blocks regular first.
+        let (data, chunk) = self.regular_blocks()?;
         let result = (|| -> Result<()> {
             std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
             let store = Arc::new(FilesystemStore::new(&root).map_err(|e| zerr(&root, e))?);
