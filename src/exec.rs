@@ -146,8 +146,30 @@ impl ExecContext {
 /// # Errors
 /// [`Error::MemoryLimit`] naming the first node that does not fit.
 pub fn check_memory(root: &dyn PlanNode, opts: &ExecOptions) -> Result<()> {
+    check_memory_with(root, opts, 0, 0)
+}
+
+/// [`check_memory`] for a sink that holds `sink_per_task` bytes in each task writing a block
+/// and `sink_shared` bytes in all (queued output, say).
+///
+/// # Errors
+/// [`Error::MemoryLimit`] naming the first node that does not fit, or the sink.
+pub fn check_memory_with(
+    root: &dyn PlanNode,
+    opts: &ExecOptions,
+    sink_per_task: usize,
+    sink_shared: usize,
+) -> Result<()> {
     let threads = opts.threads.max(1);
-    let per_thread = opts.allowed_mem / threads;
+    if sink_shared > opts.allowed_mem / 2 {
+        return Err(Error::MemoryLimit {
+            op: format!("queueing output chunks of {}", root.op()),
+            projected: sink_shared,
+            limit: opts.allowed_mem,
+            threads: 1,
+        });
+    }
+    let per_thread = (opts.allowed_mem - sink_shared) / threads;
     let fail = |node: &dyn PlanNode, projected: usize| Error::MemoryLimit {
         op: node.op(),
         projected,
@@ -188,7 +210,9 @@ pub fn check_memory(root: &dyn PlanNode, opts: &ExecOptions) -> Result<()> {
         Ok(())
     })?;
     // The root's blocks are at least copied out, whatever the plan.
-    let t = task_bytes(root).max(crate::plan::max_block_bytes(root.grid(), root.dtype()));
+    let t = task_bytes(root)
+        .max(crate::plan::max_block_bytes(root.grid(), root.dtype()))
+        .saturating_add(sink_per_task);
     if t > per_thread {
         return Err(fail(root, t));
     }
@@ -285,7 +309,10 @@ impl<T> RawSink<T> {
 impl<T: Element> BlockSink<T> for RawSink<T> {
     fn write_block(&self, region: &[Range<usize>], block: ArrayViewD<'_, T>) -> Result<()> {
         let rshape: Vec<usize> = region.iter().map(|r| r.len()).collect();
-        if block.shape() != rshape.as_slice() || region.len() != self.shape.len() {
+        if block.shape() != rshape.as_slice()
+            || region.len() != self.shape.len()
+            || region.iter().zip(&self.shape).any(|(r, &n)| r.end > n)
+        {
             return Err(Error::Shape(format!(
                 "internal: block of shape {:?} for region {region:?}",
                 block.shape()

@@ -1624,3 +1624,90 @@ fn info_says_h5py_datasets_were_not_written_by_tessera() {
         }
     }
 }
+
+// -------------------------------------------------------------------------------------------
+// 3. Chunks read around the library: partial chunks, fill values, skipped filters, corruption
+// -------------------------------------------------------------------------------------------
+
+/// h5py writes datasets whose chunks tessera reads itself (shuffle + deflate): chunks never
+/// written (fill value), blocks cutting across chunks, and a corrupt chunk. Expected values are what h5py reads.
+const WRITE_DIRECT: &str = r#"
+root = sys.argv[1]
+with h5py.File(os.path.join(root, "d.h5"), "w") as f:
+    x = f.create_dataset("g/x", shape=(37, 23), dtype="f8", chunks=(8, 5),
+                         compression="gzip", compression_opts=3, shuffle=True, fillvalue=-2.5)
+    x[0:16, :] = values("f8", (16, 23))
+    x[30:, 20:] = 7.0
+    np.save(os.path.join(root, "x_expected.npy"), x[...])
+    i = f.create_dataset("i", data=values("i2", (41, 3, 5)), chunks=(6, 2, 4),
+                         compression="gzip", shuffle=True)
+    np.save(os.path.join(root, "i_expected.npy"), i[...])
+    c = f.create_dataset("c", data=np.arange(100, dtype="i4"), chunks=(50,), compression="gzip")
+    c.flush()
+    info = c.id.get_chunk_info_by_coord((50,))
+    offset, size = info.byte_offset, info.size
+with open(os.path.join(root, "d.h5"), "r+b") as fh:
+    fh.seek(offset + 2)
+    fh.write(b"\xff" * (size - 2))
+print("written")
+"#;
+
+const CHECK_DIRECT: &str = r#"
+root = sys.argv[1]
+bad = []
+for name in ["x", "i"]:
+    want = np.load(os.path.join(root, name + "_expected.npy"))
+    for suffix in ["a", "b"]:
+        got = np.load(os.path.join(root, f"{name}_{suffix}.npy"))
+        if got.dtype != want.dtype or got.shape != want.shape or got.tobytes() != want.tobytes():
+            bad.append(f"{name}_{suffix}")
+print("OK" if not bad else "FAIL " + " ".join(bad))
+"#;
+
+#[test]
+fn chunks_read_directly_match_h5py_and_corruption_names_the_chunk() {
+    let Some(py) = oracle("chunks_read_directly_match_h5py_and_corruption_names_the_chunk") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let out = run_script(&py, &format!("{VALUES}{WRITE_DIRECT}"), &[root]);
+    assert_eq!(out.trim(), "written");
+    // Blocks of the dataset's own chunking, and blocks cutting across its chunks.
+    for (name, chunks) in [("g/x", "7,6"), ("i", "5,3,1")] {
+        let short = name.trim_start_matches("g/");
+        let src = format!("d.h5:/{name}");
+        success(
+            "convert",
+            &tessera(root, &["convert", &src, &format!("{short}_a.npy")]),
+        );
+        success(
+            "convert with chunks",
+            &tessera(
+                root,
+                &[
+                    "convert",
+                    &src,
+                    &format!("{short}_b.npy"),
+                    "--chunks",
+                    chunks,
+                ],
+            ),
+        );
+    }
+    let report = run_script(&py, &format!("{VALUES}{CHECK_DIRECT}"), &[root]);
+    assert_eq!(report.trim(), "OK");
+    // The corrupt chunk: one error naming the dataset and the chunk, nothing written.
+    let line = clean_error(
+        "read a corrupt chunk",
+        &tessera(root, &["eval", "sum(c)", "--in", "c=d.h5:/c"]),
+        &["d.h5", "c", "chunk [1]", "deflate"],
+    );
+    eprintln!("corrupt: {line}");
+    clean_error(
+        "convert a corrupt chunk",
+        &tessera(root, &["convert", "d.h5:/c", "c.npy"]),
+        &["chunk [1]"],
+    );
+    assert!(!root.join("c.npy").exists(), "a failed read left c.npy");
+}

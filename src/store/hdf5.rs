@@ -1,7 +1,13 @@
 //! HDF5 datasets through `hdf5-metno` (the maintained fork of the `hdf5` crate): read chunked
 //! and contiguous datasets with any filter the library has, write chunked datasets with
-//! optional deflate and shuffle. The HDF5 library serialises its calls behind one lock, so
-//! blocks are computed in parallel but read and written one at a time.
+//! optional deflate and shuffle.
+//!
+//! The HDF5 library serialises its calls behind one lock, compression included. Chunked
+//! datasets whose filters are only shuffle and deflate therefore bypass its filter path (module
+//! `store::hdf5_chunks`): chunks are located under the lock, read with `pread`
+//! and decoded in parallel; written chunks are filtered in the workers and appended by one
+//! writer thread fed through a bounded channel. Other layouts and filters go through the
+//! library.
 //!
 //! Outputs get the attribute `tessera_complete` = false when the dataset is created and true
 //! once every block is written; a failed write removes the dataset.
@@ -10,12 +16,15 @@ use crate::array::ChunkedArray;
 use crate::chunks::{ChunkGrid, Chunks};
 use crate::element::{DType, Element};
 use crate::error::{Error, Result};
-use crate::exec::{self, BlockSink, ExecContext, ExecOptions};
-use crate::plan::{slice_info, Block, Node, PlanNode};
+use crate::exec::{self, BlockSink, ExecContext, ExecOptions, RawSink};
+use crate::plan::{for_each_index, slice_info, Block, Node, PlanNode};
+use crate::store::hdf5_chunks::{self, ChunkBuf, Pipeline};
 use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
 use hdf5::{H5Type, Hyperslab, Selection};
 use ndarray::{ArrayD, ArrayViewD, IxDyn, SliceInfo, SliceInfoElem};
+use rayon::prelude::*;
 use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -131,7 +140,45 @@ struct Hdf5Source<T: H5Element> {
     path: PathBuf,
     name: String,
     grid: ChunkGrid,
+    /// Set when chunks can be read around the library's filter path.
+    direct: Option<Direct>,
     _t: std::marker::PhantomData<fn() -> T>,
+}
+
+/// What reading chunks directly needs: our own handle on the file, the chunk shape and the
+/// filters to undo.
+struct Direct {
+    file: std::fs::File,
+    chunk: Vec<usize>,
+    pipeline: Pipeline,
+}
+
+/// Whether the chunks of `ds` can be read directly as elements of `T`: a chunked dataset of
+/// rank >= 1 whose stored type is `T` in this machine's byte order, with only shuffle and
+/// deflate filters, in a file without a user block (chunk addresses are then file offsets).
+fn direct_reader<T: H5Element>(
+    path: &Path,
+    file: &hdf5::File,
+    ds: &hdf5::Dataset,
+) -> Option<Direct> {
+    let chunk = ds.chunk()?;
+    if chunk.is_empty() || chunk.contains(&0) {
+        return None;
+    }
+    let native = hdf5::Datatype::from_type::<T>().ok()?;
+    if ds.dtype().ok()? != native {
+        return None;
+    }
+    if file.create_plist().ok()?.userblock() != 0 {
+        return None;
+    }
+    let pipeline = Pipeline::of(&ds.filters())?;
+    let handle = std::fs::File::open(path).ok()?;
+    Some(Direct {
+        file: handle,
+        chunk,
+        pipeline,
+    })
 }
 
 impl<T: H5Element> PlanNode for Hdf5Source<T> {
@@ -148,7 +195,13 @@ impl<T: H5Element> PlanNode for Hdf5Source<T> {
         vec![]
     }
     fn own_task_bytes(&self) -> usize {
-        2 * self.grid.max_block_len() * T::DTYPE.size()
+        // The block and the pieces it is assembled from, plus a chunk being decoded (stored,
+        // inflated, unshuffled) when chunks are read directly.
+        let chunk = self
+            .direct
+            .as_ref()
+            .map_or(0, |d| 3 * d.chunk.iter().product::<usize>());
+        (2 * self.grid.max_block_len() + chunk) * T::DTYPE.size()
     }
 }
 
@@ -160,12 +213,9 @@ fn selection(region: &[Range<usize>]) -> Result<Selection> {
     Ok(Selection::from(slab))
 }
 
-impl<T: H5Element> Node<T> for Hdf5Source<T> {
-    fn region(&self, region: &[Range<usize>]) -> Result<Block<'_, T>> {
-        let shape: Vec<usize> = region.iter().map(|r| r.len()).collect();
-        if shape.contains(&0) {
-            return Ok(ArrayD::from_elem(IxDyn(&shape), T::default()).into());
-        }
+impl<T: H5Element> Hdf5Source<T> {
+    /// Reads `region` through the library (any layout, any filter it has).
+    fn library_read(&self, region: &[Range<usize>]) -> Result<ArrayD<T>> {
         // HDF5 reports only the deepest error of its stack: name the filters, since a filter
         // the library lacks (lzf, a plugin) is the usual cause.
         let what = || {
@@ -175,14 +225,107 @@ impl<T: H5Element> Node<T> for Hdf5Source<T> {
                 self.ds.filters()
             )
         };
-        let data: ArrayD<T> = if region.is_empty() {
+        if region.is_empty() {
             self.ds
                 .read_dyn::<T>()
-                .map_err(|e| herr(&self.path, &what(), e))?
+                .map_err(|e| herr(&self.path, &what(), e))
         } else {
             self.ds
                 .read_slice::<T, _, IxDyn>(selection(region)?)
-                .map_err(|e| herr(&self.path, &what(), e))?
+                .map_err(|e| herr(&self.path, &what(), e))
+        }
+    }
+
+    /// Reads `region` chunk by chunk around the library: each chunk is located under the
+    /// library's lock, then read and decoded in parallel. Chunks never written (fill values)
+    /// are read through the library.
+    fn direct_read(&self, direct: &Direct, region: &[Range<usize>]) -> Result<ArrayD<T>> {
+        let shape: Vec<usize> = region.iter().map(|r| r.len()).collect();
+        let chunk = &direct.chunk;
+        let chunk_ranges: Vec<Range<usize>> = region
+            .iter()
+            .zip(chunk)
+            .map(|(r, &c)| r.start / c..r.end.div_ceil(c))
+            .collect();
+        let mut coords = Vec::new();
+        for_each_index(&chunk_ranges, |c| {
+            coords.push(c.to_vec());
+            Ok(())
+        })?;
+        let elem = T::DTYPE.size();
+        let chunk_len: usize = chunk.iter().product();
+        let mut out = ArrayD::from_elem(IxDyn(&shape), T::default());
+        // Chunks fill disjoint parts of `out` from parallel tasks.
+        let sink = RawSink::new(out.as_mut_ptr(), &shape);
+        coords.par_iter().try_for_each(|c| -> Result<()> {
+            let start: Vec<usize> = c.iter().zip(chunk).map(|(&i, &n)| i * n).collect();
+            // The part of the chunk inside `region`, in dataset, output and chunk coordinates.
+            let inter: Vec<Range<usize>> = region
+                .iter()
+                .zip(start.iter().zip(chunk))
+                .map(|(r, (&s, &n))| r.start.max(s)..r.end.min(s + n))
+                .collect();
+            let in_out: Vec<Range<usize>> = inter
+                .iter()
+                .zip(region)
+                .map(|(r, o)| r.start - o.start..r.end - o.start)
+                .collect();
+            let Some(loc) = hdf5_chunks::locate(&self.ds, &start) else {
+                let values = self.library_read(&inter)?;
+                return sink.write_block(&in_out, values.view());
+            };
+            let fail = |e: &dyn std::fmt::Display| {
+                Error::format(
+                    &self.path,
+                    format!(
+                        "{}: chunk {c:?} (elements from {start:?}, {} bytes at file offset {}): {e}",
+                        self.name, loc.size, loc.addr
+                    ),
+                )
+            };
+            let mut buf = ChunkBuf::zeroed(chunk_len * elem);
+            let stored_len = usize::try_from(loc.size).unwrap_or(usize::MAX);
+            let all_skipped =
+                (0..direct.pipeline.len()).all(|p| p < 32 && loc.mask & (1 << p) != 0);
+            if all_skipped && stored_len == chunk_len * elem {
+                direct
+                    .file
+                    .read_exact_at(buf.bytes_mut(), loc.addr)
+                    .map_err(|e| fail(&e))?;
+            } else {
+                let mut stored = vec![0u8; stored_len];
+                direct
+                    .file
+                    .read_exact_at(&mut stored, loc.addr)
+                    .map_err(|e| fail(&e))?;
+                direct
+                    .pipeline
+                    .decode(stored, loc.mask, elem, buf.bytes_mut())
+                    .map_err(|e| fail(&e))?;
+            }
+            let values = buf.elements::<T>().map_err(|e| fail(&e))?;
+            let view = ndarray::ArrayViewD::from_shape(IxDyn(chunk), values)
+                .map_err(|e| Error::Shape(format!("internal: {e}")))?;
+            let in_chunk: Vec<Range<usize>> = inter
+                .iter()
+                .zip(&start)
+                .map(|(r, &s)| r.start - s..r.end - s)
+                .collect();
+            sink.write_block(&in_out, view.slice(slice_info(&in_chunk).as_slice()))
+        })?;
+        Ok(out)
+    }
+}
+
+impl<T: H5Element> Node<T> for Hdf5Source<T> {
+    fn region(&self, region: &[Range<usize>]) -> Result<Block<'_, T>> {
+        let shape: Vec<usize> = region.iter().map(|r| r.len()).collect();
+        if shape.contains(&0) {
+            return Ok(ArrayD::from_elem(IxDyn(&shape), T::default()).into());
+        }
+        let data = match &self.direct {
+            Some(direct) if !region.is_empty() => self.direct_read(direct, region)?,
+            _ => self.library_read(region)?,
         };
         Ok(data.into())
     }
@@ -206,6 +349,43 @@ impl<T: H5Element> BlockSink<T> for DatasetSink<'_> {
             self.ds.write_slice(&std, selection(region)?)
         };
         r.map_err(|e| herr(self.path, &format!("writing region {region:?}"), e))
+    }
+}
+
+/// Filters blocks (each one whole chunk) in the workers and hands them to the single writer
+/// thread through a bounded channel.
+struct ChunkSink<'a> {
+    tx: std::sync::mpsc::SyncSender<(Vec<usize>, Vec<u8>)>,
+    chunk: &'a [usize],
+    pipeline: &'a Pipeline,
+    path: &'a Path,
+}
+
+impl<T: H5Element> BlockSink<T> for ChunkSink<'_> {
+    fn write_block(&self, region: &[Range<usize>], block: ArrayViewD<'_, T>) -> Result<()> {
+        if block.is_empty() {
+            return Ok(());
+        }
+        let offset: Vec<usize> = region.iter().map(|r| r.start).collect();
+        let internal = || Error::Shape(format!("internal: block {region:?} is not contiguous"));
+        let elem = T::DTYPE.size();
+        let bytes = if block.shape() == self.chunk {
+            let std = block.as_standard_layout();
+            self.pipeline
+                .encode(T::to_bytes(std.as_slice().ok_or_else(internal)?), elem)
+        } else {
+            // An edge block: stored chunks are always whole, padded past the dataset's end.
+            let mut padded = ArrayD::from_elem(IxDyn(self.chunk), T::default());
+            let local: Vec<Range<usize>> = region.iter().map(|r| 0..r.len()).collect();
+            padded
+                .slice_mut(slice_info(&local).as_slice())
+                .assign(&block);
+            self.pipeline
+                .encode(T::to_bytes(padded.as_slice().ok_or_else(internal)?), elem)
+        };
+        self.tx
+            .send((offset, bytes))
+            .map_err(|_| Error::format(self.path, "the HDF5 writer stopped"))
     }
 }
 
@@ -245,7 +425,9 @@ impl<T: H5Element> ChunkedArray<T> {
         let native = ds.chunk();
         let grid =
             ChunkGrid::new_aligned(&shape, &chunks.into(), T::DTYPE.size(), native.as_deref())?;
+        let direct = direct_reader::<T>(path, &file, &ds);
         Ok(Self::from_node(Arc::new(Hdf5Source {
+            direct,
             ds,
             _file: file,
             path: path.to_owned(),
@@ -268,7 +450,8 @@ impl<T: H5Element> ChunkedArray<T> {
         opts: &ExecOptions,
     ) -> Result<()> {
         let path = path.as_ref();
-        exec::check_memory(self.node().as_ref(), opts)?;
+        let (per_task, shared) = writer_bytes(&self.grid().max_chunk_shape(), T::DTYPE, opts);
+        exec::check_memory_with(self.node().as_ref(), opts, per_task, shared)?;
         let existed = path.exists();
         let file = if existed {
             hdf5::File::open_rw(path).map_err(|e| herr(path, "not a writable HDF5 file", e))?
@@ -336,10 +519,13 @@ impl<T: H5Element> ChunkedArray<T> {
                 .map_err(|e| herr(path, "creating the completion attribute", e))?;
             attr.write_scalar(&false)
                 .map_err(|e| herr(path, "writing the completion attribute", e))?;
-            {
-                let sink = DatasetSink { ds: &ds, path };
-                let ctx = ExecContext::new(opts.clone())?;
-                exec::run(data.node().as_ref(), &sink, &ctx)?;
+            let ctx = ExecContext::new(opts.clone())?;
+            match Pipeline::of(&ds.filters()).filter(|_| self.ndim() > 0) {
+                Some(pipeline) => write_chunks(&data, &ds, &chunk, &pipeline, path, &ctx)?,
+                None => {
+                    let sink = DatasetSink { ds: &ds, path };
+                    exec::run(data.node().as_ref(), &sink, &ctx)?;
+                }
             }
             attr.write_scalar(&true)
                 .map_err(|e| herr(path, "writing the completion attribute", e))?;
@@ -357,4 +543,59 @@ impl<T: H5Element> ChunkedArray<T> {
         }
         result
     }
+}
+
+/// Chunks the single writer may have queued: one per worker thread.
+fn writer_queue(opts: &ExecOptions) -> usize {
+    opts.threads.max(1)
+}
+
+/// Memory the chunk writer adds: per task, a padded copy, its shuffle and its deflate output;
+/// shared, the queued chunks and the one being written.
+fn writer_bytes(chunk: &[usize], dtype: DType, opts: &ExecOptions) -> (usize, usize) {
+    let bytes = chunk
+        .iter()
+        .map(|&c| c.max(1))
+        .product::<usize>()
+        .saturating_mul(dtype.size());
+    (
+        bytes.saturating_mul(3),
+        bytes.saturating_mul(writer_queue(opts) + 1),
+    )
+}
+
+/// Runs `data` (blocks of exactly `chunk`) into `ds`: workers filter each block, one writer
+/// thread appends the chunks in whatever order they finish.
+fn write_chunks<T: H5Element>(
+    data: &ChunkedArray<T>,
+    ds: &hdf5::Dataset,
+    chunk: &[usize],
+    pipeline: &Pipeline,
+    path: &Path,
+    ctx: &ExecContext,
+) -> Result<()> {
+    let (tx, rx) =
+        std::sync::mpsc::sync_channel::<(Vec<usize>, Vec<u8>)>(writer_queue(ctx.options()));
+    std::thread::scope(|s| {
+        let writer = s.spawn(move || -> Result<()> {
+            for (offset, bytes) in rx {
+                hdf5_chunks::write_chunk(ds, path, &offset, &bytes)?;
+            }
+            Ok(())
+        });
+        let sink = ChunkSink {
+            tx,
+            chunk,
+            pipeline,
+            path,
+        };
+        let computed = exec::run(data.node().as_ref(), &sink, ctx);
+        // Closing the channel ends the writer once the queue is drained.
+        drop(sink);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(Error::format(path, "the HDF5 writer thread panicked")));
+        // A writer error explains why the workers' sends failed: report it first.
+        written.and(computed)
+    })
 }

@@ -1,0 +1,482 @@
+//! HDF5 chunks read and written directly, around the library's filter path.
+//!
+//! The HDF5 library runs every call behind one process-wide lock, compression included, so a
+//! dataset read or written through it uses one core however many threads ask. Here the library
+//! keeps only what must be serial: finding a chunk (`H5Dget_chunk_info_by_coord`, under the lock)
+//! and appending its bytes (`H5Dwrite_chunk`, from a single writer thread fed through a bounded
+//! channel). The raw bytes of a chunk are read with `pread` on our own file handle, and shuffle
+//! and deflate run in the worker threads. Pipelines with any other filter (fletcher32, szip,
+//! scale-offset, plugins) go through the library as before.
+
+use crate::element::Element;
+use crate::error::{Error, Result};
+use hdf5::filters::Filter;
+use hdf5_sys::h5::{haddr_t, hsize_t, HADDR_UNDEF};
+use hdf5_sys::h5d::{H5Dget_chunk_info_by_coord, H5Dwrite_chunk};
+use hdf5_sys::h5p::H5P_DEFAULT;
+use std::io::Write;
+use std::path::Path;
+
+/// One filter of a pipeline this module runs itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// HDF5's byte shuffle (filter 2).
+    Shuffle,
+    /// zlib deflate at a level (filter 1).
+    Deflate(u8),
+}
+
+/// A filter pipeline made only of shuffle and deflate, in the dataset's order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Pipeline {
+    steps: Vec<Step>,
+}
+
+impl Pipeline {
+    /// The pipeline of `filters`, or `None` when one of them is not ours to run.
+    pub(crate) fn of(filters: &[Filter]) -> Option<Self> {
+        let steps = filters
+            .iter()
+            .map(|f| match f {
+                Filter::Shuffle => Some(Step::Shuffle),
+                Filter::Deflate(level) => Some(Step::Deflate(*level)),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Pipeline { steps })
+    }
+
+    /// How many filters the pipeline has.
+    pub(crate) fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Filters `raw` (a whole chunk of elements of `elem` bytes) as the library would store it.
+    pub(crate) fn encode(&self, raw: &[u8], elem: usize) -> Vec<u8> {
+        let mut cur: Option<Vec<u8>> = None;
+        for step in &self.steps {
+            let input = cur.as_deref().unwrap_or(raw);
+            let next = match *step {
+                Step::Shuffle => shuffle(input, elem),
+                Step::Deflate(level) => deflate(input, level),
+            };
+            cur = Some(next);
+        }
+        cur.unwrap_or_else(|| raw.to_vec())
+    }
+
+    /// Undoes the pipeline on a stored chunk into `out` (exactly the chunk's bytes), skipping
+    /// the filters whose bit is set in `mask` (the library sets one when an optional filter
+    /// could not shrink the chunk). The last step writes straight into `out`.
+    pub(crate) fn decode(
+        &self,
+        stored: Vec<u8>,
+        mask: u32,
+        elem: usize,
+        out: &mut [u8],
+    ) -> std::result::Result<(), String> {
+        let active: Vec<Step> = self
+            .steps
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|&(pos, _)| pos >= 32 || mask & (1 << pos) == 0)
+            .map(|(_, s)| *s)
+            .collect();
+        let wrong_size = |n: usize, want: usize| {
+            format!(
+                "decodes to {n} bytes, expected {want} (the chunk shape times the element size)"
+            )
+        };
+        let mut cur = stored;
+        for (k, step) in active.iter().enumerate() {
+            let last = k + 1 == active.len();
+            match (*step, last) {
+                (Step::Deflate(_), true) => return inflate_into(&cur, out),
+                (Step::Deflate(_), false) => cur = inflate(&cur, out.len())?,
+                (Step::Shuffle, true) => {
+                    if cur.len() != out.len() {
+                        return Err(wrong_size(cur.len(), out.len()));
+                    }
+                    unshuffle(&cur, elem, out);
+                    return Ok(());
+                }
+                (Step::Shuffle, false) => {
+                    let mut next = vec![0u8; cur.len()];
+                    unshuffle(&cur, elem, &mut next);
+                    cur = next;
+                }
+            }
+        }
+        if cur.len() != out.len() {
+            return Err(wrong_size(cur.len(), out.len()));
+        }
+        out.copy_from_slice(&cur);
+        Ok(())
+    }
+}
+
+/// HDF5's shuffle: byte `j` of every element goes into the `j`-th plane. Bytes past the last
+/// whole element stay where they are.
+fn shuffle(src: &[u8], elem: usize) -> Vec<u8> {
+    let mut out = vec![0u8; src.len()];
+    match elem {
+        2 => shuffle_n::<2>(src, &mut out),
+        4 => shuffle_n::<4>(src, &mut out),
+        8 => shuffle_8(src, &mut out),
+        _ => out.copy_from_slice(src),
+    }
+    out
+}
+
+/// Transposes an 8x8 byte matrix held as eight little-endian rows: byte `k` of row `j` becomes
+/// byte `j` of row `k`. Three rounds swap 4x4, then 2x2, then 1x1 blocks.
+fn transpose8(r: &mut [u64; 8]) {
+    const LOW32: u64 = 0x0000_0000_FFFF_FFFF;
+    const M16: u64 = 0x0000_FFFF_0000_FFFF;
+    const M8: u64 = 0x00FF_00FF_00FF_00FF;
+    for j in 0..4 {
+        let (a, b) = (r[j], r[j + 4]);
+        r[j] = (a & LOW32) | (b << 32);
+        r[j + 4] = (a >> 32) | (b & !LOW32);
+    }
+    for j in [0, 1, 4, 5] {
+        let (a, b) = (r[j], r[j + 2]);
+        r[j] = (a & M16) | ((b & M16) << 16);
+        r[j + 2] = ((a >> 16) & M16) | (b & !M16);
+    }
+    for j in [0, 2, 4, 6] {
+        let (a, b) = (r[j], r[j + 1]);
+        r[j] = (a & M8) | ((b & M8) << 8);
+        r[j + 1] = ((a >> 8) & M8) | (b & !M8);
+    }
+}
+
+fn word(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(w)
+}
+
+/// [`shuffle_n`] for 8-byte elements, eight elements at a time through [`transpose8`].
+fn shuffle_8(src: &[u8], out: &mut [u8]) {
+    let n = src.len() / 8;
+    let whole = n / 8 * 8;
+    for i in (0..whole).step_by(8) {
+        let mut r = [0u64; 8];
+        for (k, w) in r.iter_mut().enumerate() {
+            *w = word(&src[(i + k) * 8..]);
+        }
+        transpose8(&mut r);
+        for (j, w) in r.iter().enumerate() {
+            out[j * n + i..j * n + i + 8].copy_from_slice(&w.to_le_bytes());
+        }
+    }
+    for i in whole..n {
+        for j in 0..8 {
+            out[j * n + i] = src[i * 8 + j];
+        }
+    }
+    out[n * 8..].copy_from_slice(&src[n * 8..]);
+}
+
+/// [`unshuffle_n`] for 8-byte elements, eight elements at a time through [`transpose8`].
+fn unshuffle_8(src: &[u8], out: &mut [u8]) {
+    let n = src.len() / 8;
+    let whole = n / 8 * 8;
+    for i in (0..whole).step_by(8) {
+        let mut r = [0u64; 8];
+        for (j, w) in r.iter_mut().enumerate() {
+            *w = word(&src[j * n + i..]);
+        }
+        transpose8(&mut r);
+        for (k, w) in r.iter().enumerate() {
+            out[(i + k) * 8..(i + k) * 8 + 8].copy_from_slice(&w.to_le_bytes());
+        }
+    }
+    for i in whole..n {
+        for j in 0..8 {
+            out[i * 8 + j] = src[j * n + i];
+        }
+    }
+    out[n * 8..].copy_from_slice(&src[n * 8..]);
+}
+
+fn shuffle_n<const N: usize>(src: &[u8], out: &mut [u8]) {
+    const TILE: usize = 64;
+    let n = src.len() / N;
+    let (body, tail) = out.split_at_mut(n * N);
+    let mut planes: Vec<&mut [u8]> = body.chunks_exact_mut(n.max(1)).collect();
+    let whole = n / TILE * TILE;
+    let mut tile = [[0u8; TILE]; N];
+    for (t, run) in src[..whole * N].chunks_exact(TILE * N).enumerate() {
+        for (i, e) in run.chunks_exact(N).enumerate() {
+            for j in 0..N {
+                tile[j][i] = e[j];
+            }
+        }
+        for (row, plane) in tile.iter().zip(planes.iter_mut()) {
+            plane[t * TILE..(t + 1) * TILE].copy_from_slice(row);
+        }
+    }
+    for i in whole..n {
+        for (j, plane) in planes.iter_mut().enumerate() {
+            plane[i] = src[i * N + j];
+        }
+    }
+    tail.copy_from_slice(&src[n * N..]);
+}
+
+/// The inverse of [`shuffle`], into `out` (as long as `src`).
+fn unshuffle(src: &[u8], elem: usize, out: &mut [u8]) {
+    match elem {
+        2 => unshuffle_n::<2>(src, out),
+        4 => unshuffle_n::<4>(src, out),
+        8 => unshuffle_8(src, out),
+        _ => out.copy_from_slice(src),
+    }
+}
+
+fn unshuffle_n<const N: usize>(src: &[u8], out: &mut [u8]) {
+    const TILE: usize = 64;
+    let n = src.len() / N;
+    let planes: Vec<&[u8]> = src[..n * N].chunks_exact(n.max(1)).collect();
+    let whole = n / TILE * TILE;
+    // Whole tiles through fixed-size buffers, which the compiler turns into byte shuffles.
+    let mut tile = [[0u8; TILE]; N];
+    for (t, dst) in out[..whole * N].chunks_exact_mut(TILE * N).enumerate() {
+        for (row, plane) in tile.iter_mut().zip(&planes) {
+            row.copy_from_slice(&plane[t * TILE..(t + 1) * TILE]);
+        }
+        for (i, e) in dst.chunks_exact_mut(N).enumerate() {
+            for j in 0..N {
+                e[j] = tile[j][i];
+            }
+        }
+    }
+    for i in whole..n {
+        for (j, plane) in planes.iter().enumerate() {
+            out[i * N + j] = plane[i];
+        }
+    }
+    out[n * N..].copy_from_slice(&src[n * N..]);
+}
+
+/// A zlib stream (what HDF5's deflate filter stores: `compress2` output).
+fn deflate(src: &[u8], level: u8) -> Vec<u8> {
+    let mut enc = flate2::write::ZlibEncoder::new(
+        Vec::with_capacity(src.len() / 2 + 64),
+        flate2::Compression::new(u32::from(level.min(9))),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(src);
+    enc.finish().unwrap_or_default()
+}
+
+/// Inflates a zlib stream expected to hold `expected` bytes.
+fn inflate(src: &[u8], expected: usize) -> std::result::Result<Vec<u8>, String> {
+    let mut out = vec![0u8; expected];
+    inflate_into(src, &mut out)?;
+    Ok(out)
+}
+
+/// Inflates a zlib stream into `out`, which it must fill exactly.
+fn inflate_into(src: &[u8], out: &mut [u8]) -> std::result::Result<(), String> {
+    let mut d = flate2::Decompress::new(true);
+    let status = d
+        .decompress(src, out, flate2::FlushDecompress::Finish)
+        .map_err(|e| format!("deflate stream is corrupt: {e}"))?;
+    let produced = d.total_out() as usize;
+    match status {
+        flate2::Status::StreamEnd if produced == out.len() => Ok(()),
+        flate2::Status::StreamEnd => Err(format!(
+            "deflate stream holds {produced} bytes, expected {} (the chunk shape times the \
+             element size)",
+            out.len()
+        )),
+        _ if produced == out.len() => Err(format!(
+            "deflate stream holds more than the chunk's {} bytes",
+            out.len()
+        )),
+        _ => Err(format!(
+            "deflate stream is truncated ({} of {} stored bytes give {produced} of {} bytes)",
+            d.total_in(),
+            src.len(),
+            out.len()
+        )),
+    }
+}
+
+/// Where a stored chunk is: its file offset and size and its skipped-filter mask.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChunkLoc {
+    pub(crate) addr: u64,
+    pub(crate) size: u64,
+    pub(crate) mask: u32,
+}
+
+/// Finds the chunk whose first element is at `offset`: `None` when it was never written (its
+/// elements are the fill value) or the library cannot say.
+pub(crate) fn locate(ds: &hdf5::Dataset, offset: &[usize]) -> Option<ChunkLoc> {
+    let off: Vec<hsize_t> = offset.iter().map(|&o| o as hsize_t).collect();
+    let mut mask: u32 = 0;
+    let mut addr: haddr_t = HADDR_UNDEF;
+    let mut size: hsize_t = 0;
+    let status = hdf5::sync::sync(|| {
+        // SAFETY: `off` has one entry per dimension of the dataset (the caller's region has the
+        // dataset's rank) and the out-pointers are valid for one value each.
+        unsafe {
+            H5Dget_chunk_info_by_coord(ds.id(), off.as_ptr(), &mut mask, &mut addr, &mut size)
+        }
+    });
+    if status < 0 || addr == HADDR_UNDEF || size == 0 {
+        return None;
+    }
+    Some(ChunkLoc { addr, size, mask })
+}
+
+/// Appends one filtered chunk at element offset `offset` (the single writer calls this).
+pub(crate) fn write_chunk(
+    ds: &hdf5::Dataset,
+    path: &Path,
+    offset: &[usize],
+    bytes: &[u8],
+) -> Result<()> {
+    let off: Vec<hsize_t> = offset.iter().map(|&o| o as hsize_t).collect();
+    let status = hdf5::sync::sync(|| {
+        // SAFETY: `off` has the dataset's rank, `bytes` is valid for its length and the library
+        // copies it before returning.
+        unsafe {
+            H5Dwrite_chunk(
+                ds.id(),
+                H5P_DEFAULT,
+                0,
+                off.as_ptr(),
+                bytes.len(),
+                bytes.as_ptr().cast(),
+            )
+        }
+    });
+    if status < 0 {
+        let detail = hdf5::h5check(status).err().map(|e| e.to_string());
+        return Err(Error::format(
+            path,
+            format!(
+                "writing the chunk at {offset:?} of {}: {}",
+                ds.name(),
+                detail.unwrap_or_else(|| "the HDF5 library refused it".into())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A chunk's elements as bytes in a buffer aligned for any element type.
+pub(crate) struct ChunkBuf {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl ChunkBuf {
+    /// A zeroed buffer of `len` bytes.
+    pub(crate) fn zeroed(len: usize) -> Self {
+        ChunkBuf {
+            words: vec![0; len.div_ceil(8)],
+            len,
+        }
+    }
+    /// The bytes, to fill.
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut bytemuck::cast_slice_mut::<u64, u8>(&mut self.words)[..self.len]
+    }
+    /// The bytes as elements (checked: a bool must be 0 or 1).
+    pub(crate) fn elements<T: Element>(&self) -> Result<&[T]> {
+        T::from_bytes(&bytemuck::cast_slice::<u64, u8>(&self.words)[..self.len])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transposed_shuffles_match_the_generic_ones() {
+        let big: Vec<u8> = (0..80_021u32).map(|v| (v * 37 % 253) as u8).collect();
+        let mut a = vec![0u8; big.len()];
+        let mut b = vec![0u8; big.len()];
+        shuffle_n::<8>(&big, &mut a);
+        shuffle_8(&big, &mut b);
+        assert_eq!(a, b);
+        unshuffle_n::<8>(&a, &mut b);
+        assert_eq!(b, big);
+        unshuffle_8(&a, &mut b);
+        assert_eq!(b, big);
+    }
+
+    #[test]
+    fn shuffle_matches_the_definition_and_inverts() {
+        // Three 4-byte elements and two trailing bytes.
+        let src: Vec<u8> = (0..14).collect();
+        let s = shuffle(&src, 4);
+        assert_eq!(s, vec![0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11, 12, 13]);
+        let mut back = vec![0u8; src.len()];
+        unshuffle(&s, 4, &mut back);
+        assert_eq!(back, src);
+        assert_eq!(shuffle(&src, 1), src);
+        // Larger than one run, every element size.
+        let big: Vec<u8> = (0..40_003u32).map(|v| (v * 31 % 251) as u8).collect();
+        for elem in [1, 2, 4, 8] {
+            let s = shuffle(&big, elem);
+            let n = big.len() / elem;
+            for i in (0..n).step_by(97) {
+                for j in 0..elem {
+                    assert_eq!(s[j * n + i], big[i * elem + j]);
+                }
+            }
+            let mut back = vec![0u8; big.len()];
+            unshuffle(&s, elem, &mut back);
+            assert_eq!(back, big, "elem {elem}");
+        }
+    }
+
+    #[test]
+    fn pipelines_round_trip_and_honour_the_mask() {
+        let raw: Vec<u8> = (0..4000u32).flat_map(|v| (v * 7).to_le_bytes()).collect();
+        for steps in [
+            vec![],
+            vec![Step::Shuffle],
+            vec![Step::Deflate(4)],
+            vec![Step::Shuffle, Step::Deflate(1)],
+        ] {
+            let p = Pipeline { steps };
+            let stored = p.encode(&raw, 4);
+            let mut out = vec![0u8; raw.len()];
+            p.decode(stored, 0, 4, &mut out).unwrap();
+            assert_eq!(out, raw, "{p:?}");
+        }
+        // Deflate (position 1) skipped for this chunk: only the shuffle is undone.
+        let p = Pipeline {
+            steps: vec![Step::Shuffle, Step::Deflate(4)],
+        };
+        let mut out = vec![0u8; raw.len()];
+        p.decode(shuffle(&raw, 4), 0b10, 4, &mut out).unwrap();
+        assert_eq!(out, raw);
+    }
+
+    #[test]
+    fn corrupt_and_truncated_streams_are_errors() {
+        let raw = vec![5u8; 10000];
+        let p = Pipeline {
+            steps: vec![Step::Deflate(6)],
+        };
+        let stored = p.encode(&raw, 1);
+        let mut out = vec![0u8; raw.len()];
+        let cut = stored[..stored.len() / 2].to_vec();
+        assert!(p.decode(cut, 0, 1, &mut out).is_err());
+        let mut bad = stored.clone();
+        bad[0] ^= 0xff;
+        assert!(p.decode(bad, 0, 1, &mut out).is_err());
+        let mut short = vec![0u8; 100];
+        assert!(p.decode(stored, 0, 1, &mut short).is_err());
+    }
+}
