@@ -539,7 +539,7 @@ impl DynArray {
         })
     }
 
-    /// Writes the array as Zarr v3.
+    /// Writes the array as Zarr (v3, or v2 on request).
     ///
     /// # Errors
     /// As [`ChunkedArray::to_zarr`].

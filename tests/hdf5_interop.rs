@@ -1711,3 +1711,123 @@ fn chunks_read_directly_match_h5py_and_corruption_names_the_chunk() {
     );
     assert!(!root.join("c.npy").exists(), "a failed read left c.npy");
 }
+
+#[test]
+fn a_failed_overwrite_keeps_the_old_dataset_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let path = root.join("x.h5");
+    // A source that fails half-way: a Zarr array with one corrupt chunk among good ones.
+    let bad = root.join("bad.zarr");
+    let zo = tessera::store::zarr::ZarrWriteOptions::default();
+    ChunkedArray::<f64>::from_array(sample(&[10, 10]), 5)
+        .unwrap()
+        .to_zarr(&bad, &zo, &opts())
+        .unwrap();
+    std::fs::write(bad.join("c/1/1"), b"garbage").unwrap();
+    let old = sample(&[6, 5]);
+    {
+        let _h5 = in_process();
+        for (dataset, deflate) in [("/g/a", Some(4)), ("/top", None)] {
+            ChunkedArray::<f64>::from_array(old.clone(), 2)
+                .unwrap()
+                .to_hdf5(
+                    &path,
+                    dataset,
+                    &hopts(deflate, deflate.is_some(), false),
+                    &opts(),
+                )
+                .unwrap();
+            let failing = ChunkedArray::<f64>::from_zarr(&bad, 5).unwrap();
+            let e = failing
+                .to_hdf5(
+                    &path,
+                    dataset,
+                    &hopts(deflate, deflate.is_some(), true),
+                    &opts(),
+                )
+                .expect_err("a corrupt source chunk did not fail the write");
+            assert!(e.to_string().contains("c/1/1"), "{dataset}: {e}");
+            let back = ChunkedArray::<f64>::from_hdf5(&path, dataset, Chunks::Auto).unwrap();
+            assert_eq!(
+                bits(&back.compute_with(&opts()).unwrap()),
+                bits(&old),
+                "{dataset}: a failed --overwrite changed the old dataset"
+            );
+            assert_eq!(th5::info(&path, dataset).unwrap().complete, Some(true));
+        }
+        assert_eq!(
+            members(&path, "/g"),
+            vec!["a".to_string()],
+            "leftovers in /g"
+        );
+        assert_eq!(
+            members(&path, "/"),
+            vec!["g".to_string(), "top".to_string()],
+            "leftovers in /"
+        );
+        // A good overwrite replaces it and leaves nothing else behind.
+        let new = sample(&[4, 4]).mapv(|v| v * 2.0);
+        ChunkedArray::<f64>::from_array(new.clone(), 3)
+            .unwrap()
+            .to_hdf5(&path, "/g/a", &hopts(Some(1), true, true), &opts())
+            .unwrap();
+        let back = ChunkedArray::<f64>::from_hdf5(&path, "/g/a", Chunks::Auto).unwrap();
+        assert_eq!(bits(&back.compute_with(&opts()).unwrap()), bits(&new));
+        assert_eq!(
+            members(&path, "/g"),
+            vec!["a".to_string()],
+            "leftovers in /g"
+        );
+    }
+    // The CLI says the same, in one line.
+    let out = tessera(
+        root,
+        &[
+            "convert",
+            "bad.zarr",
+            "x.h5:/top",
+            "--overwrite",
+            "--chunks",
+            "5",
+        ],
+    );
+    clean_error("failing overwrite", &out, &["bad.zarr", "c/1/1"]);
+}
+
+#[test]
+fn an_interrupted_write_is_refused_by_readers_and_shown_by_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let path = root.join("x.h5");
+    {
+        let _h5 = in_process();
+        ChunkedArray::<f64>::from_array(sample(&[6, 4]), 3)
+            .unwrap()
+            .to_hdf5(&path, "/g/x", &hopts(Some(4), true, false), &opts())
+            .unwrap();
+        // What a write killed before its end leaves: the completion attribute still false.
+        {
+            let file = hdf5::File::open_rw(&path).unwrap();
+            let ds = file.dataset("g/x").unwrap();
+            ds.attr(th5::COMPLETE_ATTRIBUTE)
+                .unwrap()
+                .write_scalar(&false)
+                .unwrap();
+        }
+        let e = ChunkedArray::<f64>::from_hdf5(&path, "/g/x", Chunks::Auto)
+            .err()
+            .unwrap_or_else(|| panic!("an incomplete dataset was opened for reading"));
+        let msg = e.to_string();
+        assert!(msg.contains("incomplete") && msg.contains("/g/x"), "{msg}");
+        assert_eq!(th5::info(&path, "/g/x").unwrap().complete, Some(false));
+    }
+    clean_error(
+        "eval incomplete",
+        &tessera(root, &["eval", "x.sum()", "--in", "x=x.h5:/g/x"]),
+        &["x.h5", "incomplete"],
+    );
+    let info = success("info incomplete", &tessera(root, &["info", "x.h5:/g/x"]));
+    assert!(info.contains("INCOMPLETE"), "{info}");
+    assert!(info.contains("shape      [6, 4]"), "{info}");
+}

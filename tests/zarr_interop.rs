@@ -143,7 +143,11 @@ fn opts() -> ExecOptions {
 }
 
 fn zopts(codec: Codec, overwrite: bool) -> ZarrWriteOptions {
-    ZarrWriteOptions { codec, overwrite }
+    ZarrWriteOptions {
+        codec,
+        overwrite,
+        ..ZarrWriteOptions::default()
+    }
 }
 
 /// A float64 array with every kind of special value, `a[i] = f(i)` elsewhere.
@@ -415,6 +419,9 @@ np.save(os.path.join(out, "int16_3d.npy"), values("int16", (4, 5, 6)))
 np.save(os.path.join(out, "int32_1d.npy"), values("int32", (10,)))
 np.save(os.path.join(out, "float64_0d.npy"), values("float64", ()))
 np.save(os.path.join(out, "float64_empty.npy"), values("float64", (0, 3)))
+with np.errstate(over="ignore"):
+    x2 = np.load(os.path.join(out, "float32.npy")) * np.float32(2)
+np.save(os.path.join(out, "float32_x2.npy"), x2)
 "#;
 
 /// Reads `cases.tsv` (name, source .npy, Zarr output, chunks as JSON or `-`, codec) under
@@ -425,7 +432,7 @@ root = sys.argv[1]
 with open(os.path.join(root, "cases.tsv")) as f:
     rows = [line.rstrip("\n").split("\t") for line in f if line.strip()]
 done = set(sys.argv[2:])
-for name, src, dst, chunks, codec in rows:
+for name, src, dst, chunks, codec, fmt in rows:
     if name not in done:
         continue
     why = []
@@ -433,8 +440,8 @@ for name, src, dst, chunks, codec in rows:
         a = np.load(os.path.join(root, src))
         z = zarr.open_array(os.path.join(root, dst), mode="r")
         b = np.asarray(z[...])
-        if z.metadata.zarr_format != 3:
-            why.append(f"zarr_format {z.metadata.zarr_format}")
+        if z.metadata.zarr_format != int(fmt):
+            why.append(f"zarr_format {z.metadata.zarr_format}, want {fmt}")
         if z.attrs.get("tessera_complete") is not True:
             why.append(f"tessera_complete is {z.attrs.get('tessera_complete')!r}")
         if z.shape != a.shape:
@@ -444,7 +451,9 @@ for name, src, dst, chunks, codec in rows:
         if z.dtype != a.dtype:
             why.append(f"dtype {z.dtype}, want {a.dtype}")
         names = [type(c).__name__.lower() for c in z.compressors]
-        if (codec == "none" and names) or (codec != "none" and names != [codec + "codec"]):
+        # v3 codecs are zarr's (ZstdCodec), v2 compressors numcodecs' (Zstd).
+        want = [codec + "codec" if fmt == "3" else codec]
+        if (codec == "none" and names) or (codec != "none" and names != want):
             why.append(f"compressors {names}, want {codec}")
         if not why and a.tobytes() != np.ascontiguousarray(b).tobytes():
             why.append(f"values differ:\n  got  {b!r}\n  want {a!r}")
@@ -470,6 +479,8 @@ struct WriteCase {
     /// The chunk shape zarr-python must report, if the case fixes one.
     chunks: Option<Vec<usize>>,
     codec: &'static str,
+    /// The Zarr format zarr-python must find.
+    format: u8,
 }
 
 fn write_cases() -> Vec<WriteCase> {
@@ -492,26 +503,37 @@ fn write_cases() -> Vec<WriteCase> {
     let mut cases = Vec::new();
     for (i, dt) in DTYPES.iter().enumerate() {
         for (j, codec) in CODECS.iter().enumerate() {
-            let (spec, chunks) = ragged[(i + j) % ragged.len()];
-            let name = format!("{dt}_{codec}");
-            let (name, mut args) = convert(
-                &name,
-                &format!("in/{dt}.npy"),
-                &format!("out/{name}.zarr"),
-                Some(spec),
-                codec,
-            );
-            if codec != &"none" && (i + j) % 3 == 0 {
-                args.extend(["--level".to_string(), "1".to_string()]);
+            // Zarr v3 with every codec; v2 (`--zarr-format 2`) with the codecs in turn.
+            for format in [3u8, 2] {
+                if format == 2 && j != i % CODECS.len() {
+                    continue;
+                }
+                let (spec, chunks) = ragged[(i + j) % ragged.len()];
+                let prefix = if format == 2 { "v2_" } else { "" };
+                let name = format!("{prefix}{dt}_{codec}");
+                let (name, mut args) = convert(
+                    &name,
+                    &format!("in/{dt}.npy"),
+                    &format!("out/{name}.zarr"),
+                    Some(spec),
+                    codec,
+                );
+                if codec != &"none" && (i + j) % 3 == 0 {
+                    args.extend(["--level".to_string(), "1".to_string()]);
+                }
+                if format == 2 {
+                    args.extend(["--zarr-format".to_string(), "2".to_string()]);
+                }
+                cases.push(WriteCase {
+                    src: format!("in/{dt}.npy"),
+                    dst: format!("out/{name}.zarr"),
+                    name,
+                    args,
+                    chunks: Some(chunks.to_vec()),
+                    codec,
+                    format,
+                });
             }
-            cases.push(WriteCase {
-                src: format!("in/{dt}.npy"),
-                dst: format!("out/{name}.zarr"),
-                name,
-                args,
-                chunks: Some(chunks.to_vec()),
-                codec,
-            });
         }
     }
     let mut extra = |name: &str,
@@ -520,7 +542,11 @@ fn write_cases() -> Vec<WriteCase> {
                      chunks: Option<&str>,
                      want: Option<Vec<usize>>,
                      codec: &'static str| {
-        let (name, args) = convert(name, src, dst, chunks, codec);
+        let (name, mut args) = convert(name, src, dst, chunks, codec);
+        let format = if name.starts_with("v2_") { 2 } else { 3 };
+        if format == 2 {
+            args.extend(["--zarr-format".to_string(), "2".to_string()]);
+        }
         cases.push(WriteCase {
             name,
             args,
@@ -528,6 +554,7 @@ fn write_cases() -> Vec<WriteCase> {
             dst: dst.to_string(),
             chunks: want,
             codec,
+            format,
         });
     };
     extra(
@@ -571,6 +598,30 @@ fn write_cases() -> Vec<WriteCase> {
         "gzip",
     );
     extra(
+        "v2_3d_float64",
+        "in/float64_3d.npy",
+        "out/v2_3d.zarr",
+        Some("3,-1,4"),
+        Some(vec![3, 5, 4]),
+        "zstd",
+    );
+    extra(
+        "v2_deep_group",
+        "in/int16.npy",
+        "out/v2deep.zarr/a/b/c",
+        Some("4"),
+        Some(vec![4, 4]),
+        "blosc",
+    );
+    extra(
+        "v2_empty",
+        "in/float64_empty.npy",
+        "out/v2_empty.zarr",
+        None,
+        None,
+        "gzip",
+    );
+    extra(
         "scalar",
         "in/float64_0d.npy",
         "out/scalar.zarr",
@@ -596,6 +647,7 @@ fn write_cases() -> Vec<WriteCase> {
         dst: "out/default.zarr".into(),
         chunks: Some(vec![13, 7]),
         codec: "zstd",
+        format: 3,
     });
     // `eval -o` writes Zarr too.
     cases.push(WriteCase {
@@ -616,6 +668,7 @@ fn write_cases() -> Vec<WriteCase> {
         dst: "out/eval.zarr".into(),
         chunks: Some(vec![5, 3]),
         codec: "gzip",
+        format: 3,
     });
     cases.push(WriteCase {
         name: "eval_group".into(),
@@ -635,6 +688,27 @@ fn write_cases() -> Vec<WriteCase> {
         dst: "out/evalg.zarr/results/x".into(),
         chunks: Some(vec![13, 7]),
         codec: "blosc",
+        format: 3,
+    });
+    cases.push(WriteCase {
+        name: "eval_v2".into(),
+        args: [
+            "eval",
+            "x * 2",
+            "--in",
+            "x=in/float32.npy",
+            "-o",
+            "out/evalv2.zarr",
+            "--zarr-format",
+            "2",
+        ]
+        .map(String::from)
+        .to_vec(),
+        src: "in/float32_x2.npy".into(),
+        dst: "out/evalv2.zarr".into(),
+        chunks: Some(vec![13, 7]),
+        codec: "zstd",
+        format: 2,
     });
     cases
 }
@@ -665,7 +739,10 @@ fn tessera_written_arrays_read_back_by_zarr_python() {
                         .join(",")
                 )
             });
-            format!("{}\t{}\t{}\t{chunks}\t{}\n", c.name, c.src, c.dst, c.codec)
+            format!(
+                "{}\t{}\t{}\t{chunks}\t{}\t{}\n",
+                c.name, c.src, c.dst, c.codec, c.format
+            )
         })
         .collect();
     std::fs::write(root.join("cases.tsv"), tsv).unwrap();
@@ -725,15 +802,21 @@ fn library_round_trip_with_ragged_chunks_and_every_codec() {
         AxisChunks::Explicit(vec![4, 4, 1]),
     ]);
     let x = ChunkedArray::<f64>::from_array(data.clone(), ragged).unwrap();
-    for (k, codec) in [Codec::None, Codec::Zstd(3), Codec::Blosc(5), Codec::Gzip(5)]
-        .into_iter()
+    let codecs = [Codec::None, Codec::Zstd(3), Codec::Blosc(5), Codec::Gzip(5)];
+    for (k, (codec, format)) in codecs
+        .iter()
+        .flat_map(|&c| [(c, 2u8), (c, 3u8)])
         .enumerate()
     {
         let path = dir.path().join(format!("lib{k}.zarr/grp/x"));
-        x.to_zarr(&path, &zopts(codec, false), &opts())
-            .unwrap_or_else(|e| panic!("{codec:?}: {e}"));
+        let zo = ZarrWriteOptions {
+            zarr_format: format,
+            ..zopts(codec, false)
+        };
+        x.to_zarr(&path, &zo, &opts())
+            .unwrap_or_else(|e| panic!("{codec:?} v{format}: {e}"));
         let z = tzarr::info(&path).unwrap();
-        assert_eq!(z.zarr_format, 3, "{codec:?}");
+        assert_eq!(z.zarr_format, format, "{codec:?}");
         assert_eq!(z.chunk_shape, Some(vec![5, 4]), "{codec:?}");
         assert_eq!(z.complete, Some(true), "{codec:?}");
         assert_eq!(z.shape, vec![10, 9], "{codec:?}");
@@ -1033,7 +1116,11 @@ fn a_corrupt_chunk_is_an_error_and_leaves_no_output() {
     for chunks in [Chunks::Auto, Chunks::Size(5), Chunks::Size(3)] {
         let x = ChunkedArray::<f64>::from_zarr(&zpath, chunks.clone()).unwrap();
         let e = x.compute_with(&opts()).expect_err("read a corrupt chunk");
-        assert!(e.to_string().contains("z.zarr"), "{chunks:?}: {e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("z.zarr") && msg.contains("c/1/0"),
+            "{chunks:?}: the error names neither the store nor the chunk key c/1/0: {msg}"
+        );
     }
     // A part of the array that avoids the corrupt chunk (rows 5..10, columns 0..5) still reads.
     let x = ChunkedArray::<f64>::from_zarr(&zpath, Chunks::Size(5)).unwrap();
@@ -1051,7 +1138,7 @@ fn a_corrupt_chunk_is_an_error_and_leaves_no_output() {
     let line = clean_error(
         "convert corrupt",
         &tessera(root, &["convert", "z.zarr", "o.npy"]),
-        &["z.zarr"],
+        &["z.zarr", "c/1/0"],
     );
     eprintln!("corrupt zstd chunk: {line}");
     assert!(!root.join("o.npy").exists());
@@ -1079,10 +1166,193 @@ fn a_corrupt_chunk_is_an_error_and_leaves_no_output() {
     let line = clean_error(
         "truncated chunk",
         &tessera(root, &["convert", "n.zarr", "o.npy"]),
-        &["n.zarr"],
+        &["n.zarr", "c/0/1"],
     );
     eprintln!("truncated uncompressed chunk: {line}");
     assert!(!root.join("o.npy").exists());
+}
+
+#[test]
+fn a_corrupt_v2_chunk_names_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let path = root.join("v2.zarr");
+    let data = sample(&[10, 10]);
+    let zo = ZarrWriteOptions {
+        zarr_format: 2,
+        ..zopts(Codec::Blosc(5), false)
+    };
+    ChunkedArray::<f64>::from_array(data, [5, 5])
+        .unwrap()
+        .to_zarr(&path, &zo, &opts())
+        .unwrap();
+    let chunk = path.join("0.1");
+    assert!(chunk.is_file(), "no v2 chunk file at {}", chunk.display());
+    std::fs::write(&chunk, b"garbage, not a blosc frame").unwrap();
+    let line = clean_error(
+        "corrupt v2 chunk",
+        &tessera(root, &["eval", "x.sum()", "--in", "x=v2.zarr"]),
+        &["v2.zarr", "0.1"],
+    );
+    eprintln!("corrupt v2 blosc chunk: {line}");
+}
+
+#[test]
+fn an_interrupted_write_is_refused_by_readers_and_shown_by_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let data = sample(&[6, 4]);
+    for (format, meta) in [(3u8, "zarr.json"), (2, ".zattrs")] {
+        let name = format!("v{format}.zarr");
+        let path = root.join(&name);
+        let zo = ZarrWriteOptions {
+            zarr_format: format,
+            ..zopts(Codec::Zstd(3), false)
+        };
+        ChunkedArray::<f64>::from_array(data.clone(), [3, 4])
+            .unwrap()
+            .to_zarr(&path, &zo, &opts())
+            .unwrap();
+        // What a write killed before its end leaves: the completion attribute still false.
+        let file = path.join(meta);
+        let text = std::fs::read_to_string(&file).unwrap();
+        let marked = text.replace(
+            r#""tessera_complete": true"#,
+            r#""tessera_complete": false"#,
+        );
+        assert_ne!(text, marked, "no completion attribute in {meta}: {text}");
+        std::fs::write(&file, marked).unwrap();
+
+        let e = ChunkedArray::<f64>::from_zarr(&path, Chunks::Auto)
+            .err()
+            .unwrap_or_else(|| panic!("v{format}: an incomplete array was opened for reading"));
+        assert!(e.to_string().contains("incomplete"), "v{format}: {e}");
+        clean_error(
+            "eval incomplete",
+            &tessera(root, &["eval", "x.sum()", "--in", &format!("x={name}")]),
+            &[&name, "incomplete"],
+        );
+        let info = success("info incomplete", &tessera(root, &["info", &name]));
+        assert!(info.contains("INCOMPLETE"), "v{format}: {info}");
+        assert!(info.contains("shape      [6, 4]"), "v{format}: {info}");
+    }
+}
+
+#[test]
+fn a_failed_overwrite_keeps_the_old_array_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // A source that fails half-way: one corrupt chunk among good ones.
+    let bad = root.join("bad.zarr");
+    write_10x10(&bad, Codec::Zstd(3));
+    std::fs::write(bad.join("c/1/1"), b"garbage").unwrap();
+    ndarray_npy::write_npy(root.join("in.npy"), &sample(&[10, 10])).unwrap();
+    for (dst, format) in [
+        ("root.zarr", "3"),
+        ("root2.zarr", "2"),
+        ("s.zarr/g/a", "3"),
+        ("s2.zarr/g/a", "2"),
+    ] {
+        success(
+            "first write",
+            &tessera(
+                root,
+                &[
+                    "convert",
+                    "in.npy",
+                    dst,
+                    "--chunks",
+                    "5",
+                    "--zarr-format",
+                    format,
+                ],
+            ),
+        );
+        let store = root.join(dst.split('/').next().unwrap());
+        let before = snapshot(&store);
+        clean_error(
+            "failing overwrite",
+            &tessera(
+                root,
+                &[
+                    "convert",
+                    "bad.zarr",
+                    dst,
+                    "--overwrite",
+                    "--chunks",
+                    "5",
+                    "--zarr-format",
+                    format,
+                ],
+            ),
+            &["bad.zarr", "c/1/1"],
+        );
+        assert_eq!(
+            snapshot(&store),
+            before,
+            "{dst}: a failed --overwrite changed the old array"
+        );
+        let listing = |d: &Path| -> Vec<String> {
+            std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("tessera-"))
+                .collect()
+        };
+        assert_eq!(listing(root), Vec::<String>::new(), "{dst}: leftovers");
+        // A good overwrite replaces it, again without leftovers, and the result reads back.
+        success(
+            "good overwrite",
+            &tessera(
+                root,
+                &[
+                    "convert",
+                    "in.npy",
+                    dst,
+                    "--overwrite",
+                    "--chunks",
+                    "4",
+                    "--zarr-format",
+                    format,
+                ],
+            ),
+        );
+        assert_eq!(listing(root), Vec::<String>::new(), "{dst}: leftovers");
+        if let Some(group) = dst.rsplit_once('/').map(|(g, _)| root.join(g)) {
+            assert_eq!(listing(&group), Vec::<String>::new(), "{dst}: leftovers");
+        }
+        let z = tzarr::info(&root.join(dst)).unwrap();
+        assert_eq!(z.chunk_shape, Some(vec![4, 4]), "{dst}");
+        assert_eq!(z.complete, Some(true), "{dst}");
+        assert_eq!(z.zarr_format.to_string(), format, "{dst}");
+    }
+    // A directory in the way that is not a Zarr node is never written into or replaced.
+    std::fs::create_dir_all(root.join("busy.zarr")).unwrap();
+    std::fs::write(root.join("busy.zarr/notes.txt"), "mine").unwrap();
+    clean_error(
+        "not a zarr node",
+        &tessera(root, &["convert", "in.npy", "busy.zarr", "--overwrite"]),
+        &["busy.zarr", "not a Zarr"],
+    );
+    assert!(root.join("busy.zarr/notes.txt").is_file());
+}
+
+#[test]
+fn zarr_format_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    ndarray_npy::write_npy(root.join("in.npy"), &sample(&[4, 3])).unwrap();
+    clean_error(
+        "format 4",
+        &tessera(root, &["convert", "in.npy", "o.zarr", "--zarr-format", "4"]),
+        &["--zarr-format 4"],
+    );
+    clean_error(
+        "format for npy",
+        &tessera(root, &["convert", "in.npy", "o.npy", "--zarr-format", "2"]),
+        &["--zarr-format"],
+    );
+    assert!(!root.join("o.zarr").exists() && !root.join("o.npy").exists());
 }
 
 /// zarr-python arrays of dtypes tessera does not read.

@@ -2,8 +2,9 @@
 
 use super::{locate, open, Location};
 use clap::Args;
+use tessera::chunks::ChunkGrid;
 use tessera::error::fmt_bytes;
-use tessera::{ExecOptions, Result};
+use tessera::{Chunks, DType, ExecOptions, Result};
 
 pub(crate) const EXAMPLES: &str = "Examples:
   tessera info data/points.npy
@@ -18,40 +19,49 @@ pub(crate) struct InfoArgs {
 }
 
 pub(crate) fn run(args: &InfoArgs, _opts: &ExecOptions) -> Result<()> {
-    let array = open(&args.path)?;
-    let backend = match locate(&args.path)? {
+    // Zarr and HDF5 arrays are described from their metadata alone, so an interrupted write
+    // (which reading refuses) can still be inspected.
+    let grid_of = |shape: &[usize], dtype: DType, native: Option<&[usize]>| {
+        ChunkGrid::new_aligned(shape, &Chunks::Auto, dtype.size(), native).map(|g| (g, dtype))
+    };
+    let (backend, (g, dtype)) = match locate(&args.path)? {
         Location::Npy(p) => {
+            let array = open(&args.path)?;
             let map = tessera::store::npy::NpyMap::open(&p)?;
             let h = map.header();
-            format!(
+            let backend = format!(
                 "npy, memory-mapped ({} order{})",
                 if h.fortran_order { "Fortran" } else { "C" },
                 if h.big_endian { ", big-endian" } else { "" }
-            )
+            );
+            (backend, (array.grid().clone(), array.dtype()))
         }
         Location::Zarr(p) => {
             let z = tessera::store::zarr::info(&p)?;
-            format!(
+            let grid = grid_of(&z.shape, z.dtype, z.chunk_shape.as_deref())?;
+            let backend = format!(
                 "zarr v{} (array {} in {}), chunks {:?}, codecs {}, {}",
                 z.zarr_format,
                 z.array_path,
                 z.root.display(),
-                z.chunk_shape.unwrap_or_default(),
+                z.chunk_shape.clone().unwrap_or_default(),
                 z.codecs,
                 match z.complete {
                     Some(true) => "complete",
                     Some(false) => "INCOMPLETE (interrupted write)",
                     None => "not written by tessera",
                 }
-            )
+            );
+            (backend, grid)
         }
         #[cfg(feature = "hdf5")]
         Location::Hdf5(p, d) => {
             let h = tessera::store::hdf5::info(&p, &d)?;
-            format!(
+            let grid = grid_of(&h.shape, h.dtype, h.chunk_shape.as_deref())?;
+            let backend = format!(
                 "hdf5 (dataset {d} in {}), {}, filters {}, {}",
                 p.display(),
-                match h.chunk_shape {
+                match &h.chunk_shape {
                     Some(c) => format!("chunks {c:?}"),
                     None => "contiguous".into(),
                 },
@@ -61,13 +71,16 @@ pub(crate) fn run(args: &InfoArgs, _opts: &ExecOptions) -> Result<()> {
                     Some(false) => "INCOMPLETE (interrupted write)",
                     None => "not written by tessera",
                 }
-            )
+            );
+            (backend, grid)
         }
         #[cfg(not(feature = "hdf5"))]
-        Location::Hdf5(..) => String::from("hdf5"),
+        Location::Hdf5(..) => {
+            let array = open(&args.path)?;
+            (String::from("hdf5"), (array.grid().clone(), array.dtype()))
+        }
     };
-    let g = array.grid();
-    let per_block = g.max_block_len() * array.dtype().size();
+    let per_block = g.max_block_len() * dtype.size();
     let chunks: Vec<String> = g
         .chunks()
         .iter()
@@ -84,7 +97,7 @@ pub(crate) fn run(args: &InfoArgs, _opts: &ExecOptions) -> Result<()> {
     println!("path       {}", args.path);
     println!("backend    {backend}");
     println!("shape      {:?}", g.shape());
-    println!("dtype      {}", array.dtype());
+    println!("dtype      {dtype}");
     println!(
         "chunks     {:?}  (per axis: {})",
         g.max_chunk_shape(),
@@ -97,7 +110,7 @@ pub(crate) fn run(args: &InfoArgs, _opts: &ExecOptions) -> Result<()> {
     );
     println!(
         "bytes      {} in total, {} per block",
-        fmt_bytes(array.nbytes()),
+        fmt_bytes(g.shape().iter().product::<usize>() * dtype.size()),
         fmt_bytes(per_block)
     );
     Ok(())

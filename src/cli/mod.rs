@@ -199,6 +199,9 @@ pub(crate) struct OutputArgs {
     /// Compression level of the codec (zstd default 3, blosc and gzip default 5).
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     level: Option<i32>,
+    /// Zarr format of a Zarr output: 3 (default) or 2 (what zarr-python 2 and older tools read).
+    #[arg(long, value_name = "2|3")]
+    zarr_format: Option<u8>,
 }
 
 /// Writes `array` to an output path checked by [`check_output`].
@@ -218,11 +221,24 @@ pub(crate) fn write_output(
                     out.level,
                 )?,
                 overwrite,
+                zarr_format: match out.zarr_format.unwrap_or(3) {
+                    f @ (2 | 3) => f,
+                    f => {
+                        return Err(Error::Invalid(format!(
+                            "--zarr-format {f}: Zarr formats 2 and 3 can be written"
+                        )))
+                    }
+                },
             };
             array.to_zarr(path, &zopts, opts)
         }
         #[cfg(feature = "hdf5")]
         Location::Hdf5(_, d) => {
+            if out.zarr_format.is_some() {
+                return Err(Error::Invalid(
+                    "--zarr-format applies to Zarr outputs, not HDF5".into(),
+                ));
+            }
             let deflate = match out.codec.as_deref().unwrap_or("none") {
                 "none" => None,
                 "gzip" | "deflate" => match out.level.unwrap_or(4) {
@@ -247,6 +263,11 @@ pub(crate) fn write_output(
             array.to_hdf5(path, &d, &hopts, opts)
         }
         _ => {
+            if out.zarr_format.is_some() {
+                return Err(Error::Invalid(
+                    "--zarr-format applies to Zarr outputs, not .npy".into(),
+                ));
+            }
             if out.codec.as_deref().is_some_and(|c| c != "none") {
                 return Err(Error::Invalid(
                     "a .npy output is never compressed: --codec applies to Zarr and HDF5".into(),

@@ -421,6 +421,16 @@ impl<T: H5Element> ChunkedArray<T> {
                 T::DTYPE
             )));
         }
+        if ds
+            .attr(COMPLETE_ATTRIBUTE)
+            .and_then(|a| a.read_scalar::<bool>())
+            .is_ok_and(|done| !done)
+        {
+            return Err(Error::format(
+                path,
+                format!("{dataset} is incomplete: its write was interrupted ({COMPLETE_ATTRIBUTE} is false); write it again"),
+            ));
+        }
         let shape = ds.shape();
         let native = ds.chunk();
         let grid =
@@ -459,23 +469,27 @@ impl<T: H5Element> ChunkedArray<T> {
             hdf5::File::create(path).map_err(|e| herr(path, "cannot create the file", e))?
         };
         let name = dataset.trim_start_matches('/');
-        if file.link_exists(name) {
-            if !hopts.overwrite {
-                return Err(Error::Exists(PathBuf::from(format!(
-                    "{}:{dataset}",
-                    path.display()
-                ))));
-            }
-            file.unlink(name)
-                .map_err(|e| herr(path, "removing the old dataset", e))?;
+        let replacing = file.link_exists(name);
+        if replacing && !hopts.overwrite {
+            return Err(Error::Exists(PathBuf::from(format!(
+                "{}:{dataset}",
+                path.display()
+            ))));
         }
         // Stored chunks all have one shape: make the blocks regular first.
         let (data, chunk) = self.regular_blocks()?;
         // The first group this write creates: removed with everything below it on failure.
         let mut created_group: Option<String> = None;
+        // Written aside under a temporary name in the same group, then renamed over the old one.
+        let parts: Vec<&str> = name.split('/').filter(|p| !p.is_empty()).collect();
+        let leaf = parts.last().copied().unwrap_or("data");
+        let aside = format!(".{leaf}.tessera-partial-{}", std::process::id());
+        let aside_path = match name.rsplit_once('/') {
+            Some((parent, _)) => format!("{parent}/{aside}"),
+            None => aside.clone(),
+        };
         let result = (|| -> Result<()> {
             // Groups on the way to the dataset.
-            let parts: Vec<&str> = name.split('/').filter(|p| !p.is_empty()).collect();
             let mut group = file
                 .as_group()
                 .map_err(|e| herr(path, "opening the root group", e))?;
@@ -492,7 +506,9 @@ impl<T: H5Element> ChunkedArray<T> {
                     }
                 };
             }
-            let leaf = parts.last().copied().unwrap_or("data");
+            if group.link_exists(&aside) {
+                let _ = group.unlink(&aside);
+            }
             let builder = group.new_dataset::<T>().shape(self.shape().to_vec());
             let builder = if self.ndim() > 0 {
                 builder.chunk(chunk.clone())
@@ -511,7 +527,7 @@ impl<T: H5Element> ChunkedArray<T> {
                 _ => builder,
             };
             let ds = builder
-                .create(leaf)
+                .create(aside.as_str())
                 .map_err(|e| herr(path, &format!("creating {dataset}"), e))?;
             let attr = ds
                 .new_attr::<bool>()
@@ -529,10 +545,21 @@ impl<T: H5Element> ChunkedArray<T> {
             }
             attr.write_scalar(&true)
                 .map_err(|e| herr(path, "writing the completion attribute", e))?;
+            drop(attr);
+            drop(ds);
+            // Publish: the complete dataset takes the old one's name.
+            if replacing {
+                group
+                    .unlink(leaf)
+                    .map_err(|e| herr(path, "removing the old dataset", e))?;
+            }
+            group
+                .relink(&aside, leaf)
+                .map_err(|e| herr(path, &format!("renaming the new dataset to {dataset}"), e))?;
             file.flush().map_err(|e| herr(path, "flushing", e))
         })();
         if result.is_err() {
-            let _ = file.unlink(name);
+            let _ = file.unlink(&aside_path);
             if let Some(g) = &created_group {
                 let _ = file.unlink(g);
             }

@@ -222,6 +222,25 @@ impl<T: Element> PlanNode for ZarrSource<T> {
     }
 }
 
+impl<T: Element> ZarrSource<T> {
+    /// The first chunk of `subset` that cannot be read or decoded, described with its key.
+    fn failing_chunk(&self, subset: &ArraySubset) -> Option<String> {
+        let chunks = self.array.chunks_in_array_subset(subset).ok()??;
+        chunks.indices().into_iter().find_map(|idx| {
+            self.array
+                .retrieve_chunk::<ArrayBytes<'static>>(&idx)
+                .err()
+                .map(|e| {
+                    format!(
+                        "chunk {:?} (key {}) cannot be read: {e}",
+                        idx.as_slice(),
+                        self.array.chunk_key(&idx).as_str()
+                    )
+                })
+        })
+    }
+}
+
 impl<T: Element> Node<T> for ZarrSource<T> {
     fn region(&self, region: &[Range<usize>]) -> Result<Block<'_, T>> {
         let shape: Vec<usize> = region.iter().map(|r| r.len()).collect();
@@ -234,10 +253,16 @@ impl<T: Element> Node<T> for ZarrSource<T> {
             .map(|r| r.start as u64..r.end as u64)
             .collect();
         let subset = ArraySubset::new_with_ranges(&ranges);
-        let bytes: ArrayBytes<'static> = self
-            .array
-            .retrieve_array_subset(&subset)
-            .map_err(|e| Error::format(&self.path, format!("reading region {region:?}: {e}")))?;
+        let bytes: ArrayBytes<'static> = match self.array.retrieve_array_subset(&subset) {
+            Ok(b) => b,
+            Err(e) => {
+                // Name the chunk that failed: decode the region's chunks one by one.
+                let detail = self
+                    .failing_chunk(&subset)
+                    .unwrap_or_else(|| format!("reading region {region:?}: {e}"));
+                return Err(Error::format(&self.path, detail));
+            }
+        };
         let raw = bytes
             .into_fixed()
             .map_err(|e| Error::format(&self.path, e.to_string()))?;
@@ -319,8 +344,10 @@ impl Codec {
 pub struct ZarrWriteOptions {
     /// Compression.
     pub codec: Codec,
-    /// Replace an existing array.
+    /// Replace an existing array (only once the new one is complete).
     pub overwrite: bool,
+    /// Zarr format version: 3 (default) or 2.
+    pub zarr_format: u8,
 }
 
 impl Default for ZarrWriteOptions {
@@ -328,6 +355,7 @@ impl Default for ZarrWriteOptions {
         ZarrWriteOptions {
             codec: Codec::Zstd(3),
             overwrite: false,
+            zarr_format: 3,
         }
     }
 }
@@ -413,6 +441,12 @@ impl<T: Element> ChunkedArray<T> {
                 T::DTYPE
             )));
         }
+        if array.attributes().get(COMPLETE_ATTRIBUTE) == Some(&serde_json::Value::Bool(false)) {
+            return Err(Error::format(
+                path,
+                format!("the array is incomplete: its write was interrupted ({COMPLETE_ATTRIBUTE} is false); write it again"),
+            ));
+        }
         let shape: Vec<usize> = array.shape().iter().map(|&n| n as usize).collect();
         let native: Option<Vec<usize>> = array
             .chunk_shape(&vec![0; array.dimensionality()])
@@ -428,12 +462,15 @@ impl<T: Element> ChunkedArray<T> {
         })))
     }
 
-    /// Writes the array as a Zarr v3 array at `path`, one chunk per block (the blocks are first
-    /// made regular if they are not). Metadata is written first and the completion attribute
-    /// last; on failure the partial output is removed.
+    /// Writes the array as a Zarr array at `path` (v3, or v2 with
+    /// [`ZarrWriteOptions::zarr_format`] = 2), one chunk per block (the blocks are first made
+    /// regular if they are not). The array is written aside, metadata first and the completion
+    /// attribute last, then moved into place: an existing array is replaced only once its
+    /// successor is complete, and on failure the partial output is removed.
     ///
     /// # Errors
-    /// An existing path without `overwrite`, an unwritable location, or any error of the plan.
+    /// An existing path without `overwrite`, a directory in the way that is not a Zarr node, an
+    /// unwritable location, or any error of the plan.
     pub fn to_zarr(
         &self,
         path: impl AsRef<Path>,
@@ -441,65 +478,207 @@ impl<T: Element> ChunkedArray<T> {
         opts: &ExecOptions,
     ) -> Result<()> {
         let path = path.as_ref();
+        if !matches!(zopts.zarr_format, 2 | 3) {
+            return Err(Error::Invalid(format!(
+                "Zarr format {} is not one tessera writes (2 or 3)",
+                zopts.zarr_format
+            )));
+        }
         exec::check_memory(self.node().as_ref(), opts)?;
         let (root, inner) = split_path(path)?;
-        // Only the array's own node is replaced: other arrays and groups of the store stay.
-        let node_dir = node_dir(&root, &inner);
-        let created_root = !root.exists();
-        if node_exists(&root, &inner) {
-            if !zopts.overwrite {
-                return Err(Error::Exists(path.to_owned()));
-            }
-            std::fs::remove_dir_all(&node_dir).map_err(|e| Error::io(&node_dir, e))?;
+        let target = node_dir(&root, &inner);
+        let replacing = node_exists(&root, &inner);
+        if replacing && !zopts.overwrite {
+            return Err(Error::Exists(path.to_owned()));
         }
-        // Regular blocks: Zarr chunks all have one shape.
+        if !replacing && target.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+            return Err(Error::Invalid(format!(
+                "{}: the directory exists and is not a Zarr array or group; refusing to write into it",
+                target.display()
+            )));
+        }
         // Stored chunks all have one shape: make the blocks regular first.
         let (data, chunk) = self.regular_blocks()?;
+        let created_root = !root.exists();
+        // Written aside, beside the final node, then renamed into place.
+        let leaf = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "array.zarr".into());
+        let aside_name = |what: &str| format!(".{leaf}.tessera-{what}-{}", std::process::id());
+        let (write_root, write_inner, aside) = if inner == "/" {
+            let aside = root.with_file_name(aside_name("partial"));
+            (aside.clone(), "/".to_string(), aside)
+        } else {
+            let parent = inner.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+            let write_inner = format!("{parent}/{}", aside_name("partial"));
+            let aside = node_dir(&root, &write_inner);
+            (root.clone(), write_inner, aside)
+        };
         let result = (|| -> Result<()> {
-            std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
-            let store = Arc::new(FilesystemStore::new(&root).map_err(|e| zerr(&root, e))?);
-            // Groups from the root down to the array's parent, so other tools can walk to it.
-            let parts: Vec<&str> = inner.split('/').filter(|p| !p.is_empty()).collect();
-            for k in 0..parts.len() {
-                let group = format!("/{}", parts[..k].join("/"));
-                if node_exists(&root, &group) {
-                    continue;
+            let _ = std::fs::remove_dir_all(&aside);
+            std::fs::create_dir_all(&aside).map_err(|e| Error::io(&aside, e))?;
+            if inner != "/" {
+                create_parent_groups(&root, &inner, zopts.zarr_format, path)?;
+            }
+            write_array(&data, &chunk, &write_root, &write_inner, zopts, opts, path)?;
+            // Publish: the old node (if any) leaves, the new one takes its place.
+            if replacing {
+                let old = target.with_file_name(aside_name("old"));
+                std::fs::rename(&target, &old).map_err(|e| Error::io(&target, e))?;
+                if let Err(e) = std::fs::rename(&aside, &target) {
+                    let _ = std::fs::rename(&old, &target);
+                    return Err(Error::io(&target, e));
                 }
-                zarrs::group::GroupBuilder::new()
-                    .build(store.clone(), &group)
-                    .map_err(|e| zerr(path, e))?
-                    .store_metadata()
-                    .map_err(|e| zerr(path, e))?;
+                let _ = std::fs::remove_dir_all(&old);
+            } else {
+                // An empty directory may stand in the way (rename replaces it).
+                std::fs::rename(&aside, &target).map_err(|e| Error::io(&target, e))?;
             }
-            let mut builder = ArrayBuilder::new(
-                self.shape().iter().map(|&n| n as u64).collect::<Vec<_>>(),
-                chunk.iter().map(|&n| n as u64).collect::<Vec<_>>(),
-                zarr_dtype(T::DTYPE),
-                zarrs::array::FillValue::from(vec![0u8; T::DTYPE.size()]),
-            );
-            builder.bytes_to_bytes_codecs(build_codecs(zopts.codec, T::DTYPE.size())?);
-            builder
-                .attributes_mut()
-                .insert(COMPLETE_ATTRIBUTE.into(), serde_json::Value::Bool(false));
-            let mut array = builder.build(store, &inner).map_err(|e| zerr(path, e))?;
-            array.store_metadata().map_err(|e| zerr(path, e))?;
-            {
-                let sink = ChunkSink {
-                    array: &array,
-                    chunk: chunk.clone(),
-                    path,
-                };
-                let ctx = ExecContext::new(opts.clone())?;
-                exec::run(data.node().as_ref(), &sink, &ctx)?;
-            }
-            array
-                .attributes_mut()
-                .insert(COMPLETE_ATTRIBUTE.into(), serde_json::Value::Bool(true));
-            array.store_metadata().map_err(|e| zerr(path, e))
+            Ok(())
         })();
         if result.is_err() {
-            let _ = std::fs::remove_dir_all(if created_root { &root } else { &node_dir });
+            let _ = std::fs::remove_dir_all(&aside);
+            if created_root {
+                let _ = std::fs::remove_dir_all(&root);
+            }
         }
         result
+    }
+}
+
+/// Creates the groups from the store root down to the parent of `inner`, where missing, so other
+/// tools can walk to the array.
+fn create_parent_groups(root: &Path, inner: &str, format: u8, path: &Path) -> Result<()> {
+    std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    let store = Arc::new(FilesystemStore::new(root).map_err(|e| zerr(root, e))?);
+    let parts: Vec<&str> = inner.split('/').filter(|p| !p.is_empty()).collect();
+    for k in 0..parts.len() {
+        let group = format!("/{}", parts[..k].join("/"));
+        if node_exists(root, &group) {
+            continue;
+        }
+        if format == 2 {
+            let dir = node_dir(root, &group);
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            write_json(
+                &dir.join(".zgroup"),
+                &serde_json::json!({ "zarr_format": 2 }),
+            )?;
+        } else {
+            zarrs::group::GroupBuilder::new()
+                .build(store.clone(), &group)
+                .map_err(|e| zerr(path, e))?
+                .store_metadata()
+                .map_err(|e| zerr(path, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn write_json(file: &Path, value: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::format(file, format!("encoding metadata: {e}")))?;
+    std::fs::write(file, text).map_err(|e| Error::io(file, e))
+}
+
+/// The NumPy type string of a dtype, as Zarr v2 metadata spells it.
+fn v2_dtype(d: DType) -> &'static str {
+    match d {
+        DType::Bool => "|b1",
+        DType::I8 => "|i1",
+        DType::I16 => "<i2",
+        DType::I32 => "<i4",
+        DType::I64 => "<i8",
+        DType::U8 => "|u1",
+        DType::U16 => "<u2",
+        DType::U32 => "<u4",
+        DType::U64 => "<u8",
+        DType::F32 => "<f4",
+        DType::F64 => "<f8",
+    }
+}
+
+/// The v2 `compressor` entry of a codec (numcodecs' names).
+fn v2_compressor(codec: Codec) -> serde_json::Value {
+    use serde_json::json;
+    match codec {
+        Codec::None => serde_json::Value::Null,
+        Codec::Zstd(level) => json!({ "id": "zstd", "level": level }),
+        Codec::Gzip(level) => json!({ "id": "gzip", "level": level }),
+        Codec::Blosc(level) => {
+            json!({ "id": "blosc", "cname": "zstd", "clevel": level, "shuffle": 1, "blocksize": 0 })
+        }
+    }
+}
+
+/// Writes `data` (blocks of exactly `chunk`) as a new array `inner` of the store at `root`:
+/// metadata with `tessera_complete` = false, the chunks, then `tessera_complete` = true.
+fn write_array<T: Element>(
+    data: &ChunkedArray<T>,
+    chunk: &[usize],
+    root: &Path,
+    inner: &str,
+    zopts: &ZarrWriteOptions,
+    opts: &ExecOptions,
+    path: &Path,
+) -> Result<()> {
+    let store = Arc::new(FilesystemStore::new(root).map_err(|e| zerr(root, e))?);
+    let shape: Vec<u64> = data.shape().iter().map(|&n| n as u64).collect();
+    let chunk_u64: Vec<u64> = chunk.iter().map(|&n| n as u64).collect();
+    let run = |array: &ZArray| -> Result<()> {
+        let sink = ChunkSink {
+            array,
+            chunk: chunk.to_vec(),
+            path,
+        };
+        let ctx = ExecContext::new(opts.clone())?;
+        exec::run(data.node().as_ref(), &sink, &ctx)
+    };
+    if zopts.zarr_format == 2 {
+        let dir = node_dir(root, inner);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let fill = match T::DTYPE {
+            DType::Bool => serde_json::json!(false),
+            DType::F32 | DType::F64 => serde_json::json!(0.0),
+            _ => serde_json::json!(0),
+        };
+        write_json(
+            &dir.join(".zarray"),
+            &serde_json::json!({
+                "zarr_format": 2,
+                "shape": shape,
+                "chunks": chunk_u64,
+                "dtype": v2_dtype(T::DTYPE),
+                "compressor": v2_compressor(zopts.codec),
+                "fill_value": fill,
+                "order": "C",
+                "filters": null,
+                "dimension_separator": ".",
+            }),
+        )?;
+        let attrs = |done: bool| serde_json::json!({ COMPLETE_ATTRIBUTE: done });
+        write_json(&dir.join(".zattrs"), &attrs(false))?;
+        let array = ZArray::open(store, inner).map_err(|e| zerr(path, e))?;
+        run(&array)?;
+        write_json(&dir.join(".zattrs"), &attrs(true))
+    } else {
+        let mut builder = ArrayBuilder::new(
+            shape,
+            chunk_u64,
+            zarr_dtype(T::DTYPE),
+            zarrs::array::FillValue::from(vec![0u8; T::DTYPE.size()]),
+        );
+        builder.bytes_to_bytes_codecs(build_codecs(zopts.codec, T::DTYPE.size())?);
+        builder
+            .attributes_mut()
+            .insert(COMPLETE_ATTRIBUTE.into(), serde_json::Value::Bool(false));
+        let mut array = builder.build(store, inner).map_err(|e| zerr(path, e))?;
+        array.store_metadata().map_err(|e| zerr(path, e))?;
+        run(&array)?;
+        array
+            .attributes_mut()
+            .insert(COMPLETE_ATTRIBUTE.into(), serde_json::Value::Bool(true));
+        array.store_metadata().map_err(|e| zerr(path, e))
     }
 }
