@@ -1003,6 +1003,9 @@ fn library_round_trip_with_ragged_chunks() {
         (Chunks::from([3, 3]), vec![vec![3, 3, 3, 1], vec![3, 3, 3]]),
         (Chunks::from([1, 9]), vec![vec![1; 10], vec![9]]),
         (Chunks::from([7, 6]), vec![vec![7, 3], vec![6, 3]]),
+        // Blocks that are whole stored chunks, or stacks of them: decoded in place.
+        (Chunks::from([5, 4]), vec![vec![5, 5], vec![4, 4, 1]]),
+        (Chunks::from([10, 4]), vec![vec![10], vec![4, 4, 1]]),
         (Chunks::Size(100), vec![vec![10], vec![9]]),
         (
             Chunks::PerAxis(vec![AxisChunks::Whole, AxisChunks::Explicit(vec![1, 7, 1])]),
@@ -1830,4 +1833,75 @@ fn an_interrupted_write_is_refused_by_readers_and_shown_by_info() {
     let info = success("info incomplete", &tessera(root, &["info", "x.h5:/g/x"]));
     assert!(info.contains("INCOMPLETE"), "{info}");
     assert!(info.contains("shape      [6, 4]"), "{info}");
+}
+
+#[test]
+fn contiguous_datasets_read_the_same_with_any_blocks() {
+    let _h5 = in_process();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("contig.h5");
+    // Rows of 40 KB, planes of 160 KB: blocks make long runs of memory (read directly), short
+    // runs (through the library) and strided pieces.
+    let data = sample(&[12, 4, 5000]);
+    let ints = ndarray::Array::from_shape_fn((9, 20000), |(i, j)| (i * 20000 + j) as i32 - 7);
+    let flags = ndarray::Array::from_shape_fn((3, 5), |(i, j)| (i + j) % 3 == 0);
+    {
+        let file = hdf5::File::create(&path).unwrap();
+        let g = file.create_group("g").unwrap();
+        for (name, ds) in [
+            ("x", g.new_dataset_builder().with_data(&data).create("x")),
+            ("i", g.new_dataset_builder().with_data(&ints).create("i")),
+            ("b", g.new_dataset_builder().with_data(&flags).create("b")),
+        ] {
+            let ds = ds.unwrap();
+            assert!(!ds.is_chunked(), "{name} should be contiguous");
+        }
+    }
+    let want = bits(&data);
+    let cases: Vec<Chunks> = vec![
+        Chunks::Auto,
+        Chunks::from([5, 4, 5000]),
+        Chunks::from([5, 2, 5000]),
+        Chunks::from([5, 1, 5000]),
+        Chunks::from([12, 4, 1000]),
+        Chunks::from([1, 1, 5000]),
+        Chunks::from([7, 3, 4999]),
+    ];
+    for chunks in cases {
+        let x = ChunkedArray::<f64>::from_hdf5(&path, "/g/x", chunks.clone()).unwrap();
+        assert_eq!(bits(&x.compute_with(&opts()).unwrap()), want, "{chunks:?}");
+        let items = [
+            SliceItem::Range {
+                start: Some(2),
+                stop: Some(9),
+                step: 2,
+            },
+            SliceItem::Index(-1),
+            SliceItem::Range {
+                start: Some(10),
+                stop: None,
+                step: 1,
+            },
+        ];
+        let s = x.slice(&items).unwrap().compute_with(&opts()).unwrap();
+        let expect = data
+            .slice(ndarray::s![2..9;2, -1, 10..])
+            .to_owned()
+            .into_dyn();
+        assert_eq!(bits(&s), bits(&expect), "{chunks:?}");
+    }
+    for chunks in [
+        Chunks::Auto,
+        Chunks::from([2, 20000]),
+        Chunks::from([4, 7000]),
+    ] {
+        let i = ChunkedArray::<i32>::from_hdf5(&path, "/g/i", chunks.clone()).unwrap();
+        assert_eq!(
+            i.compute_with(&opts()).unwrap(),
+            ints.clone().into_dyn(),
+            "{chunks:?}"
+        );
+    }
+    let b = ChunkedArray::<bool>::from_hdf5(&path, "/g/b", [2, 5]).unwrap();
+    assert_eq!(b.compute_with(&opts()).unwrap(), flags.into_dyn());
 }

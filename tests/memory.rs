@@ -5,18 +5,9 @@
 use tessera::ops::reduce::ReduceOpts;
 use tessera::{ChunkedArray, ExecOptions};
 
-/// Peak resident set of this process in bytes, from /proc (Linux).
-fn peak_rss() -> Option<usize> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: usize = s
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
-}
+#[path = "common/rss.rs"]
+mod rss;
+use rss::peak_rss;
 
 #[test]
 fn a_chain_over_800_mb_peaks_at_a_few_blocks() {

@@ -18,7 +18,7 @@ use crate::element::{DType, Element};
 use crate::error::{Error, Result};
 use crate::exec::{self, BlockSink, ExecContext, ExecOptions, RawSink};
 use crate::plan::{for_each_index, slice_info, Block, Node, PlanNode};
-use crate::store::hdf5_chunks::{self, ChunkBuf, Pipeline};
+use crate::store::hdf5_chunks::{self, ChunkBuf, Pipeline, Scratch};
 use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
 use hdf5::{H5Type, Hyperslab, Selection};
 use ndarray::{ArrayD, ArrayViewD, IxDyn, SliceInfo, SliceInfoElem};
@@ -142,6 +142,8 @@ struct Hdf5Source<T: H5Element> {
     grid: ChunkGrid,
     /// Set when chunks can be read around the library's filter path.
     direct: Option<Direct>,
+    /// Set when the dataset is one contiguous run of raw elements in the file.
+    contiguous: Option<Contiguous>,
     _t: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -179,6 +181,36 @@ fn direct_reader<T: H5Element>(
         chunk,
         pipeline,
     })
+}
+
+/// A contiguous dataset's raw elements: our own handle on the file and their file offset.
+struct Contiguous {
+    file: std::fs::File,
+    addr: u64,
+}
+
+/// Whether `ds` can be read directly with `pread`: a contiguous (unfiltered) dataset of rank
+/// one or more whose stored type is `T` (not bool) in this machine's byte order, with its
+/// storage allocated inside a file without a user block.
+fn contiguous_reader<T: H5Element>(
+    path: &Path,
+    file: &hdf5::File,
+    ds: &hdf5::Dataset,
+) -> Option<Contiguous> {
+    if T::DTYPE == DType::Bool
+        || ds.ndim() == 0
+        || ds.layout() != hdf5::dataset::Layout::Contiguous
+        || !ds.filters().is_empty()
+    {
+        return None;
+    }
+    let native = hdf5::Datatype::from_type::<T>().ok()?;
+    if ds.dtype().ok()? != native || file.create_plist().ok()?.userblock() != 0 {
+        return None;
+    }
+    let addr = ds.offset()?;
+    let handle = std::fs::File::open(path).ok()?;
+    Some(Contiguous { file: handle, addr })
 }
 
 impl<T: H5Element> PlanNode for Hdf5Source<T> {
@@ -236,6 +268,74 @@ impl<T: H5Element> Hdf5Source<T> {
         }
     }
 
+    /// Reads `region` of a contiguous dataset with `pread`, one run of its memory at a time,
+    /// straight into the block; `None` when the runs are too short to beat the library.
+    fn contiguous_read(
+        &self,
+        c: &Contiguous,
+        region: &[Range<usize>],
+    ) -> Option<Result<ArrayD<T>>> {
+        let shape: Vec<usize> = region.iter().map(|r| r.len()).collect();
+        let dims = self.grid.shape();
+        // Axis `k` is the last one the region does not span whole (or the first): a run of
+        // memory is region[k] times the whole later axes, one run per index of the earlier.
+        let k = (0..region.len())
+            .rev()
+            .find(|&j| region[j].start != 0 || region[j].end != dims[j])
+            .unwrap_or(0);
+        let inner: usize = dims[k + 1..].iter().product();
+        let elem = T::DTYPE.size();
+        let run = region[k].len() * inner;
+        if run * elem < 64 * 1024 && shape.iter().product::<usize>() != run {
+            return None;
+        }
+        let mut out = exec::zeroed_block::<T>(&shape);
+        let Some(values) = out.as_slice_mut() else {
+            return Some(Err(Error::Shape(
+                "internal: a new block is not contiguous".into(),
+            )));
+        };
+        let outer = &region[..k];
+        let result = values
+            .par_chunks_mut(run.max(1))
+            .enumerate()
+            .try_for_each(|(n, piece)| -> Result<()> {
+                // The dataset index of this run's first element: unravel `n` over `outer`.
+                let mut rest = n;
+                let mut index = vec![0usize; region.len()];
+                for (j, r) in outer.iter().enumerate().rev() {
+                    index[j] = r.start + rest % r.len();
+                    rest /= r.len();
+                }
+                index[k] = region[k].start;
+                let mut at = 0usize;
+                for (i, d) in index.iter().zip(dims) {
+                    at = at * d + i;
+                }
+                let offset = c.addr + (at * elem) as u64;
+                // SAFETY: the bytes are exactly this piece's elements, borrowed mutably for
+                // this call only; T is not bool (checked when the reader was made), so every
+                // byte pattern is a valid value.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        piece.as_mut_ptr().cast::<u8>(),
+                        std::mem::size_of_val(piece),
+                    )
+                };
+                c.file.read_exact_at(bytes, offset).map_err(|e| {
+                    Error::format(
+                        &self.path,
+                        format!(
+                            "{}: reading {} bytes of elements from {index:?} at file offset {offset}: {e}",
+                            self.name,
+                            bytes.len()
+                        ),
+                    )
+                })
+            });
+        Some(result.map(|()| out))
+    }
+
     /// Reads `region` chunk by chunk around the library: each chunk is located under the
     /// library's lock, then read and decoded in parallel. Chunks never written (fill values)
     /// are read through the library.
@@ -254,7 +354,7 @@ impl<T: H5Element> Hdf5Source<T> {
         })?;
         let elem = T::DTYPE.size();
         let chunk_len: usize = chunk.iter().product();
-        let mut out = ArrayD::from_elem(IxDyn(&shape), T::default());
+        let mut out = exec::zeroed_block::<T>(&shape);
         // Chunks fill disjoint parts of `out` from parallel tasks.
         let sink = RawSink::new(out.as_mut_ptr(), &shape);
         coords.par_iter().try_for_each(|c| -> Result<()> {
@@ -283,38 +383,90 @@ impl<T: H5Element> Hdf5Source<T> {
                     ),
                 )
             };
-            let mut buf = ChunkBuf::zeroed(chunk_len * elem);
             let stored_len = usize::try_from(loc.size).unwrap_or(usize::MAX);
             let all_skipped =
                 (0..direct.pipeline.len()).all(|p| p < 32 && loc.mask & (1 << p) != 0);
-            if all_skipped && stored_len == chunk_len * elem {
-                direct
-                    .file
-                    .read_exact_at(buf.bytes_mut(), loc.addr)
-                    .map_err(|e| fail(&e))?;
-            } else {
-                let mut stored = vec![0u8; stored_len];
-                direct
-                    .file
-                    .read_exact_at(&mut stored, loc.addr)
-                    .map_err(|e| fail(&e))?;
-                direct
-                    .pipeline
-                    .decode(stored, loc.mask, elem, buf.bytes_mut())
-                    .map_err(|e| fail(&e))?;
-            }
-            let values = buf.elements::<T>().map_err(|e| fail(&e))?;
-            let view = ndarray::ArrayViewD::from_shape(IxDyn(chunk), values)
-                .map_err(|e| Error::Shape(format!("internal: {e}")))?;
-            let in_chunk: Vec<Range<usize>> = inter
+            // A chunk wholly inside the region that is one run of the output's memory is
+            // decoded in place (not bool: its bytes are checked before they become elements).
+            let inside = inter
                 .iter()
-                .zip(&start)
-                .map(|(r, &s)| r.start - s..r.end - s)
-                .collect();
-            sink.write_block(&in_out, view.slice(slice_info(&in_chunk).as_slice()))
+                .zip(start.iter().zip(chunk))
+                .all(|(r, (&s, &n))| r.start == s && r.end == s + n);
+            let in_place = contiguous_offset(&in_out, &shape)
+                .filter(|_| inside && T::DTYPE != DType::Bool)
+                .and_then(|offset| sink.run_ptr(offset, chunk_len));
+            BUFFERS.with_borrow_mut(|(stored, scratch, buf)| -> Result<()> {
+                let target: &mut [u8] = match in_place {
+                    // SAFETY: the run of `chunk_len` elements lies inside `out` (checked by
+                    // `run_ptr`); chunks are disjoint, so no other task touches it; `out` is
+                    // initialised and outlives the tasks; every byte pattern is a valid element
+                    // of a type other than bool.
+                    Some(ptr) => unsafe { std::slice::from_raw_parts_mut(ptr, chunk_len * elem) },
+                    None => {
+                        buf.resize(chunk_len * elem);
+                        buf.bytes_mut()
+                    }
+                };
+                if all_skipped && stored_len == target.len() {
+                    direct
+                        .file
+                        .read_exact_at(target, loc.addr)
+                        .map_err(|e| fail(&e))?;
+                } else {
+                    stored.resize(stored_len, 0);
+                    direct
+                        .file
+                        .read_exact_at(stored, loc.addr)
+                        .map_err(|e| fail(&e))?;
+                    direct
+                        .pipeline
+                        .decode(stored, loc.mask, elem, scratch, target)
+                        .map_err(|e| fail(&e))?;
+                }
+                if in_place.is_some() {
+                    return Ok(());
+                }
+                let values = buf.elements::<T>().map_err(|e| fail(&e))?;
+                let view = ndarray::ArrayViewD::from_shape(IxDyn(chunk), values)
+                    .map_err(|e| Error::Shape(format!("internal: {e}")))?;
+                let in_chunk: Vec<Range<usize>> = inter
+                    .iter()
+                    .zip(&start)
+                    .map(|(r, &s)| r.start - s..r.end - s)
+                    .collect();
+                sink.write_block(&in_out, view.slice(slice_info(&in_chunk).as_slice()))
+            })
         })?;
         Ok(out)
     }
+}
+
+thread_local! {
+    /// A worker's buffers for reading chunks directly (stored bytes, decode scratch, decoded
+    /// chunk), kept from chunk to chunk: no allocation, page faults or zeroing per chunk.
+    static BUFFERS: std::cell::RefCell<(Vec<u8>, Scratch, ChunkBuf)> = Default::default();
+}
+
+/// The offset (in elements) of region `sub` of a C-ordered array of `shape`, when the region
+/// is one contiguous run of its memory: after the first axis the region spans more than one
+/// index of, every axis is whole.
+fn contiguous_offset(sub: &[Range<usize>], shape: &[usize]) -> Option<usize> {
+    let first = sub.iter().position(|r| r.len() > 1).unwrap_or(sub.len());
+    let whole_after = sub
+        .iter()
+        .zip(shape)
+        .skip(first + 1)
+        .all(|(r, &n)| r.start == 0 && r.end == n);
+    if !whole_after {
+        return None;
+    }
+    let mut offset = 0;
+    let mut stride = 1;
+    for (r, &n) in sub.iter().zip(shape).rev() {
+        offset += r.start * stride;
+        stride *= n;
+    }
+    Some(offset)
 }
 
 impl<T: H5Element> Node<T> for Hdf5Source<T> {
@@ -322,6 +474,11 @@ impl<T: H5Element> Node<T> for Hdf5Source<T> {
         let shape: Vec<usize> = region.iter().map(|r| r.len()).collect();
         if shape.contains(&0) {
             return Ok(ArrayD::from_elem(IxDyn(&shape), T::default()).into());
+        }
+        if let Some(c) = self.contiguous.as_ref().filter(|_| !region.is_empty()) {
+            if let Some(data) = self.contiguous_read(c, region) {
+                return Ok(data?.into());
+            }
         }
         let data = match &self.direct {
             Some(direct) if !region.is_empty() => self.direct_read(direct, region)?,
@@ -436,8 +593,10 @@ impl<T: H5Element> ChunkedArray<T> {
         let grid =
             ChunkGrid::new_aligned(&shape, &chunks.into(), T::DTYPE.size(), native.as_deref())?;
         let direct = direct_reader::<T>(path, &file, &ds);
+        let contiguous = contiguous_reader::<T>(path, &file, &ds);
         Ok(Self::from_node(Arc::new(Hdf5Source {
             direct,
+            contiguous,
             ds,
             _file: file,
             path: path.to_owned(),
@@ -625,4 +784,25 @@ fn write_chunks<T: H5Element>(
         // A writer error explains why the workers' sends failed: report it first.
         written.and(computed)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contiguous_offset;
+
+    #[test]
+    fn contiguous_offset_finds_runs_of_memory() {
+        let shape = [4, 5, 6];
+        // Whole rows of the last two axes: one run.
+        assert_eq!(contiguous_offset(&[1..3, 0..5, 0..6], &shape), Some(30));
+        // One index of the first axes, then a run of the next.
+        assert_eq!(contiguous_offset(&[2..3, 1..4, 0..6], &shape), Some(66));
+        assert_eq!(contiguous_offset(&[2..3, 4..5, 1..5], &shape), Some(85));
+        // Single elements and empty regions.
+        assert_eq!(contiguous_offset(&[3..4, 4..5, 5..6], &shape), Some(119));
+        assert_eq!(contiguous_offset(&[0..4, 0..5, 0..6], &shape), Some(0));
+        // A part of a later axis after a range of more than one: strided.
+        assert_eq!(contiguous_offset(&[0..2, 0..5, 0..3], &shape), None);
+        assert_eq!(contiguous_offset(&[0..1, 0..2, 1..6], &shape), None);
+    }
 }

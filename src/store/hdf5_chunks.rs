@@ -67,12 +67,15 @@ impl Pipeline {
 
     /// Undoes the pipeline on a stored chunk into `out` (exactly the chunk's bytes), skipping
     /// the filters whose bit is set in `mask` (the library sets one when an optional filter
-    /// could not shrink the chunk). The last step writes straight into `out`.
+    /// could not shrink the chunk). The last step writes straight into `out`; the steps before
+    /// it use `scratch`, which a caller keeps from chunk to chunk so that no buffer is allocated
+    /// (and page-faulted) per chunk.
     pub(crate) fn decode(
         &self,
-        stored: Vec<u8>,
+        stored: &[u8],
         mask: u32,
         elem: usize,
+        scratch: &mut Scratch,
         out: &mut [u8],
     ) -> std::result::Result<(), String> {
         let active: Vec<Step> = self
@@ -83,37 +86,50 @@ impl Pipeline {
             .filter(|&(pos, _)| pos >= 32 || mask & (1 << pos) == 0)
             .map(|(_, s)| *s)
             .collect();
-        let wrong_size = |n: usize, want: usize| {
-            format!(
-                "decodes to {n} bytes, expected {want} (the chunk shape times the element size)"
-            )
-        };
-        let mut cur = stored;
+        // Step k reads `stored` (k = 0) or buffer (k - 1) % 2, and writes buffer k % 2, or
+        // `out` when it is the last.
         for (k, step) in active.iter().enumerate() {
-            let last = k + 1 == active.len();
-            match (*step, last) {
-                (Step::Deflate(_), true) => return inflate_into(&cur, out),
-                (Step::Deflate(_), false) => cur = inflate(&cur, out.len())?,
-                (Step::Shuffle, true) => {
-                    if cur.len() != out.len() {
-                        return Err(wrong_size(cur.len(), out.len()));
+            let [even, odd] = &mut scratch.bufs;
+            let (input, target) = if k % 2 == 0 { (odd, even) } else { (even, odd) };
+            let input: &[u8] = if k == 0 { stored } else { input };
+            let target: &mut [u8] = if k + 1 == active.len() {
+                &mut *out
+            } else if let Step::Deflate(_) = step {
+                // An inner step's stream: its length is known only once inflated.
+                inflate_vec(input, target, 2 * out.len() + 65536)?;
+                continue;
+            } else {
+                target.resize(input.len(), 0);
+                target
+            };
+            match step {
+                Step::Deflate(_) => inflate_into(input, target)?,
+                Step::Shuffle => {
+                    if input.len() != target.len() {
+                        return Err(wrong_size(input.len(), out.len()));
                     }
-                    unshuffle(&cur, elem, out);
-                    return Ok(());
-                }
-                (Step::Shuffle, false) => {
-                    let mut next = vec![0u8; cur.len()];
-                    unshuffle(&cur, elem, &mut next);
-                    cur = next;
+                    unshuffle(input, elem, target);
                 }
             }
         }
-        if cur.len() != out.len() {
-            return Err(wrong_size(cur.len(), out.len()));
+        if active.is_empty() {
+            if stored.len() != out.len() {
+                return Err(wrong_size(stored.len(), out.len()));
+            }
+            out.copy_from_slice(stored);
         }
-        out.copy_from_slice(&cur);
         Ok(())
     }
+}
+
+fn wrong_size(n: usize, want: usize) -> String {
+    format!("decodes to {n} bytes, expected {want} (the chunk shape times the element size)")
+}
+
+/// Buffers for the intermediate steps of [`Pipeline::decode`], kept by a thread between chunks.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    bufs: [Vec<u8>; 2],
 }
 
 /// HDF5's shuffle: byte `j` of every element goes into the `j`-th plane. Bytes past the last
@@ -273,13 +289,6 @@ fn deflate(src: &[u8], level: u8) -> Vec<u8> {
     enc.finish().unwrap_or_default()
 }
 
-/// Inflates a zlib stream expected to hold `expected` bytes.
-fn inflate(src: &[u8], expected: usize) -> std::result::Result<Vec<u8>, String> {
-    let mut out = vec![0u8; expected];
-    inflate_into(src, &mut out)?;
-    Ok(out)
-}
-
 /// Inflates a zlib stream into `out`, which it must fill exactly.
 fn inflate_into(src: &[u8], out: &mut [u8]) -> std::result::Result<(), String> {
     let mut d = flate2::Decompress::new(true);
@@ -304,6 +313,37 @@ fn inflate_into(src: &[u8], out: &mut [u8]) -> std::result::Result<(), String> {
             src.len(),
             out.len()
         )),
+    }
+}
+
+/// Inflates a whole zlib stream into `out` (cleared first, grown as needed, at most `limit`
+/// bytes: the stream of an inner filter, whose length the chunk does not give).
+fn inflate_vec(src: &[u8], out: &mut Vec<u8>, limit: usize) -> std::result::Result<(), String> {
+    out.clear();
+    let mut d = flate2::Decompress::new(true);
+    loop {
+        if out.capacity() == out.len() {
+            out.reserve((src.len() * 4).clamp(4096, limit.max(4096)));
+        }
+        let consumed = d.total_in() as usize;
+        let produced = out.len();
+        let status = d
+            .decompress_vec(&src[consumed..], out, flate2::FlushDecompress::Finish)
+            .map_err(|e| format!("deflate stream is corrupt: {e}"))?;
+        if status == flate2::Status::StreamEnd {
+            return Ok(());
+        }
+        if out.len() > limit {
+            return Err(format!("deflate stream holds more than {limit} bytes"));
+        }
+        let stuck = d.total_in() as usize == consumed && out.len() == produced;
+        if stuck || (d.total_in() as usize == src.len() && out.len() < out.capacity()) {
+            return Err(format!(
+                "deflate stream is truncated ({} stored bytes give {} bytes)",
+                src.len(),
+                out.len()
+            ));
+        }
     }
 }
 
@@ -372,18 +412,17 @@ pub(crate) fn write_chunk(
 }
 
 /// A chunk's elements as bytes in a buffer aligned for any element type.
+#[derive(Default)]
 pub(crate) struct ChunkBuf {
     words: Vec<u64>,
     len: usize,
 }
 
 impl ChunkBuf {
-    /// A zeroed buffer of `len` bytes.
-    pub(crate) fn zeroed(len: usize) -> Self {
-        ChunkBuf {
-            words: vec![0; len.div_ceil(8)],
-            len,
-        }
+    /// Makes the buffer `len` bytes long, keeping its allocation when it is large enough.
+    pub(crate) fn resize(&mut self, len: usize) {
+        self.words.resize(len.div_ceil(8), 0);
+        self.len = len;
     }
     /// The bytes, to fill.
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
@@ -442,16 +481,24 @@ mod tests {
     #[test]
     fn pipelines_round_trip_and_honour_the_mask() {
         let raw: Vec<u8> = (0..4000u32).flat_map(|v| (v * 7).to_le_bytes()).collect();
+        let mut scratch = Scratch::default();
         for steps in [
             vec![],
             vec![Step::Shuffle],
             vec![Step::Deflate(4)],
             vec![Step::Shuffle, Step::Deflate(1)],
+            vec![
+                Step::Shuffle,
+                Step::Deflate(1),
+                Step::Shuffle,
+                Step::Deflate(3),
+            ],
         ] {
             let p = Pipeline { steps };
             let stored = p.encode(&raw, 4);
             let mut out = vec![0u8; raw.len()];
-            p.decode(stored, 0, 4, &mut out).unwrap();
+            // One scratch for every pipeline, as a worker thread keeps it.
+            p.decode(&stored, 0, 4, &mut scratch, &mut out).unwrap();
             assert_eq!(out, raw, "{p:?}");
         }
         // Deflate (position 1) skipped for this chunk: only the shuffle is undone.
@@ -459,7 +506,8 @@ mod tests {
             steps: vec![Step::Shuffle, Step::Deflate(4)],
         };
         let mut out = vec![0u8; raw.len()];
-        p.decode(shuffle(&raw, 4), 0b10, 4, &mut out).unwrap();
+        p.decode(&shuffle(&raw, 4), 0b10, 4, &mut scratch, &mut out)
+            .unwrap();
         assert_eq!(out, raw);
     }
 
@@ -472,11 +520,12 @@ mod tests {
         let stored = p.encode(&raw, 1);
         let mut out = vec![0u8; raw.len()];
         let cut = stored[..stored.len() / 2].to_vec();
-        assert!(p.decode(cut, 0, 1, &mut out).is_err());
+        let mut scratch = Scratch::default();
+        assert!(p.decode(&cut, 0, 1, &mut scratch, &mut out).is_err());
         let mut bad = stored.clone();
         bad[0] ^= 0xff;
-        assert!(p.decode(bad, 0, 1, &mut out).is_err());
+        assert!(p.decode(&bad, 0, 1, &mut scratch, &mut out).is_err());
         let mut short = vec![0u8; 100];
-        assert!(p.decode(stored, 0, 1, &mut short).is_err());
+        assert!(p.decode(&stored, 0, 1, &mut scratch, &mut short).is_err());
     }
 }

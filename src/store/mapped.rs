@@ -9,9 +9,10 @@ use crate::element::{DType, Element};
 use crate::error::{Error, Result};
 use crate::plan::{slice_info, Block, Node, PlanNode};
 use ndarray::{ArrayD, ArrayViewD, IxDyn, ShapeBuilder};
+use std::collections::VecDeque;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The memory map behind a node.
 enum Source {
@@ -33,6 +34,13 @@ impl Source {
             Source::Raw(m) => m.populate(range),
         }
     }
+
+    fn release(&self, range: Range<usize>) {
+        match self {
+            Source::Npy(m) => m.release(range),
+            Source::Raw(m) => m.release(range),
+        }
+    }
 }
 
 struct Mapped<T: Element> {
@@ -42,6 +50,9 @@ struct Mapped<T: Element> {
     fortran: bool,
     big_endian: bool,
     grid: ChunkGrid,
+    /// The byte ranges mapped in by the latest blocks, oldest first: older ones are released,
+    /// so a pass over a file larger than memory keeps only the blocks in flight resident.
+    recent: Mutex<VecDeque<Range<usize>>>,
     _t: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -107,7 +118,23 @@ impl<T: Element> Mapped<T> {
         let last: usize = (0..nd).map(|ax| (region[ax].end - 1) * strides[ax]).sum();
         let size = T::DTYPE.size();
         if (last - first + 1) <= 2 * len {
-            self.src.populate(first * size..(last + 1) * size);
+            let bytes = first * size..(last + 1) * size;
+            self.src.populate(bytes.clone());
+            // Release the ranges of blocks done: one per worker stays mapped, and one more. A
+            // block still in use whose pages are released only faults them back in, with the
+            // same bytes.
+            let keep = rayon::current_num_threads() + 1;
+            let old: Vec<Range<usize>> = match self.recent.lock() {
+                Ok(mut recent) => {
+                    recent.push_back(bytes);
+                    let n = recent.len().saturating_sub(keep);
+                    recent.drain(..n).collect()
+                }
+                Err(_) => Vec::new(),
+            };
+            for r in old {
+                self.src.release(r);
+            }
         }
     }
 
@@ -216,6 +243,7 @@ impl<T: Element> ChunkedArray<T> {
             fortran: h.fortran_order,
             big_endian: h.big_endian,
             grid,
+            recent: Mutex::default(),
             _t: std::marker::PhantomData,
         })))
     }
@@ -243,6 +271,7 @@ impl<T: Element> ChunkedArray<T> {
             fortran: order == Order::F,
             big_endian,
             grid,
+            recent: Mutex::default(),
             _t: std::marker::PhantomData,
         })))
     }

@@ -669,6 +669,26 @@ pub(crate) fn populate(map: Option<&Mmap>, offset: usize, range: std::ops::Range
     let _ = (map, offset, range);
 }
 
+/// Best-effort `MADV_DONTNEED` of `range` (relative to `offset`) of a read-only map: its pages
+/// leave this process's resident set (they stay in the page cache, and a later access maps them
+/// again with the same contents).
+pub(crate) fn release(map: Option<&Mmap>, offset: usize, range: std::ops::Range<usize>) {
+    #[cfg(target_os = "linux")]
+    if let Some(m) = map {
+        let start = offset.saturating_add(range.start);
+        let end = offset.saturating_add(range.end).min(m.len());
+        if start < end {
+            // SAFETY: the map is read-only and shared with the file, so dropping its pages
+            // loses nothing: the next access reads the same bytes from the page cache.
+            let _ = unsafe {
+                m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+            };
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (map, offset, range);
+}
+
 pub(crate) fn map_readonly(path: &Path) -> Result<Option<Mmap>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
@@ -759,6 +779,12 @@ impl NpyMap {
     /// errors (old kernels) are ignored.
     pub fn populate(&self, range: std::ops::Range<usize>) {
         populate(self.map.as_ref(), self.header.data_offset, range);
+    }
+
+    /// Drops the pages of `range` from the process's resident set (a hint; see
+    /// [`populate`](NpyMap::populate)).
+    pub(crate) fn release(&self, range: std::ops::Range<usize>) {
+        release(self.map.as_ref(), self.header.data_offset, range);
     }
 
     /// The element data: exactly [`nbytes`](NpyHeader::nbytes) bytes starting at

@@ -107,6 +107,11 @@ impl RawMap {
         super::npy::populate(self.map.as_ref(), self.offset, range);
     }
 
+    /// Drops the pages of `range` from the process's resident set (a hint).
+    pub(crate) fn release(&self, range: std::ops::Range<usize>) {
+        super::npy::release(self.map.as_ref(), self.offset, range);
+    }
+
     /// The element type.
     pub fn dtype(&self) -> DType {
         self.dtype

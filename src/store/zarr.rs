@@ -13,7 +13,10 @@ use std::borrow::Cow;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use zarrs::array::{data_type, Array, ArrayBuilder, ArrayBytes, ArraySubset, DataType};
+use unsafe_cell_slice::UnsafeCellSlice;
+use zarrs::array::{
+    data_type, Array, ArrayBuilder, ArrayBytes, ArrayBytesFixedDisjointView, ArraySubset, DataType,
+};
 use zarrs::filesystem::FilesystemStore;
 
 /// The attribute tessera writes last, once every chunk of an output is stored.
@@ -253,16 +256,46 @@ impl<T: Element> Node<T> for ZarrSource<T> {
             .map(|r| r.start as u64..r.end as u64)
             .collect();
         let subset = ArraySubset::new_with_ranges(&ranges);
-        let bytes: ArrayBytes<'static> = match self.array.retrieve_array_subset(&subset) {
-            Ok(b) => b,
-            Err(e) => {
-                // Name the chunk that failed: decode the region's chunks one by one.
-                let detail = self
-                    .failing_chunk(&subset)
-                    .unwrap_or_else(|| format!("reading region {region:?}: {e}"));
-                return Err(Error::format(&self.path, detail));
-            }
+        // Name the chunk that failed: decode the region's chunks one by one.
+        let failed = |e: zarrs::array::ArrayError| {
+            let detail = self
+                .failing_chunk(&subset)
+                .unwrap_or_else(|| format!("reading region {region:?}: {e}"));
+            Error::format(&self.path, detail)
         };
+        if T::DTYPE != DType::Bool {
+            // Decode straight into the block: no intermediate buffer, no copy.
+            let mut out = exec::zeroed_block::<T>(&shape);
+            let values = out
+                .as_slice_mut()
+                .ok_or_else(|| Error::Shape("internal: a new block is not contiguous".into()))?;
+            // SAFETY: the bytes are exactly the elements' memory, borrowed mutably for this
+            // scope only; T is a plain integer or float here (not bool), for which every byte
+            // pattern is a valid value.
+            let bytes = unsafe {
+                std::slice::from_raw_parts_mut(
+                    values.as_mut_ptr().cast::<u8>(),
+                    std::mem::size_of_val(values),
+                )
+            };
+            let dims: Vec<u64> = shape.iter().map(|&n| n as u64).collect();
+            // SAFETY: this is the only view of `bytes`.
+            let mut view = unsafe {
+                ArrayBytesFixedDisjointView::new(
+                    UnsafeCellSlice::new(bytes),
+                    T::DTYPE.size(),
+                    &dims,
+                    ArraySubset::new_with_shape(dims.clone()),
+                )
+            }
+            .map_err(|e| Error::Shape(format!("internal: Zarr region view: {e}")))?;
+            self.array
+                .retrieve_array_subset_into(&subset, (&mut view).into())
+                .map_err(failed)?;
+            return Ok(out.into());
+        }
+        let bytes: ArrayBytes<'static> =
+            self.array.retrieve_array_subset(&subset).map_err(failed)?;
         let raw = bytes
             .into_fixed()
             .map_err(|e| Error::format(&self.path, e.to_string()))?;
@@ -284,6 +317,9 @@ fn bytes_to_vec<T: Element>(raw: &[u8], n: usize) -> Result<Vec<T>> {
             n * size,
             T::DTYPE
         )));
+    }
+    if let Ok(values) = T::from_bytes(raw) {
+        return Ok(values.to_vec());
     }
     let mut out = Vec::with_capacity(n);
     for c in raw.chunks_exact(size) {
