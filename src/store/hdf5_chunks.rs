@@ -14,7 +14,6 @@ use hdf5::filters::Filter;
 use hdf5_sys::h5::{haddr_t, hsize_t, HADDR_UNDEF};
 use hdf5_sys::h5d::{H5Dget_chunk_info_by_coord, H5Dwrite_chunk};
 use hdf5_sys::h5p::H5P_DEFAULT;
-use std::io::Write;
 use std::path::Path;
 
 /// One filter of a pipeline this module runs itself.
@@ -94,10 +93,18 @@ impl Pipeline {
             let input: &[u8] = if k == 0 { stored } else { input };
             let target: &mut [u8] = if k + 1 == active.len() {
                 &mut *out
-            } else if let Step::Deflate(_) = step {
-                // An inner step's stream: its length is known only once inflated.
+            } else if matches!(step, Step::Deflate(_))
+                && active[k + 1..]
+                    .iter()
+                    .any(|s| matches!(s, Step::Deflate(_)))
+            {
+                // An inner deflate's stream: its length is known only once inflated.
                 inflate_vec(input, target, 2 * out.len() + 65536)?;
                 continue;
+            } else if matches!(step, Step::Deflate(_)) {
+                // Only shuffles follow, which keep the length: the chunk's.
+                target.resize(out.len(), 0);
+                target
             } else {
                 target.resize(input.len(), 0);
                 target
@@ -278,42 +285,61 @@ fn unshuffle_n<const N: usize>(src: &[u8], out: &mut [u8]) {
     out[n * N..].copy_from_slice(&src[n * N..]);
 }
 
-/// A zlib stream (what HDF5's deflate filter stores: `compress2` output).
+/// A worker's libdeflate compressors (one per level used) and decompressor: their state
+/// tables are allocated once per thread, not once per chunk.
+#[derive(Default)]
+struct Deflaters {
+    compressors: Vec<(u8, libdeflater::Compressor)>,
+    decompressor: Option<libdeflater::Decompressor>,
+}
+
+thread_local! {
+    static DEFLATERS: std::cell::RefCell<Deflaters> = Default::default();
+}
+
+/// A zlib stream (what HDF5's deflate filter stores), made by libdeflate at `level` (0-9).
 fn deflate(src: &[u8], level: u8) -> Vec<u8> {
-    let mut enc = flate2::write::ZlibEncoder::new(
-        Vec::with_capacity(src.len() / 2 + 64),
-        flate2::Compression::new(u32::from(level.min(9))),
-    );
-    // Writing into a Vec cannot fail.
-    let _ = enc.write_all(src);
-    enc.finish().unwrap_or_default()
+    let level = level.min(9);
+    DEFLATERS.with_borrow_mut(|Deflaters { compressors, .. }| {
+        let c = match compressors.iter().position(|(l, _)| *l == level) {
+            Some(i) => &mut compressors[i].1,
+            None => {
+                let lvl = libdeflater::CompressionLvl::new(i32::from(level))
+                    .unwrap_or_else(|_| libdeflater::CompressionLvl::default());
+                compressors.push((level, libdeflater::Compressor::new(lvl)));
+                let last = compressors.len() - 1;
+                &mut compressors[last].1
+            }
+        };
+        let mut out = vec![0u8; c.zlib_compress_bound(src.len())];
+        // The buffer holds the bound libdeflate gives, so compression cannot run out of room.
+        let n = c.zlib_compress(src, &mut out).unwrap_or(0);
+        out.truncate(n);
+        out
+    })
 }
 
 /// Inflates a zlib stream into `out`, which it must fill exactly.
 fn inflate_into(src: &[u8], out: &mut [u8]) -> std::result::Result<(), String> {
-    let mut d = flate2::Decompress::new(true);
-    let status = d
-        .decompress(src, out, flate2::FlushDecompress::Finish)
-        .map_err(|e| format!("deflate stream is corrupt: {e}"))?;
-    let produced = d.total_out() as usize;
-    match status {
-        flate2::Status::StreamEnd if produced == out.len() => Ok(()),
-        flate2::Status::StreamEnd => Err(format!(
-            "deflate stream holds {produced} bytes, expected {} (the chunk shape times the \
-             element size)",
-            out.len()
-        )),
-        _ if produced == out.len() => Err(format!(
-            "deflate stream holds more than the chunk's {} bytes",
-            out.len()
-        )),
-        _ => Err(format!(
-            "deflate stream is truncated ({} of {} stored bytes give {produced} of {} bytes)",
-            d.total_in(),
-            src.len(),
-            out.len()
-        )),
-    }
+    DEFLATERS.with_borrow_mut(|Deflaters { decompressor, .. }| {
+        let d = decompressor.get_or_insert_with(libdeflater::Decompressor::new);
+        match d.zlib_decompress(src, out) {
+            Ok(n) if n == out.len() => Ok(()),
+            Ok(n) => Err(format!(
+                "deflate stream holds {n} bytes, expected {} (the chunk shape times the element \
+                 size)",
+                out.len()
+            )),
+            Err(libdeflater::DecompressionError::InsufficientSpace) => Err(format!(
+                "deflate stream holds more than the chunk's {} bytes",
+                out.len()
+            )),
+            Err(libdeflater::DecompressionError::BadData) => Err(format!(
+                "deflate stream is corrupt or truncated ({} stored bytes)",
+                src.len()
+            )),
+        }
+    })
 }
 
 /// Inflates a whole zlib stream into `out` (cleared first, grown as needed, at most `limit`
