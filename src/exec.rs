@@ -335,6 +335,7 @@ impl<T> RawSink<T> {
 impl<T> RawSink<T> {
     /// The start of the run of elements `offset..offset + len` of the buffer, as bytes to fill
     /// in place, or `None` when the run does not lie inside the buffer.
+    #[cfg_attr(not(feature = "hdf5"), allow(dead_code))]
     pub(crate) fn run_ptr(&self, offset: usize, len: usize) -> Option<*mut u8> {
         let total: usize = self.shape.iter().product();
         (offset.checked_add(len)? <= total).then(|| self.ptr.wrapping_add(offset).cast::<u8>())
