@@ -1077,3 +1077,29 @@ fn parse_error_caret_matches_the_column_after_trailing_spaces() {
         );
     }
 }
+
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    // `tessera ... | head -1`: the reader closes the pipe before tessera prints.
+    use std::os::unix::process::ExitStatusExt;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for _ in 0..5 {
+        let mut child = Command::new(TESSERA)
+            .args(["eval", "arange(0, 200000, 1)"])
+            .current_dir(root)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        // Ended by SIGPIPE (13), as `seq 1 1000000 | head -1` ends, or done before the close.
+        assert!(
+            out.status.signal() == Some(13) || out.status.success(),
+            "{:?}: {stderr}",
+            out.status
+        );
+    }
+}
