@@ -243,6 +243,24 @@ pub trait Element:
     fn max_value() -> Self;
 }
 
+/// The bytes of a slice of elements, to fill in place, for every type but `bool` (`None`): a
+/// reader can then write raw file bytes straight into a block, since every byte pattern is a
+/// valid integer or float.
+pub(crate) fn plain_bytes_mut<T: Element>(values: &mut [T]) -> Option<&mut [u8]> {
+    if T::DTYPE == DType::Bool {
+        return None;
+    }
+    // SAFETY: the bytes are exactly the elements' memory, borrowed mutably for as long as the
+    // slice; T is a plain integer or float (bool was refused), for which every byte pattern is
+    // a valid value.
+    Some(unsafe {
+        std::slice::from_raw_parts_mut(
+            values.as_mut_ptr().cast::<u8>(),
+            std::mem::size_of_val(values),
+        )
+    })
+}
+
 macro_rules! impl_num_element {
     ($t:ty, $d:expr, $float:tt, $via:ident) => {
         impl Element for $t {

@@ -14,7 +14,7 @@
 
 use crate::array::ChunkedArray;
 use crate::chunks::{ChunkGrid, Chunks};
-use crate::element::{DType, Element};
+use crate::element::{plain_bytes_mut, DType, Element};
 use crate::error::{Error, Result};
 use crate::exec::{self, BlockSink, ExecContext, ExecOptions, RawSink};
 use crate::plan::{for_each_index, slice_info, Block, Node, PlanNode};
@@ -167,11 +167,7 @@ fn direct_reader<T: H5Element>(
     if chunk.is_empty() || chunk.contains(&0) {
         return None;
     }
-    let native = hdf5::Datatype::from_type::<T>().ok()?;
-    if ds.dtype().ok()? != native {
-        return None;
-    }
-    if file.create_plist().ok()?.userblock() != 0 {
+    if !raw_elements_at_file_offsets::<T>(file, ds) {
         return None;
     }
     let pipeline = Pipeline::of(&ds.filters())?;
@@ -181,6 +177,14 @@ fn direct_reader<T: H5Element>(
         chunk,
         pipeline,
     })
+}
+
+/// Whether the stored elements of `ds` are `T` in this machine's byte order, at addresses that
+/// are file offsets (no user block): what reading them around the library needs.
+fn raw_elements_at_file_offsets<T: H5Element>(file: &hdf5::File, ds: &hdf5::Dataset) -> bool {
+    let native = hdf5::Datatype::from_type::<T>().ok();
+    native.is_some_and(|n| ds.dtype().is_ok_and(|d| d == n))
+        && file.create_plist().is_ok_and(|p| p.userblock() == 0)
 }
 
 /// A contiguous dataset's raw elements: our own handle on the file and their file offset.
@@ -204,8 +208,7 @@ fn contiguous_reader<T: H5Element>(
     {
         return None;
     }
-    let native = hdf5::Datatype::from_type::<T>().ok()?;
-    if ds.dtype().ok()? != native || file.create_plist().ok()?.userblock() != 0 {
+    if !raw_elements_at_file_offsets::<T>(file, ds) {
         return None;
     }
     let addr = ds.offset()?;
@@ -313,15 +316,9 @@ impl<T: H5Element> Hdf5Source<T> {
                     at = at * d + i;
                 }
                 let offset = c.addr + (at * elem) as u64;
-                // SAFETY: the bytes are exactly this piece's elements, borrowed mutably for
-                // this call only; T is not bool (checked when the reader was made), so every
-                // byte pattern is a valid value.
-                let bytes = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        piece.as_mut_ptr().cast::<u8>(),
-                        std::mem::size_of_val(piece),
-                    )
-                };
+                let bytes = plain_bytes_mut(piece).ok_or_else(|| {
+                    Error::DType("internal: bool read as raw bytes".into())
+                })?;
                 c.file.read_exact_at(bytes, offset).map_err(|e| {
                     Error::format(
                         &self.path,

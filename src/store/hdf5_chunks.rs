@@ -93,20 +93,20 @@ impl Pipeline {
             let input: &[u8] = if k == 0 { stored } else { input };
             let target: &mut [u8] = if k + 1 == active.len() {
                 &mut *out
-            } else if matches!(step, Step::Deflate(_))
-                && active[k + 1..]
-                    .iter()
-                    .any(|s| matches!(s, Step::Deflate(_)))
-            {
-                // An inner deflate's stream: its length is known only once inflated.
-                inflate_vec(input, target, 2 * out.len() + 65536)?;
-                continue;
-            } else if matches!(step, Step::Deflate(_)) {
-                // Only shuffles follow, which keep the length: the chunk's.
-                target.resize(out.len(), 0);
-                target
             } else {
-                target.resize(input.len(), 0);
+                let inner_deflate = active[k + 1..]
+                    .iter()
+                    .any(|s| matches!(s, Step::Deflate(_)));
+                match step {
+                    // An inner deflate's stream: its length is known only once inflated.
+                    Step::Deflate(_) if inner_deflate => {
+                        inflate_vec(input, target, 2 * out.len() + 65536)?;
+                        continue;
+                    }
+                    // Only shuffles follow, which keep the length: the chunk's.
+                    Step::Deflate(_) => target.resize(out.len(), 0),
+                    Step::Shuffle => target.resize(input.len(), 0),
+                }
                 target
             };
             match step {

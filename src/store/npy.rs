@@ -650,20 +650,25 @@ fn parse_descr(descr: &PyValue) -> Result<(DType, bool), String> {
     Ok((dtype, big_endian))
 }
 
-/// Opens `path` read-only and maps it whole; `None` for an empty file, which cannot be mapped
-/// on every platform. Shared with [`super::raw`].
-///
-/// The mapping is only sound while no one truncates or rewrites the file; that is the caller's
-/// documented contract.
+/// The bytes of `range` (relative to `offset`) inside a map, as a start and a length; `None`
+/// when there is no map or the range is empty once clipped to it.
+#[cfg(target_os = "linux")]
+fn span(
+    map: Option<&Mmap>,
+    offset: usize,
+    range: std::ops::Range<usize>,
+) -> Option<(&Mmap, usize, usize)> {
+    let m = map?;
+    let start = offset.saturating_add(range.start);
+    let end = offset.saturating_add(range.end).min(m.len());
+    (start < end).then_some((m, start, end - start))
+}
+
 /// Best-effort `MADV_POPULATE_READ` of `range` (relative to `offset`) of a map.
 pub(crate) fn populate(map: Option<&Mmap>, offset: usize, range: std::ops::Range<usize>) {
     #[cfg(target_os = "linux")]
-    if let Some(m) = map {
-        let start = offset.saturating_add(range.start);
-        let end = offset.saturating_add(range.end).min(m.len());
-        if start < end {
-            let _ = m.advise_range(memmap2::Advice::PopulateRead, start, end - start);
-        }
+    if let Some((m, start, len)) = span(map, offset, range) {
+        let _ = m.advise_range(memmap2::Advice::PopulateRead, start, len);
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (map, offset, range);
@@ -674,21 +679,20 @@ pub(crate) fn populate(map: Option<&Mmap>, offset: usize, range: std::ops::Range
 /// again with the same contents).
 pub(crate) fn release(map: Option<&Mmap>, offset: usize, range: std::ops::Range<usize>) {
     #[cfg(target_os = "linux")]
-    if let Some(m) = map {
-        let start = offset.saturating_add(range.start);
-        let end = offset.saturating_add(range.end).min(m.len());
-        if start < end {
-            // SAFETY: the map is read-only and shared with the file, so dropping its pages
-            // loses nothing: the next access reads the same bytes from the page cache.
-            let _ = unsafe {
-                m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
-            };
-        }
+    if let Some((m, start, len)) = span(map, offset, range) {
+        // SAFETY: the map is read-only and shared with the file, so dropping its pages loses
+        // nothing: the next access reads the same bytes from the page cache.
+        let _ = unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, len) };
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (map, offset, range);
 }
 
+/// Opens `path` read-only and maps it whole; `None` for an empty file, which cannot be mapped
+/// on every platform. Shared with [`super::raw`].
+///
+/// The mapping is only sound while no one truncates or rewrites the file; that is the caller's
+/// documented contract.
 pub(crate) fn map_readonly(path: &Path) -> Result<Option<Mmap>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;

@@ -4,7 +4,7 @@
 
 use crate::array::ChunkedArray;
 use crate::chunks::{ChunkGrid, Chunks};
-use crate::element::{DType, Element};
+use crate::element::{plain_bytes_mut, DType, Element};
 use crate::error::{Error, Result};
 use crate::exec::{self, BlockSink, ExecContext, ExecOptions};
 use crate::plan::{Block, Node, PlanNode};
@@ -263,21 +263,12 @@ impl<T: Element> Node<T> for ZarrSource<T> {
                 .unwrap_or_else(|| format!("reading region {region:?}: {e}"));
             Error::format(&self.path, detail)
         };
-        if T::DTYPE != DType::Bool {
+        let mut out = exec::zeroed_block::<T>(&shape);
+        let values = out
+            .as_slice_mut()
+            .ok_or_else(|| Error::Shape("internal: a new block is not contiguous".into()))?;
+        if let Some(bytes) = plain_bytes_mut(values) {
             // Decode straight into the block: no intermediate buffer, no copy.
-            let mut out = exec::zeroed_block::<T>(&shape);
-            let values = out
-                .as_slice_mut()
-                .ok_or_else(|| Error::Shape("internal: a new block is not contiguous".into()))?;
-            // SAFETY: the bytes are exactly the elements' memory, borrowed mutably for this
-            // scope only; T is a plain integer or float here (not bool), for which every byte
-            // pattern is a valid value.
-            let bytes = unsafe {
-                std::slice::from_raw_parts_mut(
-                    values.as_mut_ptr().cast::<u8>(),
-                    std::mem::size_of_val(values),
-                )
-            };
             let dims: Vec<u64> = shape.iter().map(|&n| n as u64).collect();
             // SAFETY: this is the only view of `bytes`.
             let mut view = unsafe {
