@@ -640,6 +640,35 @@ impl DynArray {
         Self::full(&[], value, dtype, Chunks::Size(1))
     }
 
+    /// The typed array inside, when its element type is `T`.
+    ///
+    /// ```
+    /// use tessera::dynarray::DynArray;
+    /// use tessera::ChunkedArray;
+    /// let a: DynArray = ChunkedArray::<f32>::ones(&[3], 3)?.into();
+    /// assert!(a.typed::<f32>().is_ok());
+    /// assert!(a.typed::<f64>().unwrap_err().to_string().contains("float32"));
+    /// # Ok::<(), tessera::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Another element type (both named).
+    pub fn typed<T: Element>(&self) -> Result<ChunkedArray<T>> {
+        let mut out: Option<ChunkedArray<T>> = None;
+        dispatch!(self, x => {
+            if let Some(v) = (x as &dyn std::any::Any).downcast_ref::<ChunkedArray<T>>() {
+                out = Some(v.clone());
+            }
+        });
+        out.ok_or_else(|| {
+            Error::DType(format!(
+                "expected an array of {}, got {}",
+                T::DTYPE,
+                self.dtype()
+            ))
+        })
+    }
+
     /// Casts to `dtype` as NumPy's `astype` does (no node when the dtype already matches).
     pub fn astype(&self, dtype: DType) -> DynArray {
         if self.dtype() == dtype {

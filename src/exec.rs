@@ -252,6 +252,12 @@ pub trait BlockSink<T: Element>: Sync {
     /// # Errors
     /// Whatever the storage reports.
     fn write_block(&self, region: &[Range<usize>], block: ArrayViewD<'_, T>) -> Result<()>;
+    /// The sink's own memory for `region`, for a node to compute into directly
+    /// ([`Node::region_into`](crate::plan::Node::region_into)), when the sink is memory.
+    fn direct(&self, region: &[Range<usize>]) -> Option<ArrayViewMutD<'_, T>> {
+        let _ = region;
+        None
+    }
 }
 
 /// Runs `root` block by block into `sink`: checks memory, prepares materialised stages, then
@@ -271,19 +277,47 @@ pub fn run<T: Element>(
         let total = grid.nblocks();
         let done = AtomicUsize::new(0);
         let bytes = AtomicUsize::new(0);
+        let report = |nblocks: usize, nb: usize| {
+            if let Some(p) = &ctx.options().progress {
+                p(Progress {
+                    done: done.fetch_add(nblocks, Ordering::Relaxed) + nblocks,
+                    total,
+                    bytes: bytes.fetch_add(nb, Ordering::Relaxed) + nb,
+                });
+            }
+        };
+        let mirrored = root.mirrored() && grid.ndim() == 2 && grid.chunks()[0] == grid.chunks()[1];
         (0..total)
             .into_par_iter()
             .try_for_each(|lin| -> Result<()> {
-                let region = grid.block_region(&grid.block_index(lin));
+                let idx = grid.block_index(lin);
+                if mirrored && idx[0] > idx[1] {
+                    // Written with its mirror image above the diagonal.
+                    return Ok(());
+                }
+                let region = grid.block_region(&idx);
+                if let Some(mut dst) = sink.direct(&region) {
+                    if root.region_into(&region, &mut dst)? {
+                        let nb = dst.len() * std::mem::size_of::<T>();
+                        if mirrored && idx[0] < idx[1] {
+                            let swapped = [region[1].clone(), region[0].clone()];
+                            sink.write_block(&swapped, dst.view().reversed_axes())?;
+                            report(2, 2 * nb);
+                        } else {
+                            report(1, nb);
+                        }
+                        return Ok(());
+                    }
+                }
                 let block = root.region(&region)?;
                 sink.write_block(&region, block.view())?;
-                if let Some(p) = &ctx.options().progress {
-                    let nb = block.len() * std::mem::size_of::<T>();
-                    p(Progress {
-                        done: done.fetch_add(1, Ordering::Relaxed) + 1,
-                        total,
-                        bytes: bytes.fetch_add(nb, Ordering::Relaxed) + nb,
-                    });
+                let nb = block.len() * std::mem::size_of::<T>();
+                if mirrored && idx[0] < idx[1] {
+                    let swapped = [region[1].clone(), region[0].clone()];
+                    sink.write_block(&swapped, block.view().reversed_axes())?;
+                    report(2, 2 * nb);
+                } else {
+                    report(1, nb);
                 }
                 Ok(())
             })
@@ -342,7 +376,44 @@ impl<T> RawSink<T> {
     }
 }
 
+impl<T> RawSink<T> {
+    /// The buffer's elements of `region`, as a strided view, or `None` for a region outside
+    /// the buffer.
+    fn region_view(&self, region: &[Range<usize>]) -> Option<ArrayViewMutD<'_, T>> {
+        if region.len() != self.shape.len()
+            || region
+                .iter()
+                .zip(&self.shape)
+                .any(|(r, &n)| r.end > n || r.start > r.end)
+        {
+            return None;
+        }
+        let rshape: Vec<usize> = region.iter().map(|r| r.len()).collect();
+        if rshape.contains(&0) {
+            return None;
+        }
+        let offset: usize = region
+            .iter()
+            .zip(&self.strides)
+            .map(|(r, s)| r.start * s)
+            .sum();
+        // SAFETY: the region lies inside the buffer (checked above), the pointer and strides
+        // describe that C-ordered buffer, and the executor hands out regions of distinct blocks,
+        // which never overlap, so no two views alias.
+        Some(unsafe {
+            ArrayViewMutD::from_shape_ptr(
+                IxDyn(&rshape).strides(IxDyn(&self.strides)),
+                self.ptr.add(offset),
+            )
+        })
+    }
+}
+
 impl<T: Element> BlockSink<T> for RawSink<T> {
+    fn direct(&self, region: &[Range<usize>]) -> Option<ArrayViewMutD<'_, T>> {
+        self.region_view(region)
+    }
+
     fn write_block(&self, region: &[Range<usize>], block: ArrayViewD<'_, T>) -> Result<()> {
         let rshape: Vec<usize> = region.iter().map(|r| r.len()).collect();
         if block.shape() != rshape.as_slice()
@@ -357,20 +428,9 @@ impl<T: Element> BlockSink<T> for RawSink<T> {
         if rshape.contains(&0) {
             return Ok(());
         }
-        let offset: usize = region
-            .iter()
-            .zip(&self.strides)
-            .map(|(r, s)| r.start * s)
-            .sum();
-        // SAFETY: the region lies inside the buffer (checked by the grid that produced it), the
-        // pointer and strides describe that C-ordered buffer, and regions of distinct blocks
-        // never overlap.
-        let mut dst: ArrayViewMutD<'_, T> = unsafe {
-            ArrayViewMutD::from_shape_ptr(
-                IxDyn(&rshape).strides(IxDyn(&self.strides)),
-                self.ptr.add(offset),
-            )
-        };
+        let mut dst = self.region_view(region).ok_or_else(|| {
+            Error::Shape(format!("internal: region {region:?} outside the output"))
+        })?;
         dst.assign(&block);
         Ok(())
     }

@@ -26,10 +26,12 @@
 //! with a [`ops::reduce::Reducer`] and a tree combine of fan-in `split_every`), and
 //! [`ChunkedArray::rechunk`]. [`dynarray::DynArray`] adds run-time dtypes with NumPy's
 //! promotion rules, and [`expr`] a NumPy-like expression language over named arrays (the
-//! `tessera eval` command).
+//! `tessera eval` command). [`distance`] holds SciPy's `cdist`/`pdist` as lazy tiles, and the
+//! k-nearest-neighbour, nearest and radius-count reductions that never build the matrix.
 
 pub mod array;
 pub mod chunks;
+pub mod distance;
 pub mod dynarray;
 pub mod element;
 pub mod error;

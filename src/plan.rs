@@ -9,7 +9,7 @@ use crate::chunks::ChunkGrid;
 use crate::element::{DType, Element};
 use crate::error::Result;
 use crate::exec::ExecContext;
-use ndarray::{ArrayD, CowArray, IxDyn, SliceInfoElem};
+use ndarray::{ArrayD, ArrayViewMutD, CowArray, IxDyn, SliceInfoElem};
 use std::ops::Range;
 
 /// A block (or any region) produced by a node: borrowed from a source or cache when possible,
@@ -39,6 +39,12 @@ pub trait PlanNode: Send + Sync {
     fn expensive(&self) -> bool {
         self.inputs().iter().any(|i| i.expensive())
     }
+    /// Whether the node is a square 2-D array whose block `(i, j)` is the transpose of block
+    /// `(j, i)` (a distance matrix of a set of points with itself): the executor then computes
+    /// only the blocks on and above the diagonal and writes each of them twice.
+    fn mirrored(&self) -> bool {
+        false
+    }
     /// Runs whatever must be computed before blocks of this node can be requested (materialised
     /// inputs), inputs first.
     fn prepare(&self, ctx: &ExecContext) -> Result<()> {
@@ -53,6 +59,17 @@ pub trait PlanNode: Send + Sync {
 pub trait Node<T: Element>: PlanNode {
     /// Computes `region` of the node's output (any region inside the array).
     fn region(&self, region: &[Range<usize>]) -> Result<Block<'_, T>>;
+    /// Computes `region` straight into `dst` (of the region's shape) when the node can, and
+    /// says whether it did; otherwise the executor asks [`Node::region`] and copies. Nodes
+    /// whose blocks are large and cheap per element (a distance tile) implement it, so that
+    /// an in-memory result is written once, not allocated twice and copied.
+    ///
+    /// # Errors
+    /// As [`Node::region`].
+    fn region_into(&self, region: &[Range<usize>], dst: &mut ArrayViewMutD<'_, T>) -> Result<bool> {
+        let _ = (region, dst);
+        Ok(false)
+    }
 }
 
 /// Projected bytes of one task of `node`: its own buffers plus those of the inputs fused into

@@ -1,0 +1,337 @@
+//! Distance matrices: [`cdist`] and [`pdist`], lazy and blockwise, with SciPy's metrics; and
+//! the row reductions of a distance matrix that never build it ([`knn`], [`nearest`],
+//! [`count_within`]).
+//!
+//! Block `(i, j)` of `cdist(x, y)` is the tile between row block `i` of `x` and row block `j`
+//! of `y`; the coordinates (axis 1) are never split. Nothing runs until the result is computed
+//! or stored, and then tile by tile: a matrix far larger than memory streams into Zarr, HDF5
+//! or `.npy`, one output chunk per tile.
+//!
+//! ```
+//! use tessera::ChunkedArray;
+//! use tessera::distance::{cdist, Metric};
+//! use ndarray::array;
+//!
+//! let x = ChunkedArray::from_array(array![[0.0, 0.0], [3.0, 4.0], [1.0, 1.0]].into_dyn(), 2)?;
+//! let y = ChunkedArray::from_array(array![[0.0, 0.0], [6.0, 8.0]].into_dyn(), 1)?;
+//! let d = cdist(&x, &y, Metric::Euclidean)?.compute()?;
+//! assert_eq!(d[[1, 0]], 5.0);
+//! assert_eq!(d[[1, 1]], 5.0);
+//! let l1 = cdist(&x, &y, Metric::Cityblock)?.compute()?;
+//! assert_eq!(l1[[2, 1]], 12.0);
+//! # Ok::<(), tessera::Error>(())
+//! ```
+
+mod kernels;
+mod metric;
+mod rows;
+
+pub use kernels::{
+    detected_isa, pair, tile, tile_into, DistFloat, Isa, TileOut, DIRECT_EUCLIDEAN_MAX_D,
+};
+pub use metric::{Metric, METRIC_NAMES};
+pub use rows::{count_within, knn, nearest, Neighbours};
+
+use crate::array::ChunkedArray;
+use crate::chunks::{AxisChunks, ChunkGrid, Chunks};
+use crate::element::DType;
+use crate::error::{Error, Result};
+use crate::plan::{by_blocks, Block, Node, PlanNode};
+use ndarray::{ArrayD, ArrayViewMutD, IxDyn};
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Extra bytes a tile task may use beyond its buffers (the GEMM's packing space and the like).
+const TILE_SLACK: usize = 4 << 20;
+
+/// Checks that `a` is a non-empty `(n, d)` array of points and returns it with its coordinates
+/// in one block (the row blocks kept).
+pub(crate) fn points<T: DistFloat>(a: &ChunkedArray<T>, what: &str) -> Result<ChunkedArray<T>> {
+    if a.ndim() != 2 {
+        return Err(Error::Shape(format!(
+            "{what} must be 2-D (points by coordinates), got shape {:?}",
+            a.shape()
+        )));
+    }
+    if a.shape()[0] == 0 || a.shape()[1] == 0 {
+        return Err(Error::Shape(format!(
+            "{what} is empty (shape {:?}): distances need at least one point of at least one coordinate",
+            a.shape()
+        )));
+    }
+    if a.chunks()[1].len() == 1 {
+        return Ok(a.clone());
+    }
+    a.rechunk(Chunks::PerAxis(vec![
+        AxisChunks::Explicit(a.chunks()[0].clone()),
+        AxisChunks::Whole,
+    ]))
+}
+
+/// Checks that `x` and `y` have the same number of coordinates.
+pub(crate) fn same_d<T: DistFloat>(x: &ChunkedArray<T>, y: &ChunkedArray<T>) -> Result<usize> {
+    let (dx, dy) = (x.shape()[1], y.shape()[1]);
+    if dx != dy {
+        return Err(Error::Shape(format!(
+            "x has {dx} coordinates per point (shape {:?}) but y has {dy} (shape {:?}): both need the same d",
+            x.shape(),
+            y.shape()
+        )));
+    }
+    Ok(dx)
+}
+
+/// The lazy distance matrix between the rows of `x` (`n x d`) and the rows of `y` (`m x d`):
+/// an `(n, m)` array whose block `(i, j)` is the tile between row block `i` of `x` and row
+/// block `j` of `y`.
+///
+/// When `y` is `x` itself (the same array, or a clone of it), the result is [`pdist`]'s: only
+/// the tiles on and above the diagonal are computed, the others are their mirror images, and
+/// the diagonal is exactly 0.
+///
+/// # Errors
+/// `x` or `y` not 2-D or empty, different numbers of coordinates (both named), or an invalid
+/// metric parameter (`minkowski` with `p <= 0`).
+pub fn cdist<T: DistFloat>(
+    x: &ChunkedArray<T>,
+    y: &ChunkedArray<T>,
+    metric: Metric,
+) -> Result<ChunkedArray<T>> {
+    metric.validate()?;
+    if Arc::ptr_eq(x.node(), y.node()) {
+        return pdist(x, metric);
+    }
+    let xp = points(x, "x")?;
+    let yp = points(y, "y")?;
+    let d = same_d(&xp, &yp)?;
+    let grid = ChunkGrid::from_chunks(
+        &[xp.shape()[0], yp.shape()[0]],
+        vec![xp.chunks()[0].clone(), yp.chunks()[0].clone()],
+    )?;
+    Ok(ChunkedArray::from_node(Arc::new(Cdist {
+        x: Arc::clone(xp.node()),
+        y: Arc::clone(yp.node()),
+        metric,
+        d,
+        grid,
+        same: false,
+    })))
+}
+
+/// The square `(n, n)` distance matrix between the rows of `x`: SciPy's
+/// `squareform(pdist(x))`. Only the tiles on and above the diagonal are computed; the tiles
+/// below are their transposes (so the result is exactly symmetric, bit for bit), and the
+/// diagonal is exactly 0, as in `squareform`, even for points with NaN coordinates.
+///
+/// ```
+/// use tessera::ChunkedArray;
+/// use tessera::distance::{pdist, Metric};
+/// let x = ChunkedArray::<f64>::arange(0.0, 10.0, 1.0, 5)?.reshape(&[5, 2])?;
+/// let d = pdist(&x, Metric::Cosine)?.compute()?;
+/// assert!((0..5).all(|i| d[[i, i]] == 0.0));
+/// assert_eq!(d[[1, 3]], d[[3, 1]]);
+/// # Ok::<(), tessera::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`cdist`].
+pub fn pdist<T: DistFloat>(x: &ChunkedArray<T>, metric: Metric) -> Result<ChunkedArray<T>> {
+    metric.validate()?;
+    let xp = points(x, "x")?;
+    let d = xp.shape()[1];
+    let rows = xp.chunks()[0].clone();
+    let grid = ChunkGrid::from_chunks(&[xp.shape()[0], xp.shape()[0]], vec![rows.clone(), rows])?;
+    Ok(ChunkedArray::from_node(Arc::new(Cdist {
+        x: Arc::clone(xp.node()),
+        y: Arc::clone(xp.node()),
+        metric,
+        d,
+        grid,
+        same: true,
+    })))
+}
+
+impl<T: DistFloat> ChunkedArray<T> {
+    /// [`cdist`] of `self` and `y`.
+    ///
+    /// # Errors
+    /// As [`cdist`].
+    pub fn cdist(&self, y: &ChunkedArray<T>, metric: Metric) -> Result<ChunkedArray<T>> {
+        cdist(self, y, metric)
+    }
+}
+
+/// The plan node of [`cdist`] and [`pdist`].
+struct Cdist<T: DistFloat> {
+    x: Arc<dyn Node<T>>,
+    y: Arc<dyn Node<T>>,
+    metric: Metric,
+    d: usize,
+    grid: ChunkGrid,
+    /// `y` is `x`: tiles below the diagonal mirror those above, the diagonal is 0.
+    same: bool,
+}
+
+/// The rows `rows` of a points node, contiguous and row-major.
+pub(crate) fn rows_of<'a, T: DistFloat>(
+    node: &'a dyn Node<T>,
+    rows: &Range<usize>,
+    d: usize,
+) -> Result<Block<'a, T>> {
+    let block = node.region(&[rows.clone(), 0..d])?;
+    Ok(if block.is_standard_layout() {
+        block
+    } else {
+        block.as_standard_layout().into_owned().into()
+    })
+}
+
+impl<T: DistFloat> Cdist<T> {
+    /// The tile between rows `rows` of x and rows `cols` of y, computed.
+    fn compute(&self, rows: &Range<usize>, cols: &Range<usize>) -> Result<ArrayD<T>> {
+        let xb = rows_of(self.x.as_ref(), rows, self.d)?;
+        let yb = rows_of(self.y.as_ref(), cols, self.d)?;
+        let (r, c) = (rows.len(), cols.len());
+        let mut out = crate::exec::zeroed_block::<T>(&[r, c]);
+        let internal = || Error::Shape("internal: a tile's buffers are not contiguous".into());
+        tile(
+            self.metric,
+            xb.as_slice().ok_or_else(internal)?,
+            r,
+            yb.as_slice().ok_or_else(internal)?,
+            c,
+            self.d,
+            out.as_slice_mut().ok_or_else(internal)?,
+        );
+        if self.same {
+            mirror_diagonal(&mut out.view_mut(), rows, cols);
+        }
+        Ok(out)
+    }
+
+    /// A region inside one tile.
+    fn one(&self, region: &[Range<usize>]) -> Result<Block<'_, T>> {
+        let (rows, cols) = (&region[0], &region[1]);
+        if rows.is_empty() || cols.is_empty() {
+            return Ok(ArrayD::from_elem(IxDyn(&[rows.len(), cols.len()]), T::zero()).into());
+        }
+        if self.same {
+            let bi = self.grid.block_at(0, rows.start);
+            let bj = self.grid.block_at(1, cols.start);
+            if bi > bj {
+                // Below the diagonal: the mirror image of the tile above it.
+                let t = self.compute(cols, rows)?;
+                return Ok(t.reversed_axes().as_standard_layout().into_owned().into());
+            }
+        }
+        Ok(self.compute(rows, cols)?.into())
+    }
+}
+
+impl<T: DistFloat> PlanNode for Cdist<T> {
+    fn op(&self) -> String {
+        format!(
+            "{}({}, d={})",
+            if self.same { "pdist" } else { "cdist" },
+            self.metric,
+            self.d
+        )
+    }
+    fn dtype(&self) -> DType {
+        T::DTYPE
+    }
+    fn grid(&self) -> &ChunkGrid {
+        &self.grid
+    }
+    fn inputs(&self) -> Vec<&dyn PlanNode> {
+        if self.same {
+            vec![self.x.as_ref()]
+        } else {
+            vec![self.x.as_ref(), self.y.as_ref()]
+        }
+    }
+    fn own_task_bytes(&self) -> usize {
+        let shape = self.grid.max_chunk_shape();
+        let (r, c) = (shape[0], shape[1]);
+        let e = T::DTYPE.size();
+        // The tile (and for pdist the sink's copy of its mirror image; a sink's own buffers
+        // are counted by the sink), both row blocks, the packed or centred copies of them,
+        // and the norms.
+        let tiles = if self.same { 2 } else { 1 };
+        (tiles * r * c + 2 * (r + c) * self.d + 2 * (r + c))
+            .saturating_mul(e)
+            .saturating_add(TILE_SLACK)
+    }
+    fn expensive(&self) -> bool {
+        true
+    }
+    fn mirrored(&self) -> bool {
+        self.same
+    }
+}
+
+impl<T: DistFloat> Node<T> for Cdist<T> {
+    fn region(&self, region: &[Range<usize>]) -> Result<Block<'_, T>> {
+        by_blocks(&self.grid, region, |piece| self.one(piece))
+    }
+
+    fn region_into(&self, region: &[Range<usize>], dst: &mut ArrayViewMutD<'_, T>) -> Result<bool> {
+        let [rows, cols] = region else {
+            return Ok(false);
+        };
+        let (r, c) = (rows.len(), cols.len());
+        let strides = dst.strides();
+        if r == 0
+            || c == 0
+            || dst.shape() != [r, c]
+            || strides[1] != 1
+            || strides[0] < c as isize
+            || self.grid.blocks_in(region).iter().any(|b| b.len() != 1)
+        {
+            return Ok(false);
+        }
+        if self.same && self.grid.block_at(0, rows.start) > self.grid.block_at(1, cols.start) {
+            return Ok(false);
+        }
+        let ldo = strides[0] as usize;
+        let xb = rows_of(self.x.as_ref(), rows, self.d)?;
+        let yb = rows_of(self.y.as_ref(), cols, self.d)?;
+        let internal = || Error::Shape("internal: a tile's inputs are not contiguous".into());
+        // SAFETY: dst is an r x c view with unit column stride and row stride ldo >= c, so the
+        // elements ptr + i * ldo + j (i < r, j < c) are exactly its elements, which it lets us
+        // write for as long as it is borrowed here.
+        let mut out = unsafe { TileOut::from_raw(dst.as_mut_ptr(), r, c, ldo) };
+        tile_into(
+            self.metric,
+            xb.as_slice().ok_or_else(internal)?,
+            r,
+            yb.as_slice().ok_or_else(internal)?,
+            c,
+            self.d,
+            &mut out,
+        );
+        if self.same {
+            mirror_diagonal(dst, rows, cols);
+        }
+        Ok(true)
+    }
+}
+
+/// Where a tile of pdist crosses the diagonal: the diagonal exactly 0 (as SciPy's
+/// squareform(pdist)), and the pairs below it copied from their mirror images above, so that
+/// the result is symmetric bit for bit (NaN signs included) whatever the kernel's order of
+/// operations.
+fn mirror_diagonal<T: DistFloat>(
+    out: &mut ArrayViewMutD<'_, T>,
+    rows: &Range<usize>,
+    cols: &Range<usize>,
+) {
+    let lo = rows.start.max(cols.start);
+    let hi = rows.end.min(cols.end);
+    for g in lo..hi {
+        out[[g - rows.start, g - cols.start]] = T::zero();
+        for h in lo..g {
+            out[[g - rows.start, h - cols.start]] = out[[h - rows.start, g - cols.start]];
+        }
+    }
+}

@@ -1,0 +1,720 @@
+//! Tile kernels: the distances between a block of rows of `x` and a block of rows of `y`.
+//!
+//! Two families:
+//! - the GEMM metrics (`euclidean`, `sqeuclidean`, `cosine`, `correlation`) from the dot
+//!   products of the `gemm` crate and the row norms, `|x|^2 + |y|^2 - 2 x.y`, clamped at 0; a
+//!   pair whose result lost most of its digits to cancellation (near-duplicate points), or whose
+//!   inputs are not finite, is recomputed directly, so it is as exact as a direct loop;
+//! - every other metric (and the euclidean ones for small `d`, where a GEMM is all overhead)
+//!   through one register-blocked loop over `y` packed into panels of `P` points
+//!   (`[panel][dimension][point]`): `R` rows of `x` against one panel at a time, `R * P`
+//!   accumulators in registers, one broadcast of an `x` coordinate per `P` pairs.
+//!
+//! The loop is written once, generically, and compiled three times (AVX-512, AVX2 with FMA,
+//! and the baseline), the right one picked at run time, so a portable build runs at the speed
+//! of a `-C target-cpu=native` one.
+
+use super::Metric;
+use crate::element::Float;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// Where a tile goes: `r` rows of `c` elements, row `i` starting `i * ldo` elements after the
+/// first (a block of a larger row-major array, or a contiguous buffer when `ldo = c`).
+pub struct TileOut<'a, T> {
+    ptr: *mut T,
+    r: usize,
+    c: usize,
+    ldo: usize,
+    _life: std::marker::PhantomData<&'a mut [T]>,
+}
+
+impl<'a, T> TileOut<'a, T> {
+    /// A contiguous `r x c` buffer.
+    ///
+    /// # Panics
+    /// A slice shorter than `r * c`.
+    pub fn from_slice(out: &'a mut [T], r: usize, c: usize) -> Self {
+        assert!(
+            out.len() >= r * c,
+            "a tile buffer of {} for {r} x {c}",
+            out.len()
+        );
+        TileOut {
+            ptr: out.as_mut_ptr(),
+            r,
+            c,
+            ldo: c,
+            _life: std::marker::PhantomData,
+        }
+    }
+
+    /// `r` rows of `c` elements at `ptr`, `ldo` apart.
+    ///
+    /// # Safety
+    /// Every element `ptr + i * ldo + j` (`i < r`, `j < c`) must be valid for writes for `'a`,
+    /// and no one else may read or write those elements meanwhile (other elements between the
+    /// rows may belong to others).
+    pub(crate) unsafe fn from_raw(ptr: *mut T, r: usize, c: usize, ldo: usize) -> Self {
+        TileOut {
+            ptr,
+            r,
+            c,
+            ldo,
+            _life: std::marker::PhantomData,
+        }
+    }
+
+    /// Row `i`.
+    #[inline(always)]
+    fn row(&mut self, i: usize) -> &mut [T] {
+        assert!(i < self.r);
+        // SAFETY: row i lies inside the region the constructor vouched for, and the returned
+        // borrow of self keeps any other row slice from being alive at the same time.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(i * self.ldo), self.c) }
+    }
+}
+
+/// The element types distances are computed in: `f32` and `f64`.
+pub trait DistFloat:
+    Float
+    + sealed::Sealed
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+{
+    /// Below this share of `|x|^2 + |y|^2`, a squared distance from the GEMM identity has lost
+    /// too many digits and is recomputed directly.
+    #[doc(hidden)]
+    const CANCELLATION: f64;
+    #[doc(hidden)]
+    fn fabs(self) -> Self;
+    #[doc(hidden)]
+    fn fsqrt(self) -> Self;
+    #[doc(hidden)]
+    fn fpow(self, p: Self) -> Self;
+    #[doc(hidden)]
+    fn fma(self, a: Self, b: Self) -> Self;
+    #[doc(hidden)]
+    fn of(v: f64) -> Self;
+    /// `out (r x c) = x (r x d) . y (c x d)^T`, the inputs row-major and contiguous.
+    #[doc(hidden)]
+    fn dot_tile(x: &[Self], y: &[Self], r: usize, c: usize, d: usize, out: &mut TileOut<'_, Self>);
+}
+
+macro_rules! impl_dist_float {
+    ($t:ty, $cancel:expr) => {
+        impl DistFloat for $t {
+            const CANCELLATION: f64 = $cancel;
+            #[inline(always)]
+            fn fabs(self) -> Self {
+                self.abs()
+            }
+            #[inline(always)]
+            fn fsqrt(self) -> Self {
+                self.sqrt()
+            }
+            #[inline(always)]
+            fn fpow(self, p: Self) -> Self {
+                self.powf(p)
+            }
+            #[inline(always)]
+            fn fma(self, a: Self, b: Self) -> Self {
+                self.mul_add(a, b)
+            }
+            #[inline(always)]
+            fn of(v: f64) -> Self {
+                v as $t
+            }
+            fn dot_tile(
+                x: &[Self],
+                y: &[Self],
+                r: usize,
+                c: usize,
+                d: usize,
+                out: &mut TileOut<'_, Self>,
+            ) {
+                assert!(x.len() >= r * d && y.len() >= c * d && out.r >= r && out.c >= c);
+                if r == 0 || c == 0 {
+                    return;
+                }
+                if d == 0 {
+                    for i in 0..r {
+                        out.row(i).fill(0.0);
+                    }
+                    return;
+                }
+                // SAFETY: the assert above checks that every element the strides reach lies in
+                // its slice or in the output region: dst is r x c with row stride ldo, lhs
+                // r x d with row stride d, and rhs is y transposed (d x c: element (k, j) at
+                // j * d + k).
+                unsafe {
+                    gemm::gemm(
+                        r,
+                        c,
+                        d,
+                        out.ptr,
+                        1,
+                        out.ldo as isize,
+                        false,
+                        x.as_ptr(),
+                        1,
+                        d as isize,
+                        y.as_ptr(),
+                        d as isize,
+                        1,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+        }
+    };
+}
+impl_dist_float!(f64, 1e-3);
+impl_dist_float!(f32, 5e-2);
+
+/// One metric's arithmetic for the packed-panel loop: what each coordinate adds to the
+/// accumulators of a pair, and how the accumulators become the distance.
+trait Op<T: DistFloat>: Copy {
+    /// Initial accumulator value.
+    fn init(self) -> T {
+        T::zero()
+    }
+    /// Adds the coordinate pair `(x, y)` to the accumulators `a` (and `b`, for metrics that
+    /// need two sums).
+    fn step<const FMA: bool>(self, a: &mut T, b: &mut T, x: T, y: T);
+    /// The distance from the accumulators, for dimension `d`.
+    fn finish(self, a: T, b: T, d: usize) -> T;
+}
+
+/// `*a += v`.
+#[inline(always)]
+fn acc<T: DistFloat>(a: &mut T, v: T) {
+    *a = *a + v;
+}
+
+#[derive(Clone, Copy)]
+struct Cityblock;
+impl<T: DistFloat> Op<T> for Cityblock {
+    #[inline(always)]
+    fn step<const FMA: bool>(self, a: &mut T, _: &mut T, x: T, y: T) {
+        acc(a, (x - y).fabs());
+    }
+    #[inline(always)]
+    fn finish(self, a: T, _: T, _: usize) -> T {
+        a
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SqDiff {
+    root: bool,
+}
+impl<T: DistFloat> Op<T> for SqDiff {
+    #[inline(always)]
+    fn step<const FMA: bool>(self, a: &mut T, _: &mut T, x: T, y: T) {
+        let t = x - y;
+        *a = if FMA { t.fma(t, *a) } else { *a + t * t };
+    }
+    #[inline(always)]
+    fn finish(self, a: T, _: T, _: usize) -> T {
+        if self.root {
+            a.fsqrt()
+        } else {
+            a
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Chebyshev;
+impl<T: DistFloat> Op<T> for Chebyshev {
+    #[inline(always)]
+    fn step<const FMA: bool>(self, a: &mut T, _: &mut T, x: T, y: T) {
+        let t = (x - y).fabs();
+        // As SciPy's: a NaN coordinate is never the largest, so it is skipped.
+        *a = if t > *a { t } else { *a };
+    }
+    #[inline(always)]
+    fn finish(self, a: T, _: T, _: usize) -> T {
+        a
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Minkowski<T> {
+    p: T,
+    inv: T,
+}
+impl<T: DistFloat> Op<T> for Minkowski<T> {
+    #[inline(always)]
+    fn step<const FMA: bool>(self, a: &mut T, _: &mut T, x: T, y: T) {
+        acc(a, (x - y).fabs().fpow(self.p));
+    }
+    #[inline(always)]
+    fn finish(self, a: T, _: T, _: usize) -> T {
+        a.fpow(self.inv)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Canberra;
+impl<T: DistFloat> Op<T> for Canberra {
+    #[inline(always)]
+    fn step<const FMA: bool>(self, a: &mut T, _: &mut T, x: T, y: T) {
+        let num = (x - y).fabs();
+        let den = x.fabs() + y.fabs();
+        let q = num / den;
+        // SciPy skips the terms whose denominator is 0 (0/0 counts as 0); NaN propagates.
+        acc(a, if den != T::zero() { q } else { T::zero() });
+    }
+    #[inline(always)]
+    fn finish(self, a: T, _: T, _: usize) -> T {
+        a
+    }
+}
+
+#[derive(Clone, Copy)]
+struct BrayCurtis;
+impl<T: DistFloat> Op<T> for BrayCurtis {
+    #[inline(always)]
+    fn step<const FMA: bool>(self, a: &mut T, b: &mut T, x: T, y: T) {
+        acc(a, (x - y).fabs());
+        acc(b, (x + y).fabs());
+    }
+    #[inline(always)]
+    fn finish(self, a: T, b: T, _: usize) -> T {
+        a / b
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Hamming;
+impl<T: DistFloat> Op<T> for Hamming {
+    #[inline(always)]
+    fn step<const FMA: bool>(self, a: &mut T, _: &mut T, x: T, y: T) {
+        acc(a, if x != y { T::one() } else { T::zero() });
+    }
+    #[inline(always)]
+    fn finish(self, a: T, _: T, d: usize) -> T {
+        a / T::of(d as f64)
+    }
+}
+
+/// `y` (`c` rows of `d`) packed into panels of `P` points: `[panel][dimension][point]`, the
+/// last panel padded with zeros.
+fn pack<T: DistFloat, const P: usize>(y: &[T], c: usize, d: usize) -> Vec<T> {
+    let panels = c.div_ceil(P);
+    let mut packed = vec![T::zero(); panels * d * P];
+    for (j, row) in y.chunks_exact(d.max(1)).take(c).enumerate() {
+        let (panel, lane) = (j / P, j % P);
+        let base = panel * d * P + lane;
+        for (k, &v) in row.iter().enumerate() {
+            packed[base + k * P] = v;
+        }
+    }
+    packed
+}
+
+/// `RR` rows of `x` against every panel.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn rows_against_panels<T: DistFloat, O: Op<T>, const P: usize, const RR: usize, const FMA: bool>(
+    op: O,
+    x: &[T],
+    packed: &[T],
+    c: usize,
+    d: usize,
+    out: &mut TileOut<'_, T>,
+    i0: usize,
+) {
+    let xs: [&[T]; RR] = std::array::from_fn(|rr| &x[rr * d..(rr + 1) * d]);
+    for (pj, panel) in packed.chunks_exact(d * P).enumerate() {
+        let mut a = [[op.init(); P]; RR];
+        let mut b = [[T::zero(); P]; RR];
+        for k in 0..d {
+            let Ok(yv) = <&[T; P]>::try_from(&panel[k * P..(k + 1) * P]) else {
+                return;
+            };
+            for rr in 0..RR {
+                let xv = xs[rr][k];
+                for l in 0..P {
+                    op.step::<FMA>(&mut a[rr][l], &mut b[rr][l], xv, yv[l]);
+                }
+            }
+        }
+        let j0 = pj * P;
+        let n = P.min(c - j0);
+        for rr in 0..RR {
+            let dst = &mut out.row(i0 + rr)[j0..j0 + n];
+            for (l, o) in dst.iter_mut().enumerate() {
+                *o = op.finish(a[rr][l], b[rr][l], d);
+            }
+        }
+    }
+}
+
+/// The packed-panel loop over a whole tile.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn panel_tile<T: DistFloat, O: Op<T>, const P: usize, const R: usize, const FMA: bool>(
+    op: O,
+    x: &[T],
+    r: usize,
+    packed: &[T],
+    c: usize,
+    d: usize,
+    out: &mut TileOut<'_, T>,
+) {
+    let mut i = 0;
+    while i + R <= r {
+        rows_against_panels::<T, O, P, R, FMA>(op, &x[i * d..(i + R) * d], packed, c, d, out, i);
+        i += R;
+    }
+    while i < r {
+        rows_against_panels::<T, O, P, 1, FMA>(op, &x[i * d..(i + 1) * d], packed, c, d, out, i);
+        i += 1;
+    }
+}
+
+/// The instruction sets the panel loop is compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512 (F, VL, DQ, BW) with FMA.
+    Avx512,
+    /// AVX2 with FMA.
+    Avx2,
+    /// Whatever the build targets (SSE2 on a default x86-64 build).
+    Baseline,
+}
+
+/// The best instruction set of this CPU, detected once.
+pub fn detected_isa() -> Isa {
+    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *ISA.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::env::var_os("TESSERA_ISA").is_some_and(|v| v == "baseline") {
+                return Isa::Baseline;
+            }
+            if is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512vl")
+                && is_x86_feature_detected!("avx512dq")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx512;
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Baseline
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn panel_avx512<T: DistFloat, O: Op<T>, const P: usize, const R: usize>(
+    op: O,
+    x: &[T],
+    r: usize,
+    packed: &[T],
+    c: usize,
+    d: usize,
+    out: &mut TileOut<'_, T>,
+) {
+    panel_tile::<T, O, P, R, true>(op, x, r, packed, c, d, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn panel_avx2<T: DistFloat, O: Op<T>, const P: usize, const R: usize>(
+    op: O,
+    x: &[T],
+    r: usize,
+    packed: &[T],
+    c: usize,
+    d: usize,
+    out: &mut TileOut<'_, T>,
+) {
+    panel_tile::<T, O, P, R, true>(op, x, r, packed, c, d, out)
+}
+
+/// Runs the panel loop for `op` with the panel width and row count that suit the element
+/// size and the instruction set.
+fn run_panels<T: DistFloat, O: Op<T>>(
+    op: O,
+    x: &[T],
+    r: usize,
+    y: &[T],
+    c: usize,
+    d: usize,
+    out: &mut TileOut<'_, T>,
+) {
+    // Panels of 2 vectors of the widest registers, 4 rows: 8 accumulator registers per sum.
+    macro_rules! go {
+        ($p:literal, $r:literal, $f:ident) => {{
+            let packed = pack::<T, $p>(y, c, d);
+            // SAFETY: the function is compiled for features `detected_isa` found on this CPU.
+            unsafe { $f::<T, O, $p, $r>(op, x, r, &packed, c, d, out) }
+        }};
+        ($p:literal, $r:literal) => {{
+            let packed = pack::<T, $p>(y, c, d);
+            panel_tile::<T, O, $p, $r, false>(op, x, r, &packed, c, d, out)
+        }};
+    }
+    let wide = T::DTYPE.size() == 4;
+    match detected_isa() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            if wide {
+                go!(32, 4, panel_avx512)
+            } else {
+                go!(16, 4, panel_avx512)
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => {
+            if wide {
+                go!(16, 4, panel_avx2)
+            } else {
+                go!(8, 4, panel_avx2)
+            }
+        }
+        _ => {
+            if wide {
+                go!(8, 4)
+            } else {
+                go!(4, 4)
+            }
+        }
+    }
+}
+
+/// Computes the `r x c` tile of `metric` between `x` (`r` rows of `d`) and `y` (`c` rows of
+/// `d`), all contiguous and row-major, into `out` (`r * c`).
+///
+/// # Panics
+/// Slices shorter than the sizes say (an internal error: callers size them).
+pub fn tile<T: DistFloat>(
+    metric: Metric,
+    x: &[T],
+    r: usize,
+    y: &[T],
+    c: usize,
+    d: usize,
+    out: &mut [T],
+) {
+    tile_into(metric, x, r, y, c, d, &mut TileOut::from_slice(out, r, c));
+}
+
+/// [`tile`] into rows that need not be contiguous (a block of the final array).
+///
+/// # Panics
+/// Inputs shorter than the sizes say, or an output smaller than `r x c`.
+pub fn tile_into<T: DistFloat>(
+    metric: Metric,
+    x: &[T],
+    r: usize,
+    y: &[T],
+    c: usize,
+    d: usize,
+    out: &mut TileOut<'_, T>,
+) {
+    assert!(x.len() >= r * d && y.len() >= c * d && out.r >= r && out.c >= c);
+    if r == 0 || c == 0 {
+        return;
+    }
+    if d == 0 {
+        // Points without coordinates (never reached through cdist, which refuses them).
+        for i in 0..r {
+            out.row(i)[..c].fill(T::zero());
+        }
+        return;
+    }
+    match metric {
+        Metric::Euclidean | Metric::SqEuclidean if d <= DIRECT_EUCLIDEAN_MAX_D => run_panels(
+            SqDiff {
+                root: metric == Metric::Euclidean,
+            },
+            x,
+            r,
+            y,
+            c,
+            d,
+            out,
+        ),
+        Metric::Euclidean | Metric::SqEuclidean | Metric::Cosine | Metric::Correlation => {
+            gemm_tile(metric, x, r, y, c, d, out)
+        }
+        Metric::Cityblock => run_panels(Cityblock, x, r, y, c, d, out),
+        Metric::Minkowski(1.0) => run_panels(Cityblock, x, r, y, c, d, out),
+        Metric::Minkowski(2.0) => run_panels(SqDiff { root: true }, x, r, y, c, d, out),
+        Metric::Chebyshev => run_panels(Chebyshev, x, r, y, c, d, out),
+        Metric::Minkowski(p) if p.is_infinite() => run_panels(Chebyshev, x, r, y, c, d, out),
+        Metric::Minkowski(p) => run_panels(
+            Minkowski {
+                p: T::of(p),
+                inv: T::of(1.0 / p),
+            },
+            x,
+            r,
+            y,
+            c,
+            d,
+            out,
+        ),
+        Metric::Canberra => run_panels(Canberra, x, r, y, c, d, out),
+        Metric::BrayCurtis => run_panels(BrayCurtis, x, r, y, c, d, out),
+        Metric::Hamming => run_panels(Hamming, x, r, y, c, d, out),
+    }
+}
+
+/// Up to this dimension the euclidean metrics run the direct loop rather than a GEMM.
+pub const DIRECT_EUCLIDEAN_MAX_D: usize = 16;
+
+fn sq_norms<T: DistFloat>(rows: &[T], n: usize, d: usize) -> Vec<T> {
+    (0..n)
+        .map(|i| {
+            rows[i * d..(i + 1) * d]
+                .iter()
+                .fold(T::zero(), |s, &v| s + v * v)
+        })
+        .collect()
+}
+
+fn all_finite<T: DistFloat>(rows: &[T], n: usize, d: usize) -> Vec<bool> {
+    (0..n)
+        .map(|i| rows[i * d..(i + 1) * d].iter().all(|v| v.is_finite()))
+        .collect()
+}
+
+/// Each row minus its mean (SciPy's `correlation` is the cosine of the centred points).
+fn centred<T: DistFloat>(rows: &[T], n: usize, d: usize) -> Vec<T> {
+    let mut out = rows[..n * d].to_vec();
+    for row in out.chunks_exact_mut(d.max(1)) {
+        let mean = row.iter().fold(T::zero(), |s, &v| s + v) / T::of(d as f64);
+        for v in row {
+            *v = *v - mean;
+        }
+    }
+    out
+}
+
+fn direct_sq<T: DistFloat>(x: &[T], y: &[T]) -> T {
+    x.iter().zip(y).fold(T::zero(), |s, (&a, &b)| {
+        let t = a - b;
+        s + t * t
+    })
+}
+
+fn direct_cosine<T: DistFloat>(x: &[T], y: &[T]) -> T {
+    let (mut dot, mut xx, mut yy) = (T::zero(), T::zero(), T::zero());
+    for (&a, &b) in x.iter().zip(y) {
+        dot = dot + a * b;
+        xx = xx + a * a;
+        yy = yy + b * b;
+    }
+    cosine_from(dot, xx, yy)
+}
+
+/// SciPy's cosine distance from a dot product and two squared norms: `1 - cos`, with the
+/// cosine clipped to [-1, 1].
+#[inline(always)]
+fn cosine_from<T: DistFloat>(dot: T, xx: T, yy: T) -> T {
+    let cos = dot / (xx.fsqrt() * yy.fsqrt());
+    let one = T::one();
+    let cos = if cos > one {
+        one
+    } else if cos < T::zero() - one {
+        T::zero() - one
+    } else {
+        cos
+    };
+    one - cos
+}
+
+fn gemm_tile<T: DistFloat>(
+    metric: Metric,
+    x: &[T],
+    r: usize,
+    y: &[T],
+    c: usize,
+    d: usize,
+    out: &mut TileOut<'_, T>,
+) {
+    let (xc, yc);
+    let (x, y) = if metric == Metric::Correlation {
+        xc = centred(x, r, d);
+        yc = centred(y, c, d);
+        (&xc[..], &yc[..])
+    } else {
+        (&x[..r * d], &y[..c * d])
+    };
+    T::dot_tile(x, y, r, c, d, out);
+    let (nx, ny) = (sq_norms(x, r, d), sq_norms(y, c, d));
+    let (fx, fy) = (all_finite(x, r, d), all_finite(y, c, d));
+    let cancel = T::of(T::CANCELLATION);
+    let two = T::of(2.0);
+    for i in 0..r {
+        let xi = &x[i * d..(i + 1) * d];
+        let row = &mut out.row(i)[..c];
+        for (j, o) in row.iter_mut().enumerate() {
+            let yj = &y[j * d..(j + 1) * d];
+            let finite = fx[i] && fy[j];
+            *o = match metric {
+                Metric::Euclidean | Metric::SqEuclidean => {
+                    let s = nx[i] + ny[j];
+                    let mut v = s - two * *o;
+                    // Not finite, or lost too many digits (NaN included): recompute directly.
+                    if !finite || v.partial_cmp(&(cancel * s)) != Some(std::cmp::Ordering::Greater)
+                    {
+                        v = direct_sq(xi, yj);
+                    }
+                    if metric == Metric::Euclidean {
+                        v.fsqrt()
+                    } else {
+                        v
+                    }
+                }
+                _ => {
+                    if finite {
+                        cosine_from(*o, nx[i], ny[j])
+                    } else {
+                        direct_cosine(xi, yj)
+                    }
+                }
+            };
+        }
+    }
+}
+
+/// The distance between two points, computed directly (the reference the tests compare the
+/// tile kernels with, and what a tile recomputes for hard pairs).
+pub fn pair<T: DistFloat>(metric: Metric, x: &[T], y: &[T]) -> T {
+    let mut out = [T::zero()];
+    let d = x.len().min(y.len());
+    match metric {
+        Metric::Euclidean => direct_sq(&x[..d], &y[..d]).fsqrt(),
+        Metric::SqEuclidean => direct_sq(&x[..d], &y[..d]),
+        Metric::Cosine => direct_cosine(&x[..d], &y[..d]),
+        Metric::Correlation => direct_cosine(&centred(&x[..d], 1, d), &centred(&y[..d], 1, d)),
+        _ => {
+            tile(metric, &x[..d], 1, &y[..d], 1, d, &mut out);
+            out[0]
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! Row reductions of a distance matrix that never build it: the k nearest neighbours, the
+//! nearest one, and the count within a radius. Each task takes a block of rows of `x`, runs
+//! the tile kernel against the blocks of `y` one after the other, and folds every tile into
+//! its rows' state at once: memory holds a few tiles per thread and the result.
+
+use super::{points, rows_of, same_d, tile, DistFloat, Metric};
+use crate::array::ChunkedArray;
+use crate::chunks::{AxisChunks, Chunks};
+use crate::error::{Error, Result};
+use crate::exec::{ExecContext, ExecOptions};
+use crate::plan::Node;
+use ndarray::{Array1, Array2, ArrayD};
+use rayon::prelude::*;
+use std::ops::Range;
+
+/// The `k` nearest points of `y` for each point of `x`, nearest first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Neighbours<T> {
+    /// `(n, k)` row indices into `y`.
+    pub indices: Array2<i64>,
+    /// `(n, k)` distances, ascending along each row.
+    pub distances: Array2<T>,
+}
+
+/// Rows of `x` per task (small, so that a tile stays in cache and every thread has work).
+const X_ROWS: usize = 256;
+/// Rows of `y` per tile.
+const Y_ROWS: usize = 4096;
+
+/// `(d1, i1)` comes strictly before `(d2, i2)`: by distance, NaN last, ties by index.
+#[inline(always)]
+fn before<T: DistFloat>(d1: T, i1: i64, d2: T, i2: i64) -> bool {
+    match (d1.is_nan(), d2.is_nan()) {
+        (false, false) => d1 < d2 || (d1 == d2 && i1 < i2),
+        (false, true) => true,
+        (true, false) => false,
+        (true, true) => i1 < i2,
+    }
+}
+
+/// Per-row sorted lists of the best `k` (distance, index) pairs seen so far.
+struct TopK<T> {
+    k: usize,
+    dist: Vec<T>,
+    idx: Vec<i64>,
+    len: Vec<usize>,
+}
+
+impl<T: DistFloat> TopK<T> {
+    fn new(rows: usize, k: usize) -> Self {
+        TopK {
+            k,
+            dist: vec![T::zero(); rows * k],
+            idx: vec![0; rows * k],
+            len: vec![0; rows],
+        }
+    }
+
+    fn absorb(&mut self, tile: &[T], r: usize, c: usize, col0: usize) {
+        let k = self.k;
+        for i in 0..r {
+            let row = &tile[i * c..(i + 1) * c];
+            let ds = &mut self.dist[i * k..(i + 1) * k];
+            let is = &mut self.idx[i * k..(i + 1) * k];
+            let mut len = self.len[i];
+            for (j, &v) in row.iter().enumerate() {
+                let jj = (col0 + j) as i64;
+                if len == k && !before(v, jj, ds[k - 1], is[k - 1]) {
+                    continue;
+                }
+                let mut p = if len == k { k - 1 } else { len };
+                while p > 0 && before(v, jj, ds[p - 1], is[p - 1]) {
+                    ds[p] = ds[p - 1];
+                    is[p] = is[p - 1];
+                    p -= 1;
+                }
+                ds[p] = v;
+                is[p] = jj;
+                len = (len + 1).min(k);
+            }
+            self.len[i] = len;
+        }
+    }
+}
+
+/// The shared driver: checks the inputs and the memory, then folds the tiles of each block of
+/// `x` rows into a state made by `make` (for that many rows) with `absorb`, in parallel over the
+/// blocks. Returns the states in row order.
+#[allow(clippy::too_many_arguments)]
+fn fold_rows<T: DistFloat, S: Send>(
+    what: &str,
+    x: &ChunkedArray<T>,
+    y: &ChunkedArray<T>,
+    metric: Metric,
+    opts: &ExecOptions,
+    state_bytes_per_row: usize,
+    make: impl Fn(usize) -> S + Sync,
+    absorb: impl Fn(&mut S, &[T], usize, usize, usize) + Sync,
+) -> Result<Vec<S>> {
+    metric.validate()?;
+    let xp = points(x, "x")?;
+    let yp = points(y, "y")?;
+    let d = same_d(&xp, &yp)?;
+    let (n, m) = (xp.shape()[0], yp.shape()[0]);
+    let threads = opts.threads.max(1);
+    // Enough x blocks for every thread, each small enough for its tile to stay in cache.
+    let rx = n.div_ceil(threads * 4).clamp(1, X_ROWS);
+    let cy = m.min(Y_ROWS);
+    let e = T::DTYPE.size();
+    let op = format!("{what}({metric}, d={d})");
+    // y is held in memory when it is small; otherwise its blocks are read for every x block.
+    let y_bytes = m.saturating_mul(d).saturating_mul(e);
+    let hold_y = y_bytes <= opts.allowed_mem / 4;
+    let per_task = (rx * d + 2 * cy * d + rx * cy)
+        .saturating_mul(e)
+        .saturating_add(rx.saturating_mul(state_bytes_per_row))
+        .saturating_add(4 << 20);
+    let shared = n
+        .saturating_mul(state_bytes_per_row)
+        .saturating_add(if hold_y { y_bytes } else { 0 });
+    if shared > opts.allowed_mem / 2
+        || per_task > (opts.allowed_mem - shared.min(opts.allowed_mem)) / threads
+    {
+        return Err(Error::MemoryLimit {
+            op,
+            projected: if shared > opts.allowed_mem / 2 {
+                shared
+            } else {
+                per_task
+            },
+            limit: opts.allowed_mem,
+            threads: if shared > opts.allowed_mem / 2 {
+                1
+            } else {
+                threads
+            },
+        });
+    }
+    let xr = xp.rechunk(Chunks::PerAxis(vec![
+        AxisChunks::Size(rx),
+        AxisChunks::Whole,
+    ]))?;
+    let ctx = ExecContext::new(opts.clone())?;
+    ctx.install(|| -> Result<Vec<S>> {
+        let y_all: Option<ArrayD<T>> = if hold_y {
+            Some(
+                crate::exec::compute(yp.node().as_ref(), &ctx)?
+                    .as_standard_layout()
+                    .into_owned(),
+            )
+        } else {
+            None
+        };
+        let y_blocks: Vec<Range<usize>> = (0..m.div_ceil(cy))
+            .map(|b| b * cy..((b + 1) * cy).min(m))
+            .collect();
+        let starts: Vec<usize> = xr.grid().starts(0).to_vec();
+        let lens: Vec<usize> = xr.chunks()[0].clone();
+        let internal = || Error::Shape("internal: rows of points are not contiguous".into());
+        starts
+            .par_iter()
+            .zip(lens.par_iter())
+            .map(|(&s, &len)| -> Result<S> {
+                let rows = s..s + len;
+                let xb = rows_of(xr.node().as_ref() as &dyn Node<T>, &rows, d)?;
+                let xs = xb.as_slice().ok_or_else(internal)?;
+                let mut state = make(len);
+                let mut buf = vec![T::zero(); len * cy];
+                for cols in &y_blocks {
+                    let c = cols.len();
+                    let held;
+                    let ys: &[T] = match &y_all {
+                        Some(all) => {
+                            let flat = all.as_slice().ok_or_else(internal)?;
+                            &flat[cols.start * d..cols.end * d]
+                        }
+                        None => {
+                            held = rows_of(yp.node().as_ref() as &dyn Node<T>, cols, d)?;
+                            held.as_slice().ok_or_else(internal)?
+                        }
+                    };
+                    tile(metric, xs, len, ys, c, d, &mut buf[..len * c]);
+                    absorb(&mut state, &buf[..len * c], len, c, cols.start);
+                }
+                Ok(state)
+            })
+            .collect()
+    })
+}
+
+/// The `k` nearest points of `y` to each point of `x` under `metric`, nearest first (ties by
+/// the lower index, NaN distances last), computed tile by tile without building the distance
+/// matrix: memory holds a few tiles per thread and the `(n, k)` result.
+///
+/// When `y` is `x`, each point is its own nearest neighbour (distance 0), as with SciPy's
+/// `cKDTree.query(x, k)`.
+///
+/// ```
+/// use tessera::ChunkedArray;
+/// use tessera::distance::{knn, Metric};
+/// use ndarray::array;
+/// let pts = ChunkedArray::from_array(array![[0.0], [10.0], [1.0], [4.0]].into_dyn(), 2)?;
+/// let nn = knn(&pts, &pts, 2, Metric::Euclidean, &Default::default())?;
+/// assert_eq!(nn.indices.row(3).to_vec(), vec![3, 2]);
+/// assert_eq!(nn.distances.row(3).to_vec(), vec![0.0, 3.0]);
+/// # Ok::<(), tessera::Error>(())
+/// ```
+///
+/// # Errors
+/// `k = 0` or more than the points of `y`, inputs that [`cdist`](super::cdist) refuses, or a
+/// memory limit too small for one task's tiles.
+pub fn knn<T: DistFloat>(
+    x: &ChunkedArray<T>,
+    y: &ChunkedArray<T>,
+    k: usize,
+    metric: Metric,
+    opts: &ExecOptions,
+) -> Result<Neighbours<T>> {
+    if k == 0 {
+        return Err(Error::Invalid("k must be at least 1".into()));
+    }
+    if y.ndim() == 2 && k > y.shape()[0] {
+        return Err(Error::Invalid(format!(
+            "k = {k} is more than the {} candidate points of y (shape {:?})",
+            y.shape()[0],
+            y.shape()
+        )));
+    }
+    let per_row = k * (T::DTYPE.size() + 8) + 8;
+    let states = fold_rows(
+        "knn",
+        x,
+        y,
+        metric,
+        opts,
+        per_row,
+        |rows| TopK::new(rows, k),
+        |s: &mut TopK<T>, t, r, c, col0| s.absorb(t, r, c, col0),
+    )?;
+    let n = x.shape()[0];
+    let mut dist = Vec::with_capacity(n * k);
+    let mut idx = Vec::with_capacity(n * k);
+    for s in states {
+        dist.extend_from_slice(&s.dist);
+        idx.extend_from_slice(&s.idx);
+    }
+    let shape_err = |e: ndarray::ShapeError| Error::Shape(format!("internal: knn result: {e}"));
+    Ok(Neighbours {
+        indices: Array2::from_shape_vec((n, k), idx).map_err(shape_err)?,
+        distances: Array2::from_shape_vec((n, k), dist).map_err(shape_err)?,
+    })
+}
+
+/// The nearest point of `y` to each point of `x`: its index (the lower one on ties) and its
+/// distance, the row `argmin` and `min` of the distance matrix without building it.
+///
+/// # Errors
+/// As [`knn`].
+pub fn nearest<T: DistFloat>(
+    x: &ChunkedArray<T>,
+    y: &ChunkedArray<T>,
+    metric: Metric,
+    opts: &ExecOptions,
+) -> Result<(Array1<i64>, Array1<T>)> {
+    let nn = knn(x, y, 1, metric, opts)?;
+    Ok((
+        nn.indices.column(0).to_owned(),
+        nn.distances.column(0).to_owned(),
+    ))
+}
+
+/// For each point of `x`, how many points of `y` lie within `radius` (distance `<= radius`,
+/// as SciPy's `query_ball_point`), without building the distance matrix.
+///
+/// ```
+/// use tessera::ChunkedArray;
+/// use tessera::distance::{count_within, Metric};
+/// use ndarray::array;
+/// let pts = ChunkedArray::from_array(array![[0.0], [10.0], [1.0], [4.0]].into_dyn(), 3)?;
+/// let counts = count_within(&pts, &pts, 3.0, Metric::Cityblock, &Default::default())?;
+/// assert_eq!(counts.to_vec(), vec![2, 1, 3, 2]);
+/// # Ok::<(), tessera::Error>(())
+/// ```
+///
+/// # Errors
+/// A negative or NaN radius, or as [`knn`].
+pub fn count_within<T: DistFloat>(
+    x: &ChunkedArray<T>,
+    y: &ChunkedArray<T>,
+    radius: f64,
+    metric: Metric,
+    opts: &ExecOptions,
+) -> Result<Array1<i64>> {
+    if radius.is_nan() || radius < 0.0 {
+        return Err(Error::Invalid(format!(
+            "the radius must be a number >= 0, got {radius}"
+        )));
+    }
+    let rad = T::of(radius);
+    let states = fold_rows(
+        "count_within",
+        x,
+        y,
+        metric,
+        opts,
+        8,
+        |rows| vec![0i64; rows],
+        |s: &mut Vec<i64>, t: &[T], r, c, _| {
+            for (i, count) in s.iter_mut().enumerate().take(r) {
+                *count += t[i * c..(i + 1) * c].iter().filter(|&&v| v <= rad).count() as i64;
+            }
+        },
+    )?;
+    Ok(Array1::from(states.concat()))
+}
