@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing, input opening, output writing, and the one-line
 //! error convention (`error: ...` on stderr, non-zero exit, never a panic).
 
+mod cdist;
 mod convert;
 mod eval;
 mod info;
@@ -56,6 +57,13 @@ enum Command {
     /// Convert an array from one format to another, block by block in bounded memory.
     #[command(after_help = convert::EXAMPLES)]
     Convert(convert::ConvertArgs),
+    /// Distance matrix between the rows of X and Y (or X and itself), streamed tile by tile.
+    #[command(after_help = cdist::CDIST_EXAMPLES)]
+    Cdist(cdist::CdistArgs),
+    /// The k nearest points of Y (or X) to each point of X, or the counts within a radius,
+    /// without building the distance matrix.
+    #[command(after_help = cdist::KNN_EXAMPLES)]
+    Knn(cdist::KnnArgs),
     /// Describe an array file: shape, dtype, chunk grid, blocks, bytes, backend.
     #[command(after_help = info::EXAMPLES)]
     Info(info::InfoArgs),
@@ -75,6 +83,8 @@ pub(crate) fn main() -> i32 {
         Command::Eval(a) => eval::run(a, &opts),
         Command::Info(a) => info::run(a, &opts),
         Command::Convert(a) => convert::run(a, &opts),
+        Command::Cdist(a) => cdist::run_cdist(a, &opts),
+        Command::Knn(a) => cdist::run_knn(a, &opts),
     });
     match result {
         Ok(()) => 0,

@@ -1,0 +1,314 @@
+//! `tessera cdist` and `tessera knn`: distance matrices streamed to a store, and the k nearest
+//! neighbours (or the counts within a radius) without building the matrix.
+
+use super::{check_output, open, refuse_input_as_output, write_output, OutputArgs};
+use clap::Args;
+use std::time::Instant;
+use tessera::chunks::{AxisChunks, Chunks};
+use tessera::distance::{self, DistFloat, Metric};
+use tessera::dynarray::DynArray;
+use tessera::error::fmt_bytes;
+use tessera::{ChunkedArray, DType, Error, ExecOptions, Result};
+
+pub(crate) const CDIST_EXAMPLES: &str = "Examples:
+  tessera cdist data/points.npy --metric cityblock -o dist.zarr
+  tessera cdist data/points.zarr data/points.h5:/points --metric euclidean -o dist.h5:/euclidean
+  tessera cdist big.npy --metric minkowski --p 3 --chunk 4000 --codec none --mem 1GiB -o d.zarr
+  tessera cdist x.npy y.npy --metric cosine --dtype f32 -o d.npy";
+
+pub(crate) const KNN_EXAMPLES: &str = "Examples:
+  tessera knn data/points.npy -k 8 --metric euclidean -o neighbours.zarr
+  tessera knn queries.npy data/points.h5:/points -k 3 --metric cityblock -o nn.h5
+  tessera knn data/points.zarr --radius 0.1 -o counts.zarr";
+
+/// The points and the metric, shared by `cdist` and `knn`.
+#[derive(Args, Debug)]
+pub(crate) struct PointsArgs {
+    /// Points as rows (n, d): file.npy, dir.zarr[/array] or file.h5:/dataset.
+    x: String,
+    /// Points to measure against (m, d); default X itself.
+    y: Option<String>,
+    /// Distance metric: euclidean, sqeuclidean, cityblock, chebyshev, minkowski, cosine,
+    /// correlation, hamming, canberra or braycurtis (SciPy's definitions).
+    #[arg(long, default_value = "euclidean")]
+    metric: String,
+    /// The exponent of the minkowski metric (default 2).
+    #[arg(long, value_name = "P", allow_hyphen_values = true)]
+    p: Option<f64>,
+    /// Element type of the computation: f32 or f64 (default: the inputs' float type, f64 for
+    /// integer inputs).
+    #[arg(long, value_name = "f32|f64")]
+    dtype: Option<String>,
+    /// Points per tile side (rows of X and Y per block); default: tiles of about 128 MiB or
+    /// what the memory limit allows.
+    #[arg(long, value_name = "ROWS")]
+    chunk: Option<usize>,
+    /// Replace the output if it exists.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+/// Arguments of `tessera cdist`.
+#[derive(Args, Debug)]
+pub(crate) struct CdistArgs {
+    #[command(flatten)]
+    points: PointsArgs,
+    /// The output: file.npy, dir.zarr[/array] or file.h5:/dataset.
+    #[arg(short, long, value_name = "OUT")]
+    output: String,
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+/// Arguments of `tessera knn`.
+#[derive(Args, Debug)]
+pub(crate) struct KnnArgs {
+    #[command(flatten)]
+    points: PointsArgs,
+    /// Number of neighbours per point.
+    #[arg(short, long, value_name = "K", required_unless_present = "radius")]
+    k: Option<usize>,
+    /// Count the points of Y within this distance (<=) of each point of X instead.
+    #[arg(
+        long,
+        value_name = "R",
+        conflicts_with = "k",
+        allow_hyphen_values = true
+    )]
+    radius: Option<f64>,
+    /// The output: a Zarr group (dir.zarr, holding the arrays `indices` and `distances`, or
+    /// `counts`) or an HDF5 file (file.h5 or file.h5:/group, the same as datasets).
+    #[arg(short, long, value_name = "OUT")]
+    output: String,
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+/// The inputs, converted to the computation's float type.
+enum Points {
+    F32(ChunkedArray<f32>, Option<ChunkedArray<f32>>),
+    F64(ChunkedArray<f64>, Option<ChunkedArray<f64>>),
+}
+
+fn float_type(a: &PointsArgs, x: &DynArray, y: Option<&DynArray>) -> Result<DType> {
+    match a.dtype.as_deref() {
+        Some("f32" | "float32") => Ok(DType::F32),
+        Some("f64" | "float64") => Ok(DType::F64),
+        Some(other) => Err(Error::Invalid(format!(
+            "--dtype {other}: distances are computed in f32 or f64"
+        ))),
+        None => {
+            let all_f32 = x.dtype() == DType::F32 && y.is_none_or(|y| y.dtype() == DType::F32);
+            Ok(if all_f32 { DType::F32 } else { DType::F64 })
+        }
+    }
+}
+
+/// Points per tile side: `--chunk`, or tiles of about 128 MiB that fit the memory per thread
+/// (a tile and its copy, with the rows).
+fn tile_rows(a: &PointsArgs, n: usize, d: usize, elem: usize, opts: &ExecOptions) -> Result<usize> {
+    if let Some(c) = a.chunk {
+        if c == 0 {
+            return Err(Error::Invalid("--chunk must be at least 1".into()));
+        }
+        return Ok(c);
+    }
+    let per_thread = opts.allowed_mem / opts.threads.max(1);
+    let budget = (per_thread / 3).min(128 << 20);
+    // r^2 + 2 r d elements per tile and rows, times two copies: solve 2 (r^2 + 2 r d) e <= budget.
+    let e = elem as f64;
+    let d = d as f64;
+    let r = (-2.0 * d + (4.0 * d * d + budget as f64 / e).sqrt()).max(1.0) as usize;
+    // At least two row blocks per thread, so that every thread has tiles to compute.
+    let spread = n.div_ceil(2 * opts.threads.max(1)).max(64);
+    Ok(r.min(spread).clamp(1, n.max(1)))
+}
+
+fn open_points(a: &PointsArgs) -> Result<Points> {
+    let x = open(&a.x)?;
+    let y = a.y.as_deref().map(open).transpose()?;
+    let dtype = float_type(a, &x, y.as_ref())?;
+    Ok(match dtype {
+        DType::F32 => Points::F32(
+            x.astype(DType::F32).typed::<f32>()?,
+            y.map(|y| y.astype(DType::F32).typed::<f32>()).transpose()?,
+        ),
+        _ => Points::F64(
+            x.astype(DType::F64).typed::<f64>()?,
+            y.map(|y| y.astype(DType::F64).typed::<f64>()).transpose()?,
+        ),
+    })
+}
+
+/// The array on row blocks of `rows` points, all coordinates in one block.
+fn by_rows<T: DistFloat>(a: &ChunkedArray<T>, rows: usize) -> Result<ChunkedArray<T>> {
+    if a.ndim() != 2 {
+        return Err(Error::Shape(format!(
+            "points must be a 2-D array (points by coordinates), got shape {:?}",
+            a.shape()
+        )));
+    }
+    a.rechunk(Chunks::PerAxis(vec![
+        AxisChunks::Size(rows.max(1)),
+        AxisChunks::Whole,
+    ]))
+}
+
+fn lazy_cdist<T: DistFloat>(
+    x: &ChunkedArray<T>,
+    y: Option<&ChunkedArray<T>>,
+    a: &PointsArgs,
+    metric: Metric,
+    opts: &ExecOptions,
+) -> Result<ChunkedArray<T>>
+where
+    DynArray: From<ChunkedArray<T>>,
+{
+    if x.ndim() != 2 {
+        return Err(Error::Shape(format!(
+            "{} must be a 2-D array (points by coordinates), got shape {:?}",
+            a.x,
+            x.shape()
+        )));
+    }
+    let rows = tile_rows(a, x.shape()[0], x.shape()[1], T::DTYPE.size(), opts)?;
+    let xr = by_rows(x, rows)?;
+    match y {
+        None => distance::pdist(&xr, metric),
+        Some(y) => distance::cdist(&xr, &by_rows(y, rows)?, metric),
+    }
+}
+
+pub(crate) fn run_cdist(args: &CdistArgs, opts: &ExecOptions) -> Result<()> {
+    let a = &args.points;
+    let metric = Metric::parse(&a.metric, a.p)?;
+    let mut inputs = vec![a.x.as_str()];
+    inputs.extend(a.y.as_deref());
+    refuse_input_as_output(&inputs, &args.output)?;
+    let dst = check_output(&args.output, a.overwrite)?;
+    let result: DynArray = match open_points(a)? {
+        Points::F32(x, y) => lazy_cdist(&x, y.as_ref(), a, metric, opts)?.into(),
+        Points::F64(x, y) => lazy_cdist(&x, y.as_ref(), a, metric, opts)?.into(),
+    };
+    let t0 = Instant::now();
+    write_output(&result, &args.output, &dst, &args.out, a.overwrite, opts)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let tile = result.grid().max_chunk_shape();
+    println!(
+        "wrote {} {} {:?} {} to {} ({} tiles of {:?}, {:.2} s, {:.2} GB/s)",
+        metric,
+        result.dtype(),
+        result.shape(),
+        fmt_bytes(result.nbytes()),
+        dst.display(),
+        result.grid().nblocks(),
+        tile,
+        secs,
+        result.nbytes() as f64 / secs.max(1e-9) / 1e9
+    );
+    Ok(())
+}
+
+/// Where the knn arrays go: `OUT/name` for a Zarr group, `file.h5:/[group/]name` for HDF5.
+fn member(output: &str, name: &str) -> Result<String> {
+    let lower = output.to_ascii_lowercase();
+    if let Some((file, group)) = output.split_once(":/") {
+        let g = group.trim_end_matches('/');
+        return Ok(if g.is_empty() {
+            format!("{file}:/{name}")
+        } else {
+            format!("{file}:/{g}/{name}")
+        });
+    }
+    if lower.ends_with(".h5") || lower.ends_with(".hdf5") {
+        return Ok(format!("{output}:/{name}"));
+    }
+    if lower.split('/').any(|p| p.ends_with(".zarr")) {
+        return Ok(format!("{}/{name}", output.trim_end_matches('/')));
+    }
+    Err(Error::Invalid(format!(
+        "{output}: knn writes several arrays: give a Zarr group (dir.zarr) or an HDF5 file (file.h5)"
+    )))
+}
+
+fn write_members(
+    members: Vec<(&str, DynArray)>,
+    args: &KnnArgs,
+    opts: &ExecOptions,
+) -> Result<Vec<String>> {
+    let specs: Vec<(String, DynArray)> = members
+        .into_iter()
+        .map(|(name, a)| Ok((member(&args.output, name)?, a)))
+        .collect::<Result<_>>()?;
+    let mut checked = Vec::new();
+    for (spec, _) in &specs {
+        checked.push(check_output(spec, args.points.overwrite)?);
+    }
+    for ((spec, array), path) in specs.iter().zip(&checked) {
+        write_output(array, spec, path, &args.out, args.points.overwrite, opts)?;
+    }
+    Ok(specs.into_iter().map(|(s, _)| s).collect())
+}
+
+fn knn_typed<T: DistFloat>(
+    x: ChunkedArray<T>,
+    y: Option<ChunkedArray<T>>,
+    args: &KnnArgs,
+    metric: Metric,
+    opts: &ExecOptions,
+) -> Result<Vec<(&'static str, DynArray)>>
+where
+    DynArray: From<ChunkedArray<T>>,
+{
+    let yy = y.as_ref().unwrap_or(&x);
+    let n = x.shape().first().copied().unwrap_or(0);
+    if let Some(r) = args.radius {
+        let counts = distance::count_within(&x, yy, r, metric, opts)?;
+        let counts = ChunkedArray::from_array(counts.into_dyn(), Chunks::Auto)?;
+        return Ok(vec![("counts", counts.into())]);
+    }
+    let k = args.k.unwrap_or(1);
+    let nn = distance::knn(&x, yy, k, metric, opts)?;
+    let idx = ChunkedArray::from_array(nn.indices.into_dyn(), Chunks::Auto)?;
+    let dist = ChunkedArray::from_array(nn.distances.into_dyn(), Chunks::Auto)?;
+    debug_assert_eq!(idx.shape()[0], n);
+    Ok(vec![("indices", idx.into()), ("distances", dist.into())])
+}
+
+pub(crate) fn run_knn(args: &KnnArgs, opts: &ExecOptions) -> Result<()> {
+    let a = &args.points;
+    let metric = Metric::parse(&a.metric, a.p)?;
+    // Where the results go, checked before anything runs.
+    let names: &[&str] = if args.radius.is_some() {
+        &["counts"]
+    } else {
+        &["indices", "distances"]
+    };
+    let mut inputs = vec![a.x.as_str()];
+    inputs.extend(a.y.as_deref());
+    for name in names {
+        let spec = member(&args.output, name)?;
+        refuse_input_as_output(&inputs, &spec)?;
+        check_output(&spec, a.overwrite)?;
+    }
+    let t0 = Instant::now();
+    let members = match open_points(a)? {
+        Points::F32(x, y) => knn_typed(x, y, args, metric, opts)?,
+        Points::F64(x, y) => knn_typed(x, y, args, metric, opts)?,
+    };
+    let shape = members[0].1.shape().to_vec();
+    let written = write_members(members, args, opts)?;
+    let what = match (args.radius, args.k) {
+        (Some(r), _) => format!("counts within {r}"),
+        (None, k) => format!("{} nearest", k.unwrap_or(1)),
+    };
+    println!(
+        "{what} ({metric}) for {} points in {:.2} s:",
+        shape[0],
+        t0.elapsed().as_secs_f64()
+    );
+    for w in written {
+        println!("  {w}");
+    }
+    Ok(())
+}

@@ -1,0 +1,385 @@
+//! `tessera cdist` and `tessera knn` from the command line: the arrays they write to `.npy`,
+//! Zarr and HDF5 against naive loops, and their errors (one `error: ` line, non-zero exit,
+//! nothing written).
+
+use ndarray::{Array2, ArrayD};
+use ndarray_npy::{read_npy, write_npy};
+use std::path::Path;
+use std::process::Command;
+use tessera::{ChunkedArray, Chunks};
+
+const TESSERA: &str = env!("CARGO_BIN_EXE_tessera");
+
+fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(TESSERA)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TESSERA_ALLOWED_MEM")
+        .env_remove("TESSERA_THREADS")
+        .output()
+        .expect("cannot run the tessera binary");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let (success, stdout, stderr) = run(dir, args);
+    assert!(success, "tessera {args:?} failed: {stderr}");
+    stdout
+}
+
+/// Runs a command that must fail with one `error:` line holding every needle, and leave the
+/// directory as it was.
+fn fails(dir: &Path, args: &[&str], needles: &[&str]) {
+    let before = listing(dir);
+    let (success, stdout, stderr) = run(dir, args);
+    assert!(!success, "tessera {args:?} should fail; stdout {stdout}");
+    assert!(stdout.is_empty(), "stdout of a failure: {stdout}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let line = stderr.lines().find(|l| l.starts_with("error:"));
+    let line = line.unwrap_or_else(|| panic!("no error line in {stderr:?}"));
+    for n in needles {
+        assert!(line.contains(n), "error {line:?} should mention {n:?}");
+    }
+    assert_eq!(listing(dir), before, "a failed run changed the directory");
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Deterministic points with distinct coordinates.
+fn points(n: usize, d: usize, seed: u64) -> Array2<f64> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    Array2::from_shape_fn((n, d), |_| {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((s >> 11) as f64) / ((1u64 << 53) as f64) * 10.0 - 5.0
+    })
+}
+
+fn cityblock(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum()
+}
+
+fn euclidean(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f64>()
+        .sqrt()
+}
+
+fn reference(x: &Array2<f64>, y: &Array2<f64>, f: fn(&[f64], &[f64]) -> f64) -> Array2<f64> {
+    Array2::from_shape_fn((x.nrows(), y.nrows()), |(i, j)| {
+        f(x.row(i).as_slice().unwrap(), y.row(j).as_slice().unwrap())
+    })
+}
+
+fn assert_close(got: &ArrayD<f64>, want: &Array2<f64>, rel: f64) {
+    assert_eq!(got.shape(), want.shape());
+    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs())).max(1.0);
+    for (g, w) in got.iter().zip(want.iter()) {
+        assert!((g - w).abs() <= rel * scale, "got {g}, want {w}");
+    }
+}
+
+fn setup() -> (tempfile::TempDir, Array2<f64>, Array2<f64>) {
+    let dir = tempfile::tempdir().unwrap();
+    let x = points(37, 5, 1);
+    let y = points(23, 5, 2);
+    write_npy(dir.path().join("x.npy"), &x).unwrap();
+    write_npy(dir.path().join("y.npy"), &y).unwrap();
+    (dir, x, y)
+}
+
+#[test]
+fn cdist_writes_npy_zarr_and_hdf5_equal_to_a_naive_loop() {
+    let (dir, x, y) = setup();
+    let d = dir.path();
+    let want = reference(&x, &y, cityblock);
+    let out = ok(
+        d,
+        &[
+            "cdist",
+            "x.npy",
+            "y.npy",
+            "--metric",
+            "cityblock",
+            "--chunk",
+            "7",
+            "-o",
+            "d.npy",
+        ],
+    );
+    assert!(out.contains("[37, 23]") && out.contains("d.npy"), "{out}");
+    let got: ArrayD<f64> = read_npy(d.join("d.npy")).unwrap();
+    assert_close(&got, &want, 1e-12);
+
+    ok(
+        d,
+        &[
+            "cdist",
+            "x.npy",
+            "y.npy",
+            "--metric",
+            "cityblock",
+            "--chunk",
+            "7",
+            "-o",
+            "d.zarr",
+        ],
+    );
+    let z = ChunkedArray::<f64>::from_zarr(d.join("d.zarr"), Chunks::Auto).unwrap();
+    let meta = std::fs::read_to_string(d.join("d.zarr/zarr.json")).unwrap();
+    let compact: String = meta.split_whitespace().collect();
+    assert!(
+        compact.contains("\"chunk_shape\":[7,7]"),
+        "one Zarr chunk per tile: {meta}"
+    );
+    assert_close(&z.compute().unwrap(), &want, 1e-12);
+
+    #[cfg(feature = "hdf5")]
+    {
+        let want = reference(&x, &y, euclidean);
+        ok(
+            d,
+            &[
+                "cdist",
+                "x.npy",
+                "y.npy",
+                "--chunk",
+                "10",
+                "-o",
+                "d.h5:/group/euclidean",
+            ],
+        );
+        let h = ChunkedArray::<f64>::from_hdf5(d.join("d.h5"), "/group/euclidean", Chunks::Auto)
+            .unwrap();
+        assert_close(&h.compute().unwrap(), &want, 1e-9);
+    }
+}
+
+#[test]
+fn cdist_of_x_with_itself_is_symmetric_with_a_zero_diagonal() {
+    let (dir, x, _) = setup();
+    let d = dir.path();
+    ok(d, &["cdist", "x.npy", "--chunk", "6", "-o", "p.npy"]);
+    let got: ArrayD<f64> = read_npy(d.join("p.npy")).unwrap();
+    assert_close(&got, &reference(&x, &x, euclidean), 1e-9);
+    for i in 0..x.nrows() {
+        assert_eq!(got[[i, i]], 0.0);
+        for j in 0..x.nrows() {
+            assert_eq!(got[[i, j]].to_bits(), got[[j, i]].to_bits());
+        }
+    }
+}
+
+#[test]
+fn cdist_f32_stays_f32() {
+    let (dir, x, y) = setup();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "cdist",
+            "x.npy",
+            "y.npy",
+            "--dtype",
+            "f32",
+            "--metric",
+            "chebyshev",
+            "-o",
+            "c.npy",
+        ],
+    );
+    let got: ArrayD<f32> = read_npy(d.join("c.npy")).unwrap();
+    let want = reference(&x, &y, |a, b| {
+        a.iter().zip(b).fold(0f64, |m, (p, q)| m.max((p - q).abs()))
+    });
+    for (g, w) in got.iter().zip(want.iter()) {
+        assert!(
+            (f64::from(*g) - w).abs() <= 1e-5 * 10.0,
+            "got {g}, want {w}"
+        );
+    }
+}
+
+/// Row `i` of the reference sorted by (distance, index).
+fn sorted_row(m: &Array2<f64>, i: usize) -> Vec<(f64, i64)> {
+    let mut v: Vec<(f64, i64)> = m
+        .row(i)
+        .iter()
+        .enumerate()
+        .map(|(j, &v)| (v, j as i64))
+        .collect();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    v
+}
+
+#[test]
+fn knn_writes_indices_and_distances_to_zarr_and_hdf5() {
+    let (dir, x, y) = setup();
+    let d = dir.path();
+    let full = reference(&x, &y, cityblock);
+    let out = ok(
+        d,
+        &[
+            "knn",
+            "x.npy",
+            "y.npy",
+            "-k",
+            "4",
+            "--metric",
+            "cityblock",
+            "-o",
+            "nn.zarr",
+        ],
+    );
+    assert!(
+        out.contains("nn.zarr/indices") && out.contains("nn.zarr/distances"),
+        "{out}"
+    );
+    let idx = ChunkedArray::<i64>::from_zarr(d.join("nn.zarr/indices"), Chunks::Auto)
+        .unwrap()
+        .compute()
+        .unwrap();
+    let dist = ChunkedArray::<f64>::from_zarr(d.join("nn.zarr/distances"), Chunks::Auto)
+        .unwrap()
+        .compute()
+        .unwrap();
+    assert_eq!(idx.shape(), &[37, 4]);
+    for i in 0..37 {
+        let want = sorted_row(&full, i);
+        for q in 0..4 {
+            assert_eq!(idx[[i, q]], want[q].1, "row {i}");
+            assert!((dist[[i, q]] - want[q].0).abs() <= 1e-12 * want[q].0.max(1.0));
+        }
+    }
+    #[cfg(feature = "hdf5")]
+    {
+        ok(d, &["knn", "x.npy", "-k", "3", "-o", "nn.h5"]);
+        let idx = ChunkedArray::<i64>::from_hdf5(d.join("nn.h5"), "/indices", Chunks::Auto)
+            .unwrap()
+            .compute()
+            .unwrap();
+        let self_full = reference(&x, &x, euclidean);
+        for i in 0..37 {
+            assert_eq!(idx[[i, 0]], i as i64, "each point is its own nearest");
+            let want = sorted_row(&self_full, i);
+            assert_eq!(idx[[i, 1]], want[1].1);
+        }
+    }
+}
+
+#[test]
+fn knn_radius_counts_the_points_within() {
+    let (dir, x, y) = setup();
+    let d = dir.path();
+    ok(
+        d,
+        &["knn", "x.npy", "y.npy", "--radius", "4.5", "-o", "c.zarr"],
+    );
+    let counts = ChunkedArray::<i64>::from_zarr(d.join("c.zarr/counts"), Chunks::Auto)
+        .unwrap()
+        .compute()
+        .unwrap();
+    let full = reference(&x, &y, euclidean);
+    for i in 0..37 {
+        let want = full.row(i).iter().filter(|&&v| v <= 4.5).count() as i64;
+        assert_eq!(counts[[i]], want);
+    }
+}
+
+#[test]
+fn bad_distance_inputs_are_named() {
+    let (dir, _, _) = setup();
+    let d = dir.path();
+    write_npy(d.join("z.npy"), &points(5, 4, 3)).unwrap();
+    write_npy(d.join("empty.npy"), &Array2::<f64>::zeros((0, 3))).unwrap();
+    fails(
+        d,
+        &["cdist", "x.npy", "z.npy", "-o", "o.npy"],
+        &["5", "4", "same d"],
+    );
+    fails(
+        d,
+        &["cdist", "x.npy", "--metric", "manhattan", "-o", "o.npy"],
+        &["manhattan", "cityblock", "braycurtis"],
+    );
+    fails(
+        d,
+        &[
+            "cdist",
+            "x.npy",
+            "--metric",
+            "minkowski",
+            "--p",
+            "-1",
+            "-o",
+            "o.npy",
+        ],
+        &["p > 0"],
+    );
+    fails(
+        d,
+        &[
+            "cdist",
+            "x.npy",
+            "--metric",
+            "cityblock",
+            "--p",
+            "3",
+            "-o",
+            "o.npy",
+        ],
+        &["minkowski"],
+    );
+    fails(d, &["cdist", "empty.npy", "-o", "o.npy"], &["empty"]);
+    fails(
+        d,
+        &["cdist", "x.npy", "--mem", "1MB", "-o", "o.zarr"],
+        &["pdist", "limit"],
+    );
+    fails(
+        d,
+        &["cdist", "x.npy", "--dtype", "i32", "-o", "o.npy"],
+        &["--dtype"],
+    );
+    fails(
+        d,
+        &["knn", "x.npy", "-k", "0", "-o", "o.zarr"],
+        &["k must be at least 1"],
+    );
+    fails(
+        d,
+        &["knn", "x.npy", "y.npy", "-k", "24", "-o", "o.zarr"],
+        &["24", "23"],
+    );
+    fails(
+        d,
+        &["knn", "x.npy", "-k", "2", "-o", "o.npy"],
+        &["Zarr group", "HDF5"],
+    );
+    fails(
+        d,
+        &["knn", "x.npy", "--radius", "-1", "-o", "o.zarr"],
+        &["radius"],
+    );
+    fails(
+        d,
+        &["knn", "x.npy", "z.npy", "-k", "1", "-o", "o.zarr"],
+        &["same d"],
+    );
+}
