@@ -187,25 +187,49 @@ pub(crate) fn rows_of<'a, T: DistFloat>(
 }
 
 impl<T: DistFloat> Cdist<T> {
-    /// The tile between rows `rows` of x and rows `cols` of y, computed.
-    fn compute(&self, rows: &Range<usize>, cols: &Range<usize>) -> Result<ArrayD<T>> {
+    /// The tile between rows `rows` of x and rows `cols` of y, computed into `dst` (of shape
+    /// `rows x cols` with unit column stride and a row stride of at least `cols`).
+    fn fill(
+        &self,
+        rows: &Range<usize>,
+        cols: &Range<usize>,
+        dst: &mut ArrayViewMutD<'_, T>,
+    ) -> Result<()> {
+        let (r, c) = (rows.len(), cols.len());
+        let strides = dst.strides();
+        if dst.shape() != [r, c] || strides[1] != 1 || strides[0] < c as isize {
+            return Err(Error::Shape(format!(
+                "internal: a {r} x {c} tile into a view of shape {:?}, strides {strides:?}",
+                dst.shape()
+            )));
+        }
+        let ldo = strides[0] as usize;
         let xb = rows_of(self.x.as_ref(), rows, self.d)?;
         let yb = rows_of(self.y.as_ref(), cols, self.d)?;
-        let (r, c) = (rows.len(), cols.len());
-        let mut out = crate::exec::zeroed_block::<T>(&[r, c]);
-        let internal = || Error::Shape("internal: a tile's buffers are not contiguous".into());
-        tile(
+        let internal = || Error::Shape("internal: a tile's inputs are not contiguous".into());
+        // SAFETY: dst is an r x c view with unit column stride and row stride ldo >= c
+        // (checked above), so the elements ptr + i * ldo + j (i < r, j < c) are exactly its
+        // elements, which it lets us write for as long as it is borrowed here.
+        let mut out = unsafe { TileOut::from_raw(dst.as_mut_ptr(), r, c, ldo) };
+        tile_into(
             self.metric,
             xb.as_slice().ok_or_else(internal)?,
             r,
             yb.as_slice().ok_or_else(internal)?,
             c,
             self.d,
-            out.as_slice_mut().ok_or_else(internal)?,
+            &mut out,
         );
         if self.same {
-            mirror_diagonal(&mut out.view_mut(), rows, cols);
+            mirror_diagonal(dst, rows, cols);
         }
+        Ok(())
+    }
+
+    /// The tile between rows `rows` of x and rows `cols` of y, in a new array.
+    fn compute(&self, rows: &Range<usize>, cols: &Range<usize>) -> Result<ArrayD<T>> {
+        let mut out = crate::exec::zeroed_block::<T>(&[rows.len(), cols.len()]);
+        self.fill(rows, cols, &mut out.view_mut())?;
         Ok(out)
     }
 
@@ -293,26 +317,7 @@ impl<T: DistFloat> Node<T> for Cdist<T> {
         if self.same && self.grid.block_at(0, rows.start) > self.grid.block_at(1, cols.start) {
             return Ok(false);
         }
-        let ldo = strides[0] as usize;
-        let xb = rows_of(self.x.as_ref(), rows, self.d)?;
-        let yb = rows_of(self.y.as_ref(), cols, self.d)?;
-        let internal = || Error::Shape("internal: a tile's inputs are not contiguous".into());
-        // SAFETY: dst is an r x c view with unit column stride and row stride ldo >= c, so the
-        // elements ptr + i * ldo + j (i < r, j < c) are exactly its elements, which it lets us
-        // write for as long as it is borrowed here.
-        let mut out = unsafe { TileOut::from_raw(dst.as_mut_ptr(), r, c, ldo) };
-        tile_into(
-            self.metric,
-            xb.as_slice().ok_or_else(internal)?,
-            r,
-            yb.as_slice().ok_or_else(internal)?,
-            c,
-            self.d,
-            &mut out,
-        );
-        if self.same {
-            mirror_diagonal(dst, rows, cols);
-        }
+        self.fill(rows, cols, dst)?;
         Ok(true)
     }
 }

@@ -847,19 +847,7 @@ impl DynArray {
 
     /// The typed array inside `other`, which must have the element type of `like`.
     fn same_as<T: Element>(_like: &ChunkedArray<T>, other: &DynArray) -> Result<ChunkedArray<T>> {
-        let mut out: Option<ChunkedArray<T>> = None;
-        dispatch!(other, x => {
-            if let Some(v) = (x as &dyn std::any::Any).downcast_ref::<ChunkedArray<T>>() {
-                out = Some(v.clone());
-            }
-        });
-        out.ok_or_else(|| {
-            Error::DType(format!(
-                "internal: expected {}, got {}",
-                T::DTYPE,
-                other.dtype()
-            ))
-        })
+        other.typed::<T>()
     }
 
     /// A unary operation; float functions of integers run in NumPy's float type for them.

@@ -296,29 +296,26 @@ pub fn run<T: Element>(
                     return Ok(());
                 }
                 let region = grid.block_region(&idx);
+                // The block, written once (and once more mirrored below the diagonal).
+                let written = |block: ArrayViewD<'_, T>| -> Result<()> {
+                    let nb = block.len() * std::mem::size_of::<T>();
+                    if mirrored && idx[0] < idx[1] {
+                        let swapped = [region[1].clone(), region[0].clone()];
+                        sink.write_block(&swapped, block.reversed_axes())?;
+                        report(2, 2 * nb);
+                    } else {
+                        report(1, nb);
+                    }
+                    Ok(())
+                };
                 if let Some(mut dst) = sink.direct(&region) {
                     if root.region_into(&region, &mut dst)? {
-                        let nb = dst.len() * std::mem::size_of::<T>();
-                        if mirrored && idx[0] < idx[1] {
-                            let swapped = [region[1].clone(), region[0].clone()];
-                            sink.write_block(&swapped, dst.view().reversed_axes())?;
-                            report(2, 2 * nb);
-                        } else {
-                            report(1, nb);
-                        }
-                        return Ok(());
+                        return written(dst.view());
                     }
                 }
                 let block = root.region(&region)?;
                 sink.write_block(&region, block.view())?;
-                let nb = block.len() * std::mem::size_of::<T>();
-                if mirrored && idx[0] < idx[1] {
-                    let swapped = [region[1].clone(), region[0].clone()];
-                    sink.write_block(&swapped, block.view().reversed_axes())?;
-                    report(2, 2 * nb);
-                } else {
-                    report(1, nb);
-                }
+                written(block.view())?;
                 Ok(())
             })
     })
