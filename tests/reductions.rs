@@ -752,3 +752,59 @@ fn reductions_over_constant_blocks() {
         .compute_scalar()
         .is_err());
 }
+
+/// Whole-array reductions over blocks that are windows of a memory-mapped file (strided views,
+/// contiguous only along the last axis), in ragged 2-D and 3-D tiles: the same answers as a
+/// naive loop, argmin and argmax at the right flat index.
+#[test]
+fn whole_reductions_over_windows_of_a_mapped_file() {
+    use tessera::chunks::AxisChunks;
+    let dir = tempfile::tempdir().unwrap();
+    for (shape, chunks) in [
+        (
+            vec![37usize, 23],
+            vec![vec![10usize, 10, 10, 7], vec![5, 9, 9]],
+        ),
+        (vec![6, 7, 11], vec![vec![4, 2], vec![3, 3, 1], vec![6, 5]]),
+        (vec![9, 1], vec![vec![2, 7], vec![1]]),
+    ] {
+        let n: usize = shape.iter().product();
+        // Distinct values with the minimum and maximum inside (not at the corners).
+        let v: Vec<f64> = (0..n)
+            .map(|i| ((i * 7919) % n) as f64 - (n / 3) as f64)
+            .collect();
+        let data = arr(&shape, v.clone());
+        let path = dir.path().join(format!("x{}.npy", shape.len()));
+        ndarray_npy::write_npy(&path, &data).unwrap();
+        let per_axis = chunks.iter().cloned().map(AxisChunks::Explicit).collect();
+        let x = ChunkedArray::<f64>::from_npy(&path, Chunks::PerAxis(per_axis)).unwrap();
+        let ctx = format!("{shape:?} {chunks:?}");
+        let sum = compute(&x.sum(ReduceOpts::all()).unwrap())[[]];
+        assert!((sum - sum_ref(&v)).abs() <= 1e-9 * n as f64, "{ctx}: {sum}");
+        let amin = v
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap();
+        let amax = v
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap();
+        assert_eq!(
+            compute(&x.min(ReduceOpts::all()).unwrap())[[]],
+            *amin.1,
+            "{ctx}"
+        );
+        assert_eq!(
+            compute(&x.argmin(None).unwrap())[[]],
+            amin.0 as i64,
+            "{ctx}"
+        );
+        assert_eq!(
+            compute(&x.argmax(None).unwrap())[[]],
+            amax.0 as i64,
+            "{ctx}"
+        );
+    }
+}

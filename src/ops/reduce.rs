@@ -293,6 +293,32 @@ impl<T: Element, R: Reducer<T>> Reduce<T, R> {
                     return;
                 }
             }
+            // A window of a larger array (a block of a memory map, say), contiguous along its
+            // last axis: one run per row, its indices consecutive.
+            let last = data.ndim().saturating_sub(1);
+            if data.ndim() > 0 && (data.strides()[last] == 1 || data.shape()[last] == 1) {
+                let outer = data.shape()[..last].to_vec();
+                let mut local = vec![0usize; data.ndim()];
+                if let Some(a) = acc.iter_mut().next() {
+                    for row in data.rows() {
+                        let first = if R::NEEDS_INDEX {
+                            self.flat_index(sub, &local)
+                        } else {
+                            0
+                        };
+                        match row.as_slice() {
+                            Some(s) => self.r.push_slice(a, s, first),
+                            None => {
+                                for (k, &v) in row.iter().enumerate() {
+                                    self.r.push(a, v, first + k as u64);
+                                }
+                            }
+                        }
+                        advance(&mut local[..last], &outer);
+                    }
+                }
+                return;
+            }
         }
         // One reduced axis that is contiguous in memory: a run per output element.
         if self.axes.len() == 1 {
