@@ -7,15 +7,16 @@ use crate::plan::{task_bytes, Node, PlanNode};
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn, ShapeBuilder};
 use rayon::prelude::*;
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Environment variable that sets the default allowed memory (like `2GiB`).
 pub const ALLOWED_MEM_ENV: &str = "TESSERA_ALLOWED_MEM";
 /// Environment variable that sets the default number of worker threads.
 pub const THREADS_ENV: &str = "TESSERA_THREADS";
 
-/// Progress of a run: blocks done out of the total, and bytes of output written.
+/// Progress of a run: blocks done out of the total, bytes of output written, time since the
+/// run began. Reports of one run arrive one at a time, `done` increasing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {
     /// Output blocks finished.
@@ -24,6 +25,47 @@ pub struct Progress {
     pub total: usize,
     /// Bytes of output finished.
     pub bytes: usize,
+    /// Time since the run began.
+    pub elapsed: Duration,
+}
+
+/// Sends the progress of one run to the callback of its options, in order: the count and the
+/// call happen under one lock, so `done` increases from one report to the next.
+pub(crate) struct Reporter<'a> {
+    callback: Option<&'a ProgressFn>,
+    total: usize,
+    start: Instant,
+    counts: Mutex<(usize, usize)>,
+}
+
+impl<'a> Reporter<'a> {
+    /// A reporter for a run of `total` blocks.
+    pub(crate) fn new(opts: &'a ExecOptions, total: usize) -> Self {
+        Reporter {
+            callback: opts.progress.as_ref(),
+            total,
+            start: Instant::now(),
+            counts: Mutex::new((0, 0)),
+        }
+    }
+
+    /// Reports `blocks` more blocks finished, holding `bytes` more bytes.
+    pub(crate) fn add(&self, blocks: usize, bytes: usize) {
+        let Some(f) = self.callback else {
+            return;
+        };
+        let Ok(mut c) = self.counts.lock() else {
+            return;
+        };
+        c.0 += blocks;
+        c.1 += bytes;
+        f(Progress {
+            done: c.0,
+            total: self.total,
+            bytes: c.1,
+            elapsed: self.start.elapsed(),
+        });
+    }
 }
 
 /// A progress callback.
@@ -275,17 +317,8 @@ pub fn run<T: Element>(
         root.prepare(ctx)?;
         let grid = root.grid();
         let total = grid.nblocks();
-        let done = AtomicUsize::new(0);
-        let bytes = AtomicUsize::new(0);
-        let report = |nblocks: usize, nb: usize| {
-            if let Some(p) = &ctx.options().progress {
-                p(Progress {
-                    done: done.fetch_add(nblocks, Ordering::Relaxed) + nblocks,
-                    total,
-                    bytes: bytes.fetch_add(nb, Ordering::Relaxed) + nb,
-                });
-            }
-        };
+        let reporter = Reporter::new(ctx.options(), total);
+        let report = |nblocks: usize, nb: usize| reporter.add(nblocks, nb);
         let mirrored = root.mirrored() && grid.ndim() == 2 && grid.chunks()[0] == grid.chunks()[1];
         (0..total)
             .into_par_iter()

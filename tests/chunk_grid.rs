@@ -328,9 +328,10 @@ proptest! {
         prop_assert!(seen.iter().all(|p| p.total == x.nblocks() && p.done >= 1 && p.done <= p.total));
         let max_done = seen.iter().map(|p| p.done).max().unwrap();
         prop_assert_eq!(max_done, x.nblocks());
-        let mut dones: Vec<usize> = seen.iter().map(|p| p.done).collect();
-        dones.sort_unstable();
+        // Reports arrive in order, one per block, even from two threads.
+        let dones: Vec<usize> = seen.iter().map(|p| p.done).collect();
         prop_assert_eq!(dones, (1..=x.nblocks()).collect::<Vec<_>>());
+        prop_assert!(seen.windows(2).all(|w| w[0].elapsed <= w[1].elapsed && w[0].bytes <= w[1].bytes));
         let max_bytes = seen.iter().map(|p| p.bytes).max().unwrap();
         prop_assert_eq!(max_bytes, got.len() * 8);
     }

@@ -383,3 +383,63 @@ fn bad_distance_inputs_are_named() {
         &["same d"],
     );
 }
+
+fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut c = Command::new(TESSERA);
+    c.args(args)
+        .current_dir(dir)
+        .env_remove("TESSERA_ALLOWED_MEM")
+        .env_remove("TESSERA_THREADS")
+        .env_remove("TESSERA_PROGRESS");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("cannot run the tessera binary");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Progress: nothing on a redirected stderr or with --quiet; with TESSERA_PROGRESS=lines, lines
+/// whose block counts rise to the number of tiles (cdist) or of row tasks (knn).
+#[test]
+fn progress_lines_count_the_blocks_and_stay_off_when_redirected() {
+    let dir = tempfile::tempdir().unwrap();
+    write_npy(dir.path().join("x.npy"), &points(300, 3, 7)).unwrap();
+    let lines = [("TESSERA_PROGRESS", "lines")];
+    let args = ["cdist", "x.npy", "--chunk", "50", "-o", "a.npy"];
+    let (success, _, stderr) = run_env(dir.path(), &args, &[]);
+    assert!(success && stderr.is_empty(), "{stderr}");
+    let args = ["cdist", "x.npy", "--chunk", "50", "-o", "b.npy", "--quiet"];
+    let (success, _, stderr) = run_env(dir.path(), &args, &lines);
+    assert!(success && stderr.is_empty(), "{stderr}");
+    let args = ["cdist", "x.npy", "--chunk", "50", "-o", "c.npy"];
+    let (success, _, stderr) = run_env(dir.path(), &args, &lines);
+    assert!(success, "{stderr}");
+    let counts: Vec<(usize, usize)> = stderr
+        .lines()
+        .map(|l| {
+            let rest = l.strip_prefix("progress: ").expect(l);
+            let (frac, _) = rest.split_once(" blocks").expect(l);
+            let (done, total) = frac.split_once('/').expect(l);
+            (done.parse().unwrap(), total.parse().unwrap())
+        })
+        .collect();
+    // 6 x 6 tiles, the 15 above the diagonal written twice: every report counts both.
+    assert!(counts.iter().all(|&(_, t)| t == 36), "{stderr}");
+    assert!(counts.windows(2).all(|w| w[0].0 < w[1].0), "{stderr}");
+    assert_eq!(counts.last(), Some(&(36, 36)), "{stderr}");
+    assert!(counts.len() >= 5, "a line per tenth: {stderr}");
+    let a: ArrayD<f64> = read_npy(dir.path().join("a.npy")).unwrap();
+    let c: ArrayD<f64> = read_npy(dir.path().join("c.npy")).unwrap();
+    assert_eq!(a, c);
+    let args = ["knn", "x.npy", "-k", "2", "-o", "nn.zarr"];
+    let (success, _, stderr) = run_env(dir.path(), &args, &lines);
+    assert!(success, "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default().to_string();
+    let frac = last.split_whitespace().nth(1).unwrap_or_default();
+    let (done, total) = frac.split_once('/').expect(&last);
+    assert_eq!(done, total, "{stderr}");
+}

@@ -1279,3 +1279,25 @@ fn forced_baseline_path_passes_the_same_tests() {
         );
     }
 }
+
+/// knn reports its row tasks in order, and the bytes of the distances it computed.
+#[test]
+fn knn_reports_progress_per_row_task() {
+    use std::sync::{Arc, Mutex};
+    use tessera::exec::Progress;
+    let mut rng = Rng(21);
+    let x = uniform(&mut rng, 700, 3);
+    let seen: Arc<Mutex<Vec<Progress>>> = Arc::default();
+    let log = Arc::clone(&seen);
+    let opts = ExecOptions::default()
+        .threads(2)
+        .progress(move |p| log.lock().unwrap().push(p));
+    let xs = chunked(&x, &Chunks::Size(100));
+    knn(&xs, &xs, 3, Metric::Cityblock, &opts).unwrap();
+    let seen = seen.lock().unwrap();
+    let total = seen.last().map(|p| p.total).unwrap_or(0);
+    assert!(total >= 2, "{seen:?}");
+    let dones: Vec<usize> = seen.iter().map(|p| p.done).collect();
+    assert_eq!(dones, (1..=total).collect::<Vec<_>>());
+    assert_eq!(seen.last().unwrap().bytes, 700 * 700 * 8);
+}

@@ -5,6 +5,7 @@ mod cdist;
 mod convert;
 mod eval;
 mod info;
+mod progress;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -31,6 +32,10 @@ pub(crate) struct RunArgs {
     /// Worker threads (default: every core, or $TESSERA_THREADS).
     #[arg(long, global = true, value_name = "N")]
     threads: Option<usize>,
+    /// No progress bar (it is shown on stderr when stderr is a terminal; $TESSERA_PROGRESS=lines
+    /// prints plain progress lines instead, for logs).
+    #[arg(long, short, global = true)]
+    quiet: bool,
 }
 
 impl RunArgs {
@@ -45,7 +50,7 @@ impl RunArgs {
             }
             o = o.threads(t);
         }
-        Ok(o)
+        Ok(progress::attach(o, self.quiet))
     }
 }
 

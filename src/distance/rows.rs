@@ -7,7 +7,7 @@ use super::{points, rows_of, same_d, tile, DistFloat, Metric};
 use crate::array::ChunkedArray;
 use crate::chunks::{AxisChunks, Chunks};
 use crate::error::{Error, Result};
-use crate::exec::{ExecContext, ExecOptions};
+use crate::exec::{ExecContext, ExecOptions, Reporter};
 use crate::plan::Node;
 use ndarray::{Array1, Array2, ArrayD};
 use rayon::prelude::*;
@@ -140,7 +140,12 @@ fn fold_rows<T: DistFloat, S: Send>(
         AxisChunks::Size(rx),
         AxisChunks::Whole,
     ]))?;
-    let ctx = ExecContext::new(opts.clone())?;
+    // Reading y is part of this one run: its blocks are not reported as a run of their own.
+    let quiet = ExecOptions {
+        progress: None,
+        ..opts.clone()
+    };
+    let ctx = ExecContext::new(quiet)?;
     ctx.install(|| -> Result<Vec<S>> {
         let y_all: Option<ArrayD<T>> = if hold_y {
             Some(
@@ -157,6 +162,9 @@ fn fold_rows<T: DistFloat, S: Send>(
         let starts: Vec<usize> = xr.grid().starts(0).to_vec();
         let lens: Vec<usize> = xr.chunks()[0].clone();
         let internal = || Error::Shape("internal: rows of points are not contiguous".into());
+        // Progress: row tasks done, and the bytes of distances computed (as if written).
+        let reporter = Reporter::new(opts, lens.len());
+        let report = |len: usize| reporter.add(1, len * m * std::mem::size_of::<T>());
         starts
             .par_iter()
             .zip(lens.par_iter())
@@ -182,6 +190,7 @@ fn fold_rows<T: DistFloat, S: Send>(
                     tile(metric, xs, len, ys, c, d, &mut buf[..len * c]);
                     absorb(&mut state, &buf[..len * c], len, c, cols.start);
                 }
+                report(len);
                 Ok(state)
             })
             .collect()
