@@ -3,6 +3,7 @@
 
 mod cdist;
 mod convert;
+mod demo;
 mod eval;
 mod info;
 mod progress;
@@ -56,6 +57,10 @@ impl RunArgs {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// The main job on the sample points in data/: distance matrices to Zarr and HDF5, k
+    /// nearest neighbours, read back and checked, in-memory against on-disk chunking.
+    #[command(after_help = demo::EXAMPLES)]
+    Demo(demo::DemoArgs),
     /// Evaluate a NumPy-like expression over named inputs.
     #[command(after_help = eval::EXAMPLES)]
     Eval(eval::EvalArgs),
@@ -85,6 +90,7 @@ pub(crate) fn main() -> i32 {
         }
     };
     let result = cli.run.options().and_then(|opts| match &cli.command {
+        Command::Demo(a) => demo::run(a, &opts),
         Command::Eval(a) => eval::run(a, &opts),
         Command::Info(a) => info::run(a, &opts),
         Command::Convert(a) => convert::run(a, &opts),
