@@ -208,7 +208,22 @@ fn explain_into(node: &dyn PlanNode, depth: usize, out: &mut String) {
 }
 
 impl<T: Element> fmt::Display for ChunkedArray<T> {
-    /// A summary like Dask's repr: shape, dtype, chunk size, block count and bytes.
+    /// A summary like Dask's repr: shape, dtype, chunk size, block count and bytes. The
+    /// alternate form (`{:#}`) adds the picture of the chunk grid
+    /// ([`ChunkGrid::picture`]) below, as Dask's notebook repr shows it beside the table.
+    ///
+    /// ```
+    /// use tessera::ChunkedArray;
+    /// let x = ChunkedArray::<f32>::zeros(&[10, 7], [4, 3])?;
+    /// assert_eq!(
+    ///     x.to_string(),
+    ///     "ChunkedArray<shape=[10, 7], dtype=float32, chunksize=[4, 3], blocks=9, bytes=280 B>"
+    /// );
+    /// let long = format!("{x:#}");
+    /// assert!(long.starts_with(&x.to_string()));
+    /// assert!(long.ends_with(&x.grid().picture()));
+    /// # Ok::<(), tessera::Error>(())
+    /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let g = self.grid();
         write!(
@@ -219,7 +234,11 @@ impl<T: Element> fmt::Display for ChunkedArray<T> {
             g.max_chunk_shape(),
             g.nblocks(),
             fmt_bytes(self.nbytes())
-        )
+        )?;
+        if f.alternate() {
+            write!(f, "\n{}", g.picture())?;
+        }
+        Ok(())
     }
 }
 
