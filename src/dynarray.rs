@@ -859,7 +859,7 @@ impl DynArray {
         use UnaryOp::*;
         let ff = |f: FloatFn| -> Result<DynArray> {
             let x = self.astype(self.dtype().float_result());
-            dispatch_float!(&x, a => Ok(a.map_same("float", move |v| v.apply(f)).into()))
+            dispatch_float!(&x, a => Ok(a.map_same(f.name(), move |v| v.apply(f)).into()))
         };
         let int_identity = |f: FloatFn| -> Result<DynArray> {
             if self.dtype().is_float() {
