@@ -31,6 +31,13 @@ impl<T: Element> PlanNode for Rechunk<T> {
     fn inputs(&self) -> Vec<&dyn PlanNode> {
         vec![self.input.as_ref()]
     }
+    fn describe(&self) -> Option<String> {
+        Some(format!(
+            "rechunk: each new block asks its input for the region it covers ({} blocks from {}); no intermediate array",
+            self.grid.nblocks(),
+            self.input.grid().nblocks()
+        ))
+    }
     fn own_task_bytes(&self) -> usize {
         // The new block, and the source pieces it is assembled from.
         2 * max_block_bytes(&self.grid, T::DTYPE)
