@@ -8,10 +8,10 @@ use tessera::{Error, ExecOptions, Result};
 
 pub(crate) const EXAMPLES: &str = "Examples:
   tessera convert data/points.npy points.zarr
-  tessera convert big.npy big.zarr --chunks 10000,-1 --codec blosc --level 5
+  tessera convert data/points.npy points-500.zarr --chunks 500,-1 --codec blosc --level 5
   tessera convert points.zarr points-copy.npy
   tessera convert data/points.npy points-v2.zarr --zarr-format 2 --codec blosc
-  tessera convert big.zarr big.h5:/results/x --codec gzip --level 4";
+  tessera convert points.zarr points.h5:/results/x --codec gzip --level 4";
 
 /// Arguments of `tessera convert`.
 #[derive(Args, Debug)]
