@@ -4,7 +4,7 @@ use crate::chunks::{ChunkGrid, Chunks};
 use crate::element::{DType, Element};
 use crate::error::{fmt_bytes, Error, Result};
 use crate::exec::{self, ExecContext, ExecOptions};
-use crate::plan::{self, Node, PlanNode};
+use crate::plan::{self, Node};
 use ndarray::ArrayD;
 use std::fmt;
 use std::path::Path;
@@ -176,39 +176,49 @@ impl<T: Element> ChunkedArray<T> {
         Ok((self.rechunk(chunk.clone())?, chunk))
     }
 
-    /// A description of the plan, one line per node, inputs indented below their consumer.
-    pub fn explain(&self) -> String {
-        let mut out = String::new();
-        explain_into(self.node.as_ref(), 0, &mut out);
-        out
+    /// The plan as it would run with `opts`: every node with its grid, what runs fused in
+    /// which task and what is materialised, the projected memory of every task (the figures
+    /// the executor checks before running) and whether the run fits. Nothing is computed.
+    ///
+    /// ```
+    /// use tessera::{ChunkedArray, ExecOptions};
+    /// use tessera::ops::reduce::ReduceOpts;
+    /// let x = ChunkedArray::<f64>::ones(&[1000, 4], [250, 4])?;
+    /// let s = x.mul(2.0)?.sqrt().sum(ReduceOpts::axis(0))?;
+    /// let roomy = s.explain_with(&ExecOptions::default().threads(2).allowed_mem(1 << 30));
+    /// assert!(roomy.fits());
+    /// let tight = s.explain_with(&ExecOptions::default().threads(2).allowed_mem(1024));
+    /// assert!(!tight.fits());
+    /// assert!(tight.to_string().contains("fits      NO"));
+    /// # Ok::<(), tessera::Error>(())
+    /// ```
+    pub fn explain_with(&self, opts: &ExecOptions) -> plan::explain::Explain {
+        plan::explain::Explain::new(self.node.as_ref(), opts)
     }
-}
 
-fn explain_into(node: &dyn PlanNode, depth: usize, out: &mut String) {
-    let g = node.grid();
-    let own = plan::task_bytes(node);
-    out.push_str(&format!(
-        "{:indent$}{} -> {} {:?}, {} block(s), {} per task{}\n",
-        "",
-        node.op(),
-        node.dtype(),
-        g.shape(),
-        g.nblocks(),
-        fmt_bytes(own),
-        if node.is_stage() {
-            " (materialised)"
-        } else {
-            ""
-        },
-        indent = depth * 2
-    ));
-    for i in node.inputs() {
-        explain_into(i, depth + 1, out);
+    /// [`ChunkedArray::explain_with`] the default options, as text.
+    pub fn explain(&self) -> String {
+        self.explain_with(&ExecOptions::default()).to_string()
     }
 }
 
 impl<T: Element> fmt::Display for ChunkedArray<T> {
-    /// A summary like Dask's repr: shape, dtype, chunk size, block count and bytes.
+    /// A summary like Dask's repr: shape, dtype, chunk size, block count and bytes. The
+    /// alternate form (`{:#}`) adds the picture of the chunk grid
+    /// ([`ChunkGrid::picture`]) below, as Dask's notebook repr shows it beside the table.
+    ///
+    /// ```
+    /// use tessera::ChunkedArray;
+    /// let x = ChunkedArray::<f32>::zeros(&[10, 7], [4, 3])?;
+    /// assert_eq!(
+    ///     x.to_string(),
+    ///     "ChunkedArray<shape=[10, 7], dtype=float32, chunksize=[4, 3], blocks=9, bytes=280 B>"
+    /// );
+    /// let long = format!("{x:#}");
+    /// assert!(long.starts_with(&x.to_string()));
+    /// assert!(long.ends_with(&x.grid().picture()));
+    /// # Ok::<(), tessera::Error>(())
+    /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let g = self.grid();
         write!(
@@ -219,7 +229,11 @@ impl<T: Element> fmt::Display for ChunkedArray<T> {
             g.max_chunk_shape(),
             g.nblocks(),
             fmt_bytes(self.nbytes())
-        )
+        )?;
+        if f.alternate() {
+            write!(f, "\n{}", g.picture())?;
+        }
+        Ok(())
     }
 }
 

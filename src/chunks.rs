@@ -4,6 +4,9 @@
 use crate::error::{Error, Result};
 use std::ops::Range;
 
+mod picture;
+pub use picture::{PICTURE_COLS, PICTURE_ROWS};
+
 /// Default target size of one block when chunks are chosen automatically (Dask's
 /// `array.chunk-size`).
 pub const AUTO_BLOCK_BYTES: usize = 128 << 20;

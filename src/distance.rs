@@ -274,6 +274,17 @@ impl<T: DistFloat> PlanNode for Cdist<T> {
             vec![self.x.as_ref(), self.y.as_ref()]
         }
     }
+    fn describe(&self) -> Option<String> {
+        let shape = self.grid.max_chunk_shape();
+        Some(if self.same {
+            format!(
+                "distance tiles of {} x {}: those on and above the diagonal computed, each written twice",
+                shape[0], shape[1]
+            )
+        } else {
+            format!("distance tiles of {} x {}", shape[0], shape[1])
+        })
+    }
     fn own_task_bytes(&self) -> usize {
         let shape = self.grid.max_chunk_shape();
         let (r, c) = (shape[0], shape[1]);

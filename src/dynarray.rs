@@ -490,9 +490,19 @@ impl DynArray {
         self.grid().len() * self.dtype().size()
     }
 
-    /// The plan, one node per line.
+    /// The plan with the default options, as text ([`ChunkedArray::explain`]).
     pub fn explain(&self) -> String {
         dispatch!(self, a => a.explain())
+    }
+
+    /// The plan as it would run with `opts` ([`ChunkedArray::explain_with`]).
+    pub fn explain_with(&self, opts: &ExecOptions) -> crate::plan::explain::Explain {
+        dispatch!(self, a => a.explain_with(opts))
+    }
+
+    /// The plan node behind the array, whatever its element type.
+    pub fn node(&self) -> &dyn crate::plan::PlanNode {
+        dispatch!(self, a => a.node().as_ref())
     }
 
     /// Opens a `.npy` file (memory-mapped) with its own dtype.
@@ -859,7 +869,7 @@ impl DynArray {
         use UnaryOp::*;
         let ff = |f: FloatFn| -> Result<DynArray> {
             let x = self.astype(self.dtype().float_result());
-            dispatch_float!(&x, a => Ok(a.map_same("float", move |v| v.apply(f)).into()))
+            dispatch_float!(&x, a => Ok(a.map_same(f.name(), move |v| v.apply(f)).into()))
         };
         let int_identity = |f: FloatFn| -> Result<DynArray> {
             if self.dtype().is_float() {

@@ -678,6 +678,25 @@ pub enum FloatFn {
     Round,
 }
 
+impl FloatFn {
+    /// NumPy's name of the function (`sqrt`, `log1p`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            FloatFn::Sqrt => "sqrt",
+            FloatFn::Exp => "exp",
+            FloatFn::Log => "log",
+            FloatFn::Log1p => "log1p",
+            FloatFn::Expm1 => "expm1",
+            FloatFn::Sin => "sin",
+            FloatFn::Cos => "cos",
+            FloatFn::Tan => "tan",
+            FloatFn::Floor => "floor",
+            FloatFn::Ceil => "ceil",
+            FloatFn::Round => "round",
+        }
+    }
+}
+
 macro_rules! impl_float {
     ($t:ty) => {
         impl Float for $t {

@@ -28,6 +28,11 @@
 //! promotion rules, and [`expr`] a NumPy-like expression language over named arrays (the
 //! `tessera eval` command). [`distance`] holds SciPy's `cdist`/`pdist` as lazy tiles, and the
 //! k-nearest-neighbour, nearest and radius-count reductions that never build the matrix.
+//!
+//! Coming from Dask? [`dask_users`] maps Dask's names to tessera's, with examples.
+
+#[doc = include_str!("../docs/dask.md")]
+pub mod dask_users {}
 
 pub mod array;
 pub mod chunks;

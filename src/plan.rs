@@ -12,6 +12,8 @@ use crate::exec::ExecContext;
 use ndarray::{ArrayD, ArrayViewMutD, CowArray, IxDyn, SliceInfoElem};
 use std::ops::Range;
 
+pub mod explain;
+
 /// A block (or any region) produced by a node: borrowed from a source or cache when possible,
 /// owned when computed.
 pub type Block<'a, T> = CowArray<'a, T, IxDyn>;
@@ -20,6 +22,12 @@ pub type Block<'a, T> = CowArray<'a, T, IxDyn>;
 pub trait PlanNode: Send + Sync {
     /// A short description of the operation (`sqrt`, `sum(axis=(0,))`, `from_npy(x.npy)`).
     fn op(&self) -> String;
+    /// How the node makes its blocks, in a few words for plans shown to users
+    /// ([`explain::Explain`]), when there is more to say than [`PlanNode::op`]: the tree of a
+    /// reduction, the source regions of a rechunk. `None` (the default) for elementwise steps.
+    fn describe(&self) -> Option<String> {
+        None
+    }
     /// Element type of the node's output.
     fn dtype(&self) -> DType;
     /// The grid of the node's output.

@@ -5,31 +5,11 @@
 use ndarray::{Array2, ArrayD};
 use ndarray_npy::{read_npy, write_npy};
 use std::path::Path;
-use std::process::Command;
 use tessera::{ChunkedArray, Chunks};
 
-const TESSERA: &str = env!("CARGO_BIN_EXE_tessera");
-
-fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(TESSERA)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("TESSERA_ALLOWED_MEM")
-        .env_remove("TESSERA_THREADS")
-        .output()
-        .expect("cannot run the tessera binary");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let (success, stdout, stderr) = run(dir, args);
-    assert!(success, "tessera {args:?} failed: {stderr}");
-    stdout
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{ok, run};
 
 /// Runs a command that must fail with one `error:` line holding every needle, and leave the
 /// directory as it was.

@@ -13,11 +13,12 @@ use tessera::{ChunkedArray, DType, Error, ExecOptions, Result};
 pub(crate) const CDIST_EXAMPLES: &str = "Examples:
   tessera cdist data/points.npy --metric cityblock -o dist.zarr
   tessera cdist data/points.zarr data/points.h5:/points --metric euclidean -o dist.h5:/euclidean
-  tessera cdist big.npy --metric minkowski --p 3 --chunk 4000 --codec none --mem 1GiB -o d.zarr
-  tessera cdist x.npy y.npy --metric cosine --dtype f32 -o d.npy";
+  tessera cdist data/points.npy --metric minkowski --p 3 --chunk 500 --codec none --mem 1GiB -o d.zarr
+  tessera cdist data/points.npy data/points.zarr --metric cosine --dtype f32 -o d.npy";
 
 pub(crate) const KNN_EXAMPLES: &str = "Examples:
   tessera knn data/points.npy -k 8 --metric euclidean -o neighbours.zarr
+  tessera eval 'x[:10]' --in x=data/points.npy -o queries.npy
   tessera knn queries.npy data/points.h5:/points -k 3 --metric cityblock -o nn.h5
   tessera knn data/points.zarr --radius 0.1 -o counts.zarr";
 

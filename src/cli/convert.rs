@@ -8,10 +8,10 @@ use tessera::{Error, ExecOptions, Result};
 
 pub(crate) const EXAMPLES: &str = "Examples:
   tessera convert data/points.npy points.zarr
-  tessera convert big.npy big.zarr --chunks 10000,-1 --codec blosc --level 5
+  tessera convert data/points.npy points-500.zarr --chunks 500,-1 --codec blosc --level 5
   tessera convert points.zarr points-copy.npy
   tessera convert data/points.npy points-v2.zarr --zarr-format 2 --codec blosc
-  tessera convert big.zarr big.h5:/results/x --codec gzip --level 4";
+  tessera convert points.zarr points.h5:/results/x --codec gzip --level 4";
 
 /// Arguments of `tessera convert`.
 #[derive(Args, Debug)]
@@ -55,18 +55,24 @@ fn parse_chunks(spec: &str) -> Result<Chunks> {
     ))
 }
 
+/// The chunks `--chunks SPEC` asks of an array of `ndim` axes (one size, `-1` or `auto`
+/// applies to every axis).
+pub(crate) fn chunks_for(spec: &str, ndim: usize) -> Result<Chunks> {
+    let c = parse_chunks(spec)?;
+    Ok(match c {
+        Chunks::PerAxis(v) if v.len() == 1 && ndim != 1 => {
+            Chunks::PerAxis(vec![v[0].clone(); ndim])
+        }
+        other => other,
+    })
+}
+
 pub(crate) fn run(args: &ConvertArgs, opts: &ExecOptions) -> Result<()> {
     refuse_input_as_output(&[&args.src], &args.dst)?;
     let dst = check_output(&args.dst, args.overwrite)?;
     let mut array = open(&args.src)?;
     if let Some(spec) = &args.chunks {
-        let mut c = parse_chunks(spec)?;
-        if let Chunks::PerAxis(v) = &c {
-            if v.len() == 1 && array.shape().len() != 1 {
-                c = Chunks::PerAxis(vec![v[0].clone(); array.shape().len()]);
-            }
-        }
-        array = array.rechunk(c)?;
+        array = array.rechunk(chunks_for(spec, array.shape().len())?)?;
     }
     write_output(&array, &args.dst, &dst, &args.out, args.overwrite, opts)?;
     println!(

@@ -1,17 +1,32 @@
 //! `tessera eval`: a NumPy-like expression over named inputs.
 
-use super::{check_output, open, refuse_input_as_output, write_output, OutputArgs};
+use super::{
+    check_output, locate, open, refuse_input_as_output, write_output, Location, OutputArgs,
+};
 use clap::Args;
 use std::collections::BTreeMap;
 use tessera::dynarray::DynArray;
 use tessera::expr::eval::{evaluate, Value};
+#[cfg(feature = "hdf5")]
+use tessera::plan::explain::Explain;
 use tessera::{Error, ExecOptions, Result};
 
 pub(crate) const EXAMPLES: &str = "Examples:
   tessera eval 'sum(sqrt(ones((1000000,), chunks=10) * 4.0) + 1.0)'
   tessera eval 'mean(x, axis=0)' --in x=data/points.npy
   tessera eval '(x - x.mean(axis=0)) / x.std(axis=0)' --in x=data/points.npy -o z.npy
-  tessera eval 'x[::2, 1:].T' --in x=data/points.npy --explain";
+  tessera eval 'x.max(axis=0)' --in x=data/points.h5:/points
+  tessera eval 'x[::2, 1:].T' --in x=data/points.npy --explain
+  tessera eval 'x.rechunk((500, 3)) - x.mean(axis=0)' --in x=data/points.zarr --explain
+  tessera eval 'sqrt(x * x + 1).sum(axis=0)' --in x=data/points.npy --explain --mem 1KiB
+
+--explain prints the plan and runs nothing: every node (inputs indented under the node that
+reads them) with its dtype, shape, blocks and chunk shape; whether it runs fused inside a task
+(block by block, no intermediate array) or is materialised (computed once and held, as a
+reduction read by a broadcast); the projected memory of one task of the output and of every
+stage, the number of tasks, the memory each task may use (--mem over --threads) and whether the
+plan fits. It exits 0 even when the plan does not fit: the line `fits NO: ...` gives the error
+the run would stop with.";
 
 /// Results up to this size are printed; larger ones are summarised.
 const PRINT_LIMIT: usize = 1 << 20;
@@ -31,7 +46,9 @@ pub(crate) struct EvalArgs {
     /// Replace OUT if it exists.
     #[arg(long)]
     overwrite: bool,
-    /// Print the plan (operations, blocks, projected memory per task) instead of running it.
+    /// Print the plan instead of running it: nodes, blocks, what is fused and what is
+    /// materialised, projected memory per task, tasks, and whether it fits --mem (exit 0 even
+    /// when it does not).
     #[arg(long)]
     explain: bool,
     #[command(flatten)]
@@ -92,7 +109,7 @@ pub(crate) fn run(args: &EvalArgs, opts: &ExecOptions) -> Result<()> {
         }
     };
     if args.explain {
-        print!("{}", array.explain());
+        print!("{}", explain(&array, args.output.as_deref(), opts)?);
         return Ok(());
     }
     match out {
@@ -111,6 +128,33 @@ pub(crate) fn run(args: &EvalArgs, opts: &ExecOptions) -> Result<()> {
         None => println!("{array}\n(not computed: larger than 1 MiB; write it with -o OUT.npy)"),
     }
     Ok(())
+}
+
+/// The plan as the run would check it: with an HDF5 output, its writer's buffers count too.
+fn explain(array: &DynArray, output: Option<&str>, opts: &ExecOptions) -> Result<String> {
+    let hdf5 = matches!(output.map(locate).transpose()?, Some(Location::Hdf5(..)));
+    Ok(if hdf5 {
+        hdf5_explain(array, opts)
+    } else {
+        array.explain_with(opts).to_string()
+    })
+}
+
+#[cfg(feature = "hdf5")]
+fn hdf5_explain(array: &DynArray, opts: &ExecOptions) -> String {
+    let (per_task, shared) =
+        tessera::store::hdf5::writer_bytes(&array.grid().max_chunk_shape(), array.dtype(), opts);
+    format!(
+        "{}(the HDF5 output's chunk writer is counted: {} in every output task, {} shared)\n",
+        Explain::with_sink(array.node(), opts, per_task, shared),
+        tessera::error::fmt_bytes(per_task),
+        tessera::error::fmt_bytes(shared)
+    )
+}
+
+#[cfg(not(feature = "hdf5"))]
+fn hdf5_explain(array: &DynArray, opts: &ExecOptions) -> String {
+    array.explain_with(opts).to_string()
 }
 
 fn format_tuple(items: &[Value]) -> String {

@@ -2,8 +2,9 @@
 //!
 //! Every node can produce any region, so a rechunked block asks its source for exactly its
 //! region: source blocks are read (or computed) only where they overlap the new block, and a
-//! task holds one new block plus the source pieces that make it. For on-disk sources whose
-//! chunks cut across the new blocks, the storage layer adds an intermediate store.
+//! task holds one new block plus the source pieces that make it. No intermediate store is
+//! written (Rechunker's is not implemented): for an on-disk source whose chunks cut across the
+//! new blocks, each task reads every source chunk its block overlaps.
 
 use crate::array::ChunkedArray;
 use crate::chunks::{ChunkGrid, Chunks};
@@ -30,6 +31,13 @@ impl<T: Element> PlanNode for Rechunk<T> {
     }
     fn inputs(&self) -> Vec<&dyn PlanNode> {
         vec![self.input.as_ref()]
+    }
+    fn describe(&self) -> Option<String> {
+        Some(format!(
+            "rechunk: each new block asks its input for the region it covers ({} blocks from {}); no intermediate array",
+            self.grid.nblocks(),
+            self.input.grid().nblocks()
+        ))
     }
     fn own_task_bytes(&self) -> usize {
         // The new block, and the source pieces it is assembled from.

@@ -143,16 +143,18 @@ impl<T: Element, R: Reducer<T>> PlanNode for Reduce<T, R> {
     fn inputs(&self) -> Vec<&dyn PlanNode> {
         vec![self.input.as_ref()]
     }
+    fn describe(&self) -> Option<String> {
+        let (nred, depth) = self.tree_shape();
+        Some(format!(
+            "tree reduction: {nred} input block{} per output block, fan-in {}, {depth} level{}",
+            if nred == 1 { "" } else { "s" },
+            self.split_every,
+            if depth == 1 { "" } else { "s" }
+        ))
+    }
     fn own_task_bytes(&self) -> usize {
         // Partials in flight: up to `split_every` per level of the tree, plus the result.
-        let g = self.input.grid();
-        let nred: usize = self.axes.iter().map(|&a| g.chunks()[a].len()).product();
-        let mut depth = 1;
-        let mut n = nred.max(1);
-        while n > self.split_every {
-            n = n.div_ceil(self.split_every);
-            depth += 1;
-        }
+        let (_, depth) = self.tree_shape();
         let part = self.grid.max_block_len().max(1) * std::mem::size_of::<R::Acc>();
         part * (self.split_every * depth + 1) + self.grid.max_block_len() * R::Out::DTYPE.size()
     }
@@ -168,6 +170,19 @@ impl<T: Element, R: Reducer<T>> Node<R::Out> for Reduce<T, R> {
 }
 
 impl<T: Element, R: Reducer<T>> Reduce<T, R> {
+    /// Input blocks read by one output block, and the levels of the tree that combines them.
+    fn tree_shape(&self) -> (usize, usize) {
+        let g = self.input.grid();
+        let nred: usize = self.axes.iter().map(|&a| g.chunks()[a].len()).product();
+        let mut depth = 1;
+        let mut n = nred.max(1);
+        while n > self.split_every {
+            n = n.div_ceil(self.split_every);
+            depth += 1;
+        }
+        (nred, depth)
+    }
+
     /// The input region feeding an output region: kept axes as asked, reduced axes whole.
     fn input_region(&self, out: &[Range<usize>]) -> Vec<Range<usize>> {
         let shape = self.input.grid().shape();

@@ -733,9 +733,12 @@ fn writer_queue(opts: &ExecOptions) -> usize {
     opts.threads.max(1)
 }
 
-/// Memory the chunk writer adds: per task, a padded copy, its shuffle and its deflate output;
-/// shared, the queued chunks and the one being written.
-fn writer_bytes(chunk: &[usize], dtype: DType, opts: &ExecOptions) -> (usize, usize) {
+/// Memory the chunk writer of [`ChunkedArray::to_hdf5`] adds to a run writing chunks of
+/// `chunk` elements of `dtype`: per task, a padded copy, its shuffle and its deflate output;
+/// shared, the queued chunks and the one being written. Returns `(per task, shared)`, what
+/// [`check_memory_with`](crate::exec::check_memory_with) and
+/// [`Explain::with_sink`](crate::plan::explain::Explain::with_sink) take.
+pub fn writer_bytes(chunk: &[usize], dtype: DType, opts: &ExecOptions) -> (usize, usize) {
     let bytes = chunk
         .iter()
         .map(|&c| c.max(1))

@@ -69,6 +69,13 @@ impl<T: Element> PlanNode for Mapped<T> {
     fn inputs(&self) -> Vec<&dyn PlanNode> {
         vec![]
     }
+    fn describe(&self) -> Option<String> {
+        Some(if self.big_endian && T::DTYPE.size() > 1 {
+            "memory-mapped; big-endian, so each block is a byte-swapped copy".into()
+        } else {
+            "memory-mapped; blocks are views of the file".into()
+        })
+    }
     fn own_task_bytes(&self) -> usize {
         // Views cost nothing; a byte-swapped copy costs a block.
         if self.big_endian && T::DTYPE.size() > 1 {
