@@ -3,13 +3,13 @@
 //! (`tests/python/demo_oracle.py`); it fills a fresh folder and refuses bad input with one
 //! error line.
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/python.rs"]
 mod python;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-const TESSERA: &str = env!("CARGO_BIN_EXE_tessera");
 const ORACLE: &str = "import sys, demo_oracle; sys.exit(demo_oracle.main(sys.argv[1:]))";
 
 fn data_dir() -> PathBuf {
@@ -17,19 +17,9 @@ fn data_dir() -> PathBuf {
 }
 
 fn demo(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(TESSERA)
-        .arg("demo")
-        .args(args)
-        .current_dir(dir)
-        .env_remove("TESSERA_ALLOWED_MEM")
-        .env_remove("TESSERA_THREADS")
-        .output()
-        .expect("cannot run the tessera binary");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut all = vec!["demo"];
+    all.extend_from_slice(args);
+    cli::run(dir, &all)
 }
 
 /// The paths of the "Wrote" list, one per line after its heading.

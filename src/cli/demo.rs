@@ -14,8 +14,8 @@ use tessera::{ChunkedArray, Chunks, Error, ExecOptions, Result};
 
 pub(crate) const EXAMPLES: &str = "Examples:
   tessera demo
-  tessera demo --out my-demo -k 5
-  tessera demo --data path/to/data --chunk 250
+  tessera demo --out my-demo -k 5 --chunk 250
+  tessera demo --points 500 --quiet
 
 Then, in Python:
   zarr.open_array(\"demo-out/run-1/euclidean.zarr\")[:]
