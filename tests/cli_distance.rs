@@ -9,7 +9,7 @@ use tessera::{ChunkedArray, Chunks};
 
 #[path = "common/cli.rs"]
 mod cli;
-use cli::{ok, run};
+use cli::{ok, run, run_env};
 
 /// Runs a command that must fail with one `error:` line holding every needle, and leave the
 /// directory as it was.
@@ -362,24 +362,6 @@ fn bad_distance_inputs_are_named() {
         &["knn", "x.npy", "z.npy", "-k", "1", "-o", "o.zarr"],
         &["same d"],
     );
-}
-
-fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
-    let mut c = Command::new(TESSERA);
-    c.args(args)
-        .current_dir(dir)
-        .env_remove("TESSERA_ALLOWED_MEM")
-        .env_remove("TESSERA_THREADS")
-        .env_remove("TESSERA_PROGRESS");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let out = c.output().expect("cannot run the tessera binary");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// Progress: nothing on a redirected stderr or with --quiet; with TESSERA_PROGRESS=lines, lines

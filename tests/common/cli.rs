@@ -10,13 +10,21 @@ pub(crate) const TESSERA: &str = env!("CARGO_BIN_EXE_tessera");
 
 /// Runs `tessera ARGS` in `dir`: whether it succeeded, its stdout and its stderr.
 pub(crate) fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(TESSERA)
-        .args(args)
+    run_env(dir, args, &[])
+}
+
+/// [`run`] with environment variables set.
+pub(crate) fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut c = Command::new(TESSERA);
+    c.args(args)
         .current_dir(dir)
         .env_remove("TESSERA_ALLOWED_MEM")
         .env_remove("TESSERA_THREADS")
-        .output()
-        .expect("cannot run the tessera binary");
+        .env_remove("TESSERA_PROGRESS");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("cannot run the tessera binary");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
