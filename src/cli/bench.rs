@@ -49,7 +49,7 @@ pub(crate) struct BenchArgs {
     /// folder inside it and removed at the end.
     #[arg(long, value_name = "DIR", default_value = "bench-out")]
     out: PathBuf,
-    /// Bytes of the input array, and of the cdist output (like 512MiB): default 2GiB, 256MiB
+    /// Bytes of the input array, and of the cdist output (like 512MiB): default 1GiB, 256MiB
     /// with --quick.
     #[arg(long, value_name = "SIZE")]
     size: Option<String>,
@@ -293,7 +293,7 @@ struct Plan {
 
 impl Plan {
     fn from_args(args: &BenchArgs) -> Result<Plan> {
-        let default_size = if args.quick { 256 * MIB } else { 2048 * MIB };
+        let default_size = if args.quick { 256 * MIB } else { 1024 * MIB };
         let size = match &args.size {
             Some(s) => tessera::parse_bytes(s)?,
             None => default_size,
@@ -375,6 +375,7 @@ pub(crate) fn run(args: &BenchArgs, opts: &ExecOptions) -> Result<()> {
     let plan = Plan::from_args(args)?;
     output_dir(&args.out)?;
     let log = Log(Instant::now());
+    let load_at_start = sys::load_average();
     let work = tempfile::Builder::new()
         .prefix(".tessera-bench-")
         .tempdir_in(&args.out)
@@ -413,6 +414,7 @@ pub(crate) fn run(args: &BenchArgs, opts: &ExecOptions) -> Result<()> {
         allowed_mem: opts.allowed_mem,
         cold: plan.cold,
         hdf5: cfg!(feature = "hdf5"),
+        load: (load_at_start, sys::load_average()),
     };
     let md = report::markdown(&header, &table);
     print!("{md}");

@@ -126,6 +126,8 @@ pub(super) struct Header {
     pub(super) allowed_mem: usize,
     pub(super) cold: bool,
     pub(super) hdf5: bool,
+    /// The one-minute load average at the start and at the end of the run.
+    pub(super) load: (Option<f64>, Option<f64>),
 }
 
 impl Header {
@@ -159,6 +161,11 @@ fn machine() -> String {
     )
 }
 
+/// A load average, or `?`.
+fn load(l: Option<f64>) -> String {
+    l.map_or("?".into(), |l| format!("{l:.2}"))
+}
+
 /// Escapes a table cell.
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
@@ -167,7 +174,7 @@ fn cell(s: &str) -> String {
 /// The Markdown table, with its header line and notes.
 pub(super) fn markdown(h: &Header, rows: &[Row]) -> String {
     let mut out = format!(
-        "tessera bench: input float64 [{}, {}] ({}), cdist {} x {} points of {} coordinates ({} output); {}; threads={}, allowed memory {}; page cache warm unless in the cold column\n\n",
+        "tessera bench: input float64 [{}, {}] ({}), cdist {} x {} points of {} coordinates ({} output); {}; threads={}, allowed memory {}; load average {} at the start, {} at the end; page cache warm unless in the cold column\n\n",
         h.rows,
         h.cols,
         fmt_bytes(h.rows * h.cols * 8),
@@ -178,6 +185,8 @@ pub(super) fn markdown(h: &Header, rows: &[Row]) -> String {
         machine(),
         h.threads,
         fmt_bytes(h.allowed_mem),
+        load(h.load.0),
+        load(h.load.1),
     );
     out.push_str("| workload | backend | block | blocks | GB/s | GB/s cold | seconds | peak RSS | on disk | check |\n");
     out.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");

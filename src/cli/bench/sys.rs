@@ -18,6 +18,17 @@ pub(super) fn peak_rss() -> Option<usize> {
     Some(kib * 1024)
 }
 
+/// The system's load average over the last minute (`/proc/loadavg`), if known: other work
+/// sharing the cores shows here.
+pub(super) fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Resets the peak resident set to the current resident set (Linux 4.0 and later, by writing
 /// `5` to `/proc/self/clear_refs`); false when it cannot.
 pub(super) fn reset_peak_rss() -> bool {
