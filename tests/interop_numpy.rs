@@ -14,22 +14,13 @@ mod python;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-const TESSERA: &str = env!("CARGO_BIN_EXE_tessera");
-
-/// Runs `tessera` with `args` in `dir` (without the environment's memory and thread settings).
-fn tessera(dir: &Path, args: &[OsString]) -> Output {
-    Command::new(TESSERA)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("TESSERA_ALLOWED_MEM")
-        .env_remove("TESSERA_THREADS")
-        .output()
-        .expect("cannot run the tessera binary")
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::tessera;
 
 /// Runs every job (the arguments of one `tessera` call) on a few threads; outputs in job order.
 fn tessera_all(dir: &Path, jobs: &[Vec<OsString>]) -> Vec<Output> {

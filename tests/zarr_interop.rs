@@ -16,7 +16,7 @@ use ndarray::{ArrayD, IxDyn};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use tessera::chunks::AxisChunks;
@@ -24,22 +24,13 @@ use tessera::ops::slice::SliceItem;
 use tessera::store::zarr::{self as tzarr, Codec, ZarrWriteOptions};
 use tessera::{ChunkedArray, Chunks, Error, ExecOptions};
 
-const TESSERA: &str = env!("CARGO_BIN_EXE_tessera");
+#[path = "common/cli.rs"]
+mod cli;
+use cli::tessera;
 
 // -------------------------------------------------------------------------------------------
 // Helpers
 // -------------------------------------------------------------------------------------------
-
-/// Runs `tessera` with `args` in `dir` (without the environment's memory and thread settings).
-fn tessera<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> Output {
-    Command::new(TESSERA)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("TESSERA_ALLOWED_MEM")
-        .env_remove("TESSERA_THREADS")
-        .output()
-        .expect("cannot run the tessera binary")
-}
 
 /// Runs every job (the arguments of one `tessera` call) on a few threads; outputs in job order.
 fn tessera_all(dir: &Path, jobs: &[Vec<OsString>]) -> Vec<Output> {

@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing, input opening, output writing, and the one-line
 //! error convention (`error: ...` on stderr, non-zero exit, never a panic).
 
+mod bench;
 mod cdist;
 mod convert;
 mod demo;
@@ -77,6 +78,17 @@ enum Command {
     /// Describe an array file: shape, dtype, chunk grid, blocks, bytes, backend.
     #[command(after_help = info::EXAMPLES)]
     Info(info::InfoArgs),
+    /// Benchmark in-memory against on-disk chunking: GB/s and peak memory, a table and a plot.
+    ///
+    /// Reductions over an axis, an elementwise chain and a distance matrix streamed to a store,
+    /// over memory, memory-mapped .npy, Zarr (none, zstd, blosc) and HDF5 (none, deflate), at
+    /// several block sizes. Each case runs in a child process, which reports its time and its
+    /// peak resident set.
+    #[command(after_help = bench::EXAMPLES)]
+    Bench(bench::BenchArgs),
+    /// One case of `tessera bench`, run in a child process (internal).
+    #[command(hide = true)]
+    BenchCase(bench::CaseArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -96,6 +108,8 @@ pub(crate) fn main() -> i32 {
         Command::Convert(a) => convert::run(a, &opts),
         Command::Cdist(a) => cdist::run_cdist(a, &opts),
         Command::Knn(a) => cdist::run_knn(a, &opts),
+        Command::Bench(a) => bench::run(a, &opts),
+        Command::BenchCase(a) => bench::run_case(a, &opts),
     });
     match result {
         Ok(()) => 0,

@@ -2,11 +2,31 @@
 //! that set its defaults removed.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// The binary under test.
 pub(crate) const TESSERA: &str = env!("CARGO_BIN_EXE_tessera");
+
+/// `tessera ARGS` to run in `dir`, without the environment's memory, thread and progress
+/// settings.
+fn command<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Command {
+    let mut c = Command::new(TESSERA);
+    c.args(args)
+        .current_dir(dir)
+        .env_remove("TESSERA_ALLOWED_MEM")
+        .env_remove("TESSERA_THREADS")
+        .env_remove("TESSERA_PROGRESS");
+    c
+}
+
+/// Runs `tessera` with `args` in `dir` and returns what it gave.
+pub(crate) fn tessera<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Output {
+    command(dir, args)
+        .output()
+        .expect("cannot run the tessera binary")
+}
 
 /// Runs `tessera ARGS` in `dir`: whether it succeeded, its stdout and its stderr.
 pub(crate) fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
@@ -15,12 +35,7 @@ pub(crate) fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
 
 /// [`run`] with environment variables set.
 pub(crate) fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
-    let mut c = Command::new(TESSERA);
-    c.args(args)
-        .current_dir(dir)
-        .env_remove("TESSERA_ALLOWED_MEM")
-        .env_remove("TESSERA_THREADS")
-        .env_remove("TESSERA_PROGRESS");
+    let mut c = command(dir, args);
     for (k, v) in env {
         c.env(k, v);
     }
