@@ -261,6 +261,10 @@ put("v2_slash_separator", "v2 u2 (9,11)/(4,5) '/' chunk keys", (9, 11), "u2", ch
 put("v2_fill_nan_missing", "v2 f8 fill NaN, chunks never written", (9, 11), "f8",
     chunks=(4, 5), fill_value=np.nan, region=(slice(0, 4), slice(0, 5)), **v2)
 put("v2_int16", "v2 i2 (8,6)/(3,4)", (8, 6), "i2", chunks=(3, 4), **v2)
+put("v2_none_rows", "v2 f8 (13,7)/(5,7) no compressor", (13, 7), "f8", chunks=(5, 7),
+    compressors=None, **v2)
+put("v2_none_3d", "v2 u2 (9,4,3)/(4,4,3) no compressor", (9, 4, 3), "u2", chunks=(4, 4, 3),
+    compressors=None, **v2)
 put("v2_0d", "v2 f8 0-d", (), "f8", chunks=(), **v2)
 put("v2_group", "v2 i2 in group/array", (8, 6), "i2", inner="group/array", chunks=(3, 4),
     compressors=Zlib(), **v2)
@@ -288,6 +292,11 @@ put("v3_sharded_partial", "v3 f8 sharded, fill 7, inner chunks and shards never 
 put("v3_fill_missing", "v3 i4 fill -1, chunks never written", (9, 11), "i4", chunks=(4, 5),
     fill_value=-1, region=(slice(2, 6), slice(0, 5)))
 put("v3_int8", "v3 i1 (6,7,8)/(4,5,3)", (6, 7, 8), "i1", chunks=(4, 5, 3))
+put("v3_none_rows", "v3 i4 (13,7)/(5,7) no compressor", (13, 7), "i4", chunks=(5, 7),
+    compressors=None)
+put("v3_none_rows_missing", "v3 f8 (13,7)/(5,7) no compressor, fill 2.5, chunks never written",
+    (13, 7), "f8", chunks=(5, 7), compressors=None, fill_value=2.5,
+    region=(slice(5, 10), slice(0, 7)))
 put("v3_uint16", "v3 u2 (6,7)/(4,5)", (6, 7), "u2", chunks=(4, 5))
 put("v3_uint32", "v3 u4 (6,7)/(4,5) gzip", (6, 7), "u4", chunks=(4, 5), compressors=GzipCodec())
 put("v3_uint64", "v3 u8 (6,7)/(4,5) blosc", (6, 7), "u8", chunks=(4, 5),
@@ -1555,5 +1564,76 @@ fn chunks_may_start_with_minus_one() {
         let want = if chunks == "-1" { "[13, 7]" } else { "[13, 2]" };
         let text = success(dst, &tessera(root, &["info", dst]));
         assert!(text.contains(&format!("chunks {want}")), "{text}");
+    }
+}
+
+/// Uncompressed chunks are read straight from their files when a block is a run of whole
+/// chunks along axis 0 (one chunk wide across): every chunking of the read (runs of chunks,
+/// single tiles, ragged edges, blocks that cut chunks, one block) gives the array written, in
+/// Zarr v3 and v2, and a chunk file that is missing reads as the fill value (0).
+#[test]
+fn uncompressed_chunks_read_the_same_by_any_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = ArrayD::from_shape_fn(IxDyn(&[37, 23]), |i| (i[0] * 100 + i[1]) as f64 * 0.5 - 3.0);
+    let ragged = Chunks::PerAxis(vec![
+        AxisChunks::Explicit(vec![10, 20, 7]),
+        AxisChunks::Whole,
+    ]);
+    for (chunks, format) in [([10, 23], 3u8), ([10, 5], 3), ([10, 23], 2), ([7, 5], 2)] {
+        let path = dir
+            .path()
+            .join(format!("a-{}-{}-v{format}.zarr", chunks[0], chunks[1]));
+        let zopts = ZarrWriteOptions {
+            codec: Codec::None,
+            overwrite: false,
+            zarr_format: format,
+        };
+        ChunkedArray::from_array(data.clone(), chunks)
+            .unwrap()
+            .to_zarr(&path, &zopts, &ExecOptions::default())
+            .unwrap();
+        let reads: Vec<Chunks> = vec![
+            Chunks::Auto,
+            [10, 23].into(),
+            [20, 23].into(),
+            [10, 5].into(),
+            [7, 5].into(),
+            [3, 23].into(),
+            [37, 23].into(),
+            ragged.clone(),
+        ];
+        for read in reads {
+            let got = ChunkedArray::<f64>::from_zarr(&path, read.clone())
+                .unwrap()
+                .compute()
+                .unwrap();
+            assert_eq!(got, data, "chunks {chunks:?} v{format}, read by {read:?}");
+        }
+        // The second chunk along axis 0 (first across) removed: zeros there.
+        let key = if format == 3 { "c/1/0" } else { "1.0" };
+        std::fs::remove_file(path.join(key)).unwrap();
+        let mut want = data.clone();
+        let (r, c) = (chunks[0], chunks[1]);
+        want.slice_mut(ndarray::s![r..2 * r, 0..c]).fill(0.0);
+        for read in [Chunks::Auto, [10, 23].into(), [7, 5].into()] {
+            let got = ChunkedArray::<f64>::from_zarr(&path, read.clone())
+                .unwrap()
+                .compute()
+                .unwrap();
+            assert_eq!(
+                got, want,
+                "chunks {chunks:?} v{format}, read by {read:?}, one missing"
+            );
+        }
+        // A truncated chunk file: an error naming its key, whichever way it is read.
+        std::fs::write(path.join(key), [0u8; 10]).unwrap();
+        for read in [Chunks::from(chunks), [7, 5].into()] {
+            let e = ChunkedArray::<f64>::from_zarr(&path, read)
+                .unwrap()
+                .compute()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && e.contains("a-"), "{e}");
+        }
     }
 }

@@ -174,6 +174,8 @@ struct Backend {
 }
 
 fn backends() -> Vec<Backend> {
+    // The HDF5 backends join only with the hdf5 feature.
+    #[cfg_attr(not(feature = "hdf5"), allow(unused_mut))]
     let mut v = vec![
         Backend {
             name: ".npy (mmap)",

@@ -203,7 +203,62 @@ struct ZarrSource<T: Element> {
     array: ZArray,
     path: PathBuf,
     grid: ChunkGrid,
+    /// Set when the chunks are plain little-endian C-order bytes, one file each.
+    raw: Option<RawChunks>,
     _t: std::marker::PhantomData<fn() -> T>,
+}
+
+/// An uncompressed, unsharded array on the local disk whose chunk files hold the chunk's
+/// elements as they lie in memory (little-endian, C order, no codec but `bytes`): its chunks are
+/// read straight from their files into the block, with no decode and no copy.
+struct RawChunks {
+    /// The store's root directory (chunk keys are relative to it).
+    root: PathBuf,
+    /// The regular chunk shape.
+    chunk: Vec<usize>,
+}
+
+/// Whether `array`'s chunks can be read as raw bytes (see [`RawChunks`]).
+fn raw_chunks(array: &ZArray, root: &Path, dtype: DType) -> Option<RawChunks> {
+    if !cfg!(target_endian = "little") || dtype == DType::Bool {
+        return None;
+    }
+    let json = serde_json::to_value(array.metadata()).ok()?;
+    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_owned);
+    let empty = |v: Option<&serde_json::Value>| {
+        v.is_none_or(|v| v.is_null() || v.as_array().is_some_and(|a| a.is_empty()))
+    };
+    let plain = match json.get("zarr_format")?.as_u64()? {
+        3 => {
+            let codecs = json.get("codecs")?.as_array()?;
+            codecs.len() == 1
+                && text(codecs[0].get("name")).as_deref() == Some("bytes")
+                && text(codecs[0].pointer("/configuration/endian")).is_none_or(|e| e == "little")
+                && empty(json.get("storage_transformers"))
+                && text(json.pointer("/chunk_grid/name")).as_deref() == Some("regular")
+        }
+        2 => {
+            let dt = text(json.get("dtype")).unwrap_or_default();
+            text(json.get("order")).as_deref() == Some("C")
+                && empty(json.get("compressor"))
+                && empty(json.get("filters"))
+                && (dt.starts_with('<') || dt.starts_with('|'))
+        }
+        _ => false,
+    };
+    if !plain {
+        return None;
+    }
+    let chunk = array
+        .chunk_shape(&vec![0; array.dimensionality()])
+        .ok()?
+        .iter()
+        .map(|n| n.get() as usize)
+        .collect();
+    Some(RawChunks {
+        root: root.to_owned(),
+        chunk,
+    })
 }
 
 impl<T: Element> PlanNode for ZarrSource<T> {
@@ -226,6 +281,72 @@ impl<T: Element> PlanNode for ZarrSource<T> {
 }
 
 impl<T: Element> ZarrSource<T> {
+    /// Reads `region` straight from the chunk files into `out` (the block's bytes, C order)
+    /// when the region is a run of whole chunks along axis 0, each one chunk wide along the
+    /// other axes; `Ok(false)` when it is not, or a chunk file is missing (left to zarrs, which
+    /// fills missing chunks with the fill value).
+    fn read_raw(&self, raw: &RawChunks, region: &[Range<usize>], out: &mut [u8]) -> Result<bool> {
+        use std::io::Read;
+        let c = &raw.chunk;
+        let shape = self.grid.shape();
+        if region.is_empty() || c.len() != region.len() || c.contains(&0) {
+            return Ok(false);
+        }
+        let whole_across = region
+            .iter()
+            .zip(c)
+            .skip(1)
+            .all(|(r, &ck)| r.start.is_multiple_of(ck) && r.len() == ck);
+        let r0 = &region[0];
+        let aligned0 =
+            r0.start.is_multiple_of(c[0]) && (r0.end.is_multiple_of(c[0]) || r0.end == shape[0]);
+        if !whole_across || !aligned0 {
+            return Ok(false);
+        }
+        let size = T::DTYPE.size();
+        let row_bytes = c[1..].iter().product::<usize>() * size;
+        let chunk_bytes = c[0] * row_bytes;
+        let mut idx: Vec<u64> = region
+            .iter()
+            .zip(c)
+            .map(|(r, &ck)| (r.start / ck) as u64)
+            .collect();
+        for i in r0.start / c[0]..r0.end.div_ceil(c[0]) {
+            idx[0] = i as u64;
+            let first = i * c[0];
+            let rows = c[0].min(r0.end - first);
+            let dst = (first - r0.start) * row_bytes..(first - r0.start + rows) * row_bytes;
+            let key = self.array.chunk_key(&idx);
+            let file_path = raw.root.join(key.as_str());
+            let named = |what: String| {
+                Error::format(
+                    &self.path,
+                    format!("chunk {idx:?} (key {}) {what}", key.as_str()),
+                )
+            };
+            let mut file = match std::fs::File::open(&file_path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(named(format!("cannot be opened: {e}"))),
+            };
+            let len = file
+                .metadata()
+                .map_err(|e| named(format!("cannot be read: {e}")))?
+                .len();
+            if len != chunk_bytes as u64 {
+                return Err(named(format!(
+                    "holds {len} bytes; an uncompressed chunk of shape {c:?} holds {chunk_bytes}"
+                )));
+            }
+            let buf = out
+                .get_mut(dst)
+                .ok_or_else(|| Error::Shape("internal: raw Zarr chunk outside its block".into()))?;
+            file.read_exact(buf)
+                .map_err(|e| named(format!("cannot be read: {e}")))?;
+        }
+        Ok(true)
+    }
+
     /// The first chunk of `subset` that cannot be read or decoded, described with its key.
     fn failing_chunk(&self, subset: &ArraySubset) -> Option<String> {
         let chunks = self.array.chunks_in_array_subset(subset).ok()??;
@@ -268,6 +389,11 @@ impl<T: Element> Node<T> for ZarrSource<T> {
             .as_slice_mut()
             .ok_or_else(|| Error::Shape("internal: a new block is not contiguous".into()))?;
         if let Some(bytes) = plain_bytes_mut(values) {
+            if let Some(raw) = &self.raw {
+                if self.read_raw(raw, region, &mut *bytes)? {
+                    return Ok(out.into());
+                }
+            }
             // Decode straight into the block: no intermediate buffer, no copy.
             let dims: Vec<u64> = shape.iter().map(|&n| n as u64).collect();
             // SAFETY: this is the only view of `bytes`.
@@ -459,7 +585,7 @@ impl<T: Element> ChunkedArray<T> {
     /// A missing store or array, another dtype than `T`, or invalid chunks.
     pub fn from_zarr(path: impl AsRef<Path>, chunks: impl Into<Chunks>) -> Result<Self> {
         let path = path.as_ref();
-        let (array, _, _) = open_array(path)?;
+        let (array, root, _) = open_array(path)?;
         let dtype = dtype_of(path, array.data_type())?;
         if dtype != T::DTYPE {
             return Err(Error::DType(format!(
@@ -481,7 +607,9 @@ impl<T: Element> ChunkedArray<T> {
             .map(|c| c.iter().map(|n| n.get() as usize).collect());
         let grid =
             ChunkGrid::new_aligned(&shape, &chunks.into(), T::DTYPE.size(), native.as_deref())?;
+        let raw = raw_chunks(&array, &root, dtype);
         Ok(Self::from_node(Arc::new(ZarrSource {
+            raw,
             array,
             path: path.to_owned(),
             grid,
