@@ -546,6 +546,9 @@ struct ChunkSink<'a> {
     array: &'a ZArray,
     chunk: Vec<usize>,
     path: &'a Path,
+    /// For an uncompressed array, the store's root: each chunk's bytes are written straight
+    /// to its file (what zarrs would write, without its encode pass and copy).
+    raw: Option<&'a Path>,
 }
 
 impl<T: Element> BlockSink<T> for ChunkSink<'_> {
@@ -571,6 +574,20 @@ impl<T: Element> BlockSink<T> for ChunkSink<'_> {
                 .assign(&block);
             Cow::Owned(T::to_bytes(padded.as_slice().unwrap_or(&[])).to_vec())
         };
+        if let Some(root) = self.raw {
+            let key = self.array.chunk_key(&idx);
+            let file = root.join(key.as_str());
+            let failed = |e: std::io::Error| {
+                Error::format(
+                    self.path,
+                    format!("writing chunk {idx:?} (key {}): {e}", key.as_str()),
+                )
+            };
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent).map_err(failed)?;
+            }
+            return std::fs::write(&file, &bytes).map_err(failed);
+        }
         self.array
             .store_chunk(&idx, ArrayBytes::new_flen(bytes))
             .map_err(|e| Error::format(self.path, format!("writing chunk {idx:?}: {e}")))
@@ -782,10 +799,12 @@ fn write_array<T: Element>(
     let shape: Vec<u64> = data.shape().iter().map(|&n| n as u64).collect();
     let chunk_u64: Vec<u64> = chunk.iter().map(|&n| n as u64).collect();
     let run = |array: &ZArray| -> Result<()> {
+        let raw = zopts.codec == Codec::None && cfg!(target_endian = "little");
         let sink = ChunkSink {
             array,
             chunk: chunk.to_vec(),
             path,
+            raw: raw.then_some(root),
         };
         let ctx = ExecContext::new(opts.clone())?;
         exec::run(data.node().as_ref(), &sink, &ctx)
