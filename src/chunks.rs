@@ -33,6 +33,16 @@ pub enum AxisChunks {
 pub enum Chunks {
     /// Automatic on every axis (`"auto"`).
     Auto,
+    /// Automatic on every axis, aiming at about this many bytes per block instead of
+    /// [`AUTO_BLOCK_BYTES`] (Dask's `chunks="32 MiB"`).
+    ///
+    /// ```
+    /// use tessera::{ChunkGrid, Chunks};
+    /// let g = ChunkGrid::new(&[100_000, 1000], &Chunks::AutoBytes(8 << 20), 8)?;
+    /// assert!(g.max_chunk_shape().iter().product::<usize>() * 8 <= 8 << 20);
+    /// # Ok::<(), tessera::Error>(())
+    /// ```
+    AutoBytes(usize),
     /// The same block size on every axis (`chunks=10`).
     Size(usize),
     /// One specification per axis (`chunks=(10, -1)`, `chunks=((5, 5), (3,))`).
@@ -110,7 +120,7 @@ impl ChunkGrid {
             reason,
         };
         let per_axis: Vec<AxisChunks> = match chunks {
-            Chunks::Auto => vec![AxisChunks::Auto; shape.len()],
+            Chunks::Auto | Chunks::AutoBytes(_) => vec![AxisChunks::Auto; shape.len()],
             Chunks::Size(n) => vec![AxisChunks::Size(*n); shape.len()],
             Chunks::PerAxis(v) => {
                 if v.len() != shape.len() {
@@ -157,7 +167,11 @@ impl ChunkGrid {
         let auto_axes: Vec<usize> = (0..shape.len()).filter(|&a| sizes[a].is_none()).collect();
         if !auto_axes.is_empty() {
             let fixed: f64 = sizes.iter().flatten().map(|&s| s as f64).product();
-            let budget = (AUTO_BLOCK_BYTES as f64 / itemsize.max(1) as f64 / fixed).max(1.0);
+            let target = match chunks {
+                Chunks::AutoBytes(b) => (*b).max(1),
+                _ => AUTO_BLOCK_BYTES,
+            };
+            let budget = (target as f64 / itemsize.max(1) as f64 / fixed).max(1.0);
             let auto = auto_sizes(shape, &auto_axes, budget, native);
             for (a, s) in auto_axes.iter().zip(auto) {
                 sizes[*a] = Some(s);

@@ -1103,3 +1103,35 @@ fn a_closed_output_pipe_ends_quietly() {
         );
     }
 }
+
+/// Automatic blocks shrink to the memory given: a 40 MB array converts and reduces under
+/// `--mem 16MiB` (2 MiB blocks for two threads) where 128 MiB blocks would be refused, and the
+/// copy is exact.
+#[test]
+fn automatic_blocks_fit_a_small_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = ndarray::Array2::from_shape_fn((5000, 1000), |(i, j)| (i * 1000 + j) as f64 * 0.25);
+    write_npy(d.join("x.npy"), &data).unwrap();
+    let small = ["--mem", "16MiB", "--threads", "2"];
+    let mut args = vec!["convert", "x.npy", "y.zarr", "--codec", "none"];
+    args.extend(small);
+    let r = run(d, &args);
+    assert!(r.status.success(), "{}", r.stderr);
+    let y =
+        tessera::ChunkedArray::<f64>::from_zarr(d.join("y.zarr"), tessera::Chunks::Auto).unwrap();
+    assert_eq!(y.compute().unwrap(), data.clone().into_dyn());
+    let info = tessera::store::zarr::info(&d.join("y.zarr")).unwrap();
+    let chunk = info.chunk_shape.unwrap();
+    assert!(chunk.iter().product::<usize>() * 8 <= 2 << 20, "{chunk:?}");
+    let mut args = vec!["eval", "sum(x)", "--in", "x=x.npy"];
+    args.extend(small);
+    let r = run(d, &args);
+    assert!(r.status.success(), "{}", r.stderr);
+    let want: f64 = data.iter().sum();
+    let got: f64 = r.stdout.trim().parse().unwrap();
+    assert!((got - want).abs() <= 1e-9 * want, "{got} vs {want}");
+    // The library's default blocks are still about 128 MiB: too large for this limit.
+    let x = tessera::ChunkedArray::<f64>::from_npy(d.join("x.npy"), tessera::Chunks::Auto).unwrap();
+    assert_eq!(x.nblocks(), 1);
+}

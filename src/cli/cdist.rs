@@ -125,9 +125,9 @@ fn tile_rows(a: &PointsArgs, n: usize, d: usize, elem: usize, opts: &ExecOptions
     Ok(r.min(spread).clamp(1, n.max(1)))
 }
 
-fn open_points(a: &PointsArgs) -> Result<Points> {
-    let x = open(&a.x)?;
-    let y = a.y.as_deref().map(open).transpose()?;
+fn open_points(a: &PointsArgs, opts: &ExecOptions) -> Result<Points> {
+    let x = open(&a.x, opts)?;
+    let y = a.y.as_deref().map(|y| open(y, opts)).transpose()?;
     let dtype = float_type(a, &x, y.as_ref())?;
     Ok(match dtype {
         DType::F32 => Points::F32(
@@ -187,7 +187,7 @@ pub(crate) fn run_cdist(args: &CdistArgs, opts: &ExecOptions) -> Result<()> {
     inputs.extend(a.y.as_deref());
     refuse_input_as_output(&inputs, &args.output)?;
     let dst = check_output(&args.output, a.overwrite)?;
-    let result: DynArray = match open_points(a)? {
+    let result: DynArray = match open_points(a, opts)? {
         Points::F32(x, y) => lazy_cdist(&x, y.as_ref(), a, metric, opts)?.into(),
         Points::F64(x, y) => lazy_cdist(&x, y.as_ref(), a, metric, opts)?.into(),
     };
@@ -293,7 +293,7 @@ pub(crate) fn run_knn(args: &KnnArgs, opts: &ExecOptions) -> Result<()> {
         check_output(&spec, a.overwrite)?;
     }
     let t0 = Instant::now();
-    let members = match open_points(a)? {
+    let members = match open_points(a, opts)? {
         Points::F32(x, y) => knn_typed(x, y, args, metric, opts)?,
         Points::F64(x, y) => knn_typed(x, y, args, metric, opts)?,
     };

@@ -70,7 +70,7 @@ pub(crate) fn chunks_for(spec: &str, ndim: usize) -> Result<Chunks> {
 pub(crate) fn run(args: &ConvertArgs, opts: &ExecOptions) -> Result<()> {
     refuse_input_as_output(&[&args.src], &args.dst)?;
     let dst = check_output(&args.dst, args.overwrite)?;
-    let mut array = open(&args.src)?;
+    let mut array = open(&args.src, opts)?;
     if let Some(spec) = &args.chunks {
         array = array.rechunk(chunks_for(spec, array.shape().len())?)?;
     }

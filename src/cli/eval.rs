@@ -71,7 +71,7 @@ pub(crate) fn run(args: &EvalArgs, opts: &ExecOptions) -> Result<()> {
                 "--in {spec}: {name:?} is not a valid name"
             )));
         }
-        if inputs.insert(name.to_string(), open(path)?).is_some() {
+        if inputs.insert(name.to_string(), open(path, opts)?).is_some() {
             return Err(Error::Invalid(format!("--in {name} is given twice")));
         }
     }

@@ -29,7 +29,7 @@ pub(crate) struct InfoArgs {
     chunks: Option<String>,
 }
 
-pub(crate) fn run(args: &InfoArgs, _opts: &ExecOptions) -> Result<()> {
+pub(crate) fn run(args: &InfoArgs, opts: &ExecOptions) -> Result<()> {
     // Zarr and HDF5 arrays are described from their metadata alone, so an interrupted write
     // (which reading refuses) can still be inspected.
     let grid_of = |shape: &[usize], dtype: DType, native: Option<&[usize]>| {
@@ -45,7 +45,7 @@ pub(crate) fn run(args: &InfoArgs, _opts: &ExecOptions) -> Result<()> {
     };
     let (backend, (g, dtype), stored) = match locate(&args.path)? {
         Location::Npy(p) => {
-            let array = open(&args.path)?;
+            let array = open(&args.path, opts)?;
             let map = tessera::store::npy::NpyMap::open(&p)?;
             let h = map.header();
             let backend = format!(
@@ -97,7 +97,7 @@ pub(crate) fn run(args: &InfoArgs, _opts: &ExecOptions) -> Result<()> {
         }
         #[cfg(not(feature = "hdf5"))]
         Location::Hdf5(..) => {
-            let array = open(&args.path)?;
+            let array = open(&args.path, opts)?;
             let grid = grid_of(array.shape(), array.dtype(), None)?;
             (String::from("hdf5"), grid, None)
         }

@@ -152,8 +152,17 @@ pub(crate) fn locate(spec: &str) -> Result<Location> {
     )))
 }
 
-/// Opens an input array.
-pub(crate) fn open(spec: &str) -> Result<DynArray> {
+/// Bytes per automatic block of an input: about 128 MiB (Dask's default), less when the memory
+/// per thread is small, so that a task's input block, its output and the decode buffers fit
+/// (`convert big.npy out.zarr --mem 64MiB` then runs in 8 MiB blocks).
+pub(crate) fn auto_block_bytes(opts: &ExecOptions) -> usize {
+    let per_thread = opts.allowed_mem / opts.threads.max(1);
+    (per_thread / 4).clamp(1 << 20, tessera::chunks::AUTO_BLOCK_BYTES)
+}
+
+/// Opens an input array, in automatic blocks sized by [`auto_block_bytes`].
+pub(crate) fn open(spec: &str, opts: &ExecOptions) -> Result<DynArray> {
+    let auto = Chunks::AutoBytes(auto_block_bytes(opts));
     match locate(spec)? {
         Location::Npy(p) => {
             if !p.exists() {
@@ -162,11 +171,11 @@ pub(crate) fn open(spec: &str) -> Result<DynArray> {
                     std::io::Error::from(std::io::ErrorKind::NotFound),
                 ));
             }
-            DynArray::from_npy(&p, Chunks::Auto)
+            DynArray::from_npy(&p, auto)
         }
-        Location::Zarr(p) => DynArray::from_zarr(&p, Chunks::Auto),
+        Location::Zarr(p) => DynArray::from_zarr(&p, auto),
         #[cfg(feature = "hdf5")]
-        Location::Hdf5(p, d) => DynArray::from_hdf5(&p, &d, Chunks::Auto),
+        Location::Hdf5(p, d) => DynArray::from_hdf5(&p, &d, auto),
         #[cfg(not(feature = "hdf5"))]
         Location::Hdf5(p, d) => Err(Error::Unsupported(format!(
             "reading HDF5 ({}:{d}) in a build without the hdf5 feature",

@@ -388,7 +388,7 @@ pub(crate) fn expected_chunks(shape: &[usize], chunks: &Chunks) -> Vec<Vec<usize
             let spec = match chunks {
                 Chunks::Size(k) => AxisChunks::Size(*k),
                 Chunks::PerAxis(v) => v[ax].clone(),
-                Chunks::Auto => AxisChunks::Auto,
+                Chunks::Auto | Chunks::AutoBytes(_) => AxisChunks::Auto,
             };
             if n == 0 {
                 return vec![0];
