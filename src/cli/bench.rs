@@ -124,7 +124,7 @@ pub(crate) enum Backend {
 
 impl Backend {
     /// The backends of this build (HDF5 only with the `hdf5` feature).
-    fn available() -> Vec<Backend> {
+    pub(super) fn available() -> Vec<Backend> {
         let mut all = vec![
             Backend::Memory,
             Backend::Npy,
@@ -167,7 +167,7 @@ impl Backend {
 
     /// The file of this backend's array in `dir`, named by `tag`; for HDF5 the file alone
     /// (the dataset is `/x`).
-    fn file(self, dir: &Path, tag: &str) -> PathBuf {
+    pub(super) fn file(self, dir: &Path, tag: &str) -> PathBuf {
         let ext = match self {
             Backend::Memory | Backend::Npy => "npy",
             Backend::ZarrNone | Backend::ZarrZstd | Backend::ZarrBlosc => "zarr",
@@ -178,7 +178,12 @@ impl Backend {
 }
 
 /// Writes `x` to `path` in the format of `backend`, replacing what is there.
-fn store(x: &ChunkedArray<f64>, backend: Backend, path: &Path, opts: &ExecOptions) -> Result<()> {
+pub(super) fn store(
+    x: &ChunkedArray<f64>,
+    backend: Backend,
+    path: &Path,
+    opts: &ExecOptions,
+) -> Result<()> {
     match backend {
         Backend::Memory => Err(Error::Invalid(
             "internal: the memory backend has no file".into(),
@@ -212,6 +217,11 @@ fn store(x: &ChunkedArray<f64>, backend: Backend, path: &Path, opts: &ExecOption
 /// Opens the array that [`store`] wrote, cut into blocks of `rows` rows (all columns).
 fn open_stored(backend: Backend, path: &Path, rows: usize) -> Result<ChunkedArray<f64>> {
     let chunks = Chunks::PerAxis(vec![AxisChunks::Size(rows.max(1)), AxisChunks::Whole]);
+    open_as(backend, path, chunks)
+}
+
+/// Opens the array that [`store`] wrote, in blocks of `chunks`.
+pub(super) fn open_as(backend: Backend, path: &Path, chunks: Chunks) -> Result<ChunkedArray<f64>> {
     match backend {
         Backend::Memory => Err(Error::Invalid(
             "internal: the memory backend has no file".into(),

@@ -3,6 +3,7 @@
 //! them to Zarr and HDF5 in a fresh folder, runs a k-nearest query, reads the results back and
 //! checks them, and compares in-memory with on-disk chunking in a small table.
 
+use super::bench::{self, Backend};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -164,54 +165,19 @@ struct Row {
     sum: f64,
 }
 
-/// An on-disk backend of the table: its name, its file name, how it writes a matrix, how it
-/// opens one.
-struct Backend {
-    name: &'static str,
-    file: &'static str,
-    write: fn(&ChunkedArray<f64>, &Path, &ExecOptions) -> Result<()>,
-    open: fn(&Path, usize) -> Result<ChunkedArray<f64>>,
-}
-
-fn backends() -> Vec<Backend> {
-    // The HDF5 backends join only with the hdf5 feature.
-    #[cfg_attr(not(feature = "hdf5"), allow(unused_mut))]
-    let mut v = vec![
-        Backend {
-            name: ".npy (mmap)",
-            file: "npy",
-            write: |a, p, o| a.to_npy_with(p, false, o),
-            open: |p, tile| ChunkedArray::from_npy(p, Chunks::Size(tile)),
-        },
-        Backend {
-            name: "Zarr none",
-            file: "none.zarr",
-            write: |a, p, o| a.to_zarr(p, &zarr_options(Codec::None), o),
-            open: |p, _| ChunkedArray::from_zarr(p, Chunks::Auto),
-        },
-        Backend {
-            name: "Zarr zstd",
-            file: "zstd.zarr",
-            write: |a, p, o| a.to_zarr(p, &zarr_options(Codec::Zstd(3)), o),
-            open: |p, _| ChunkedArray::from_zarr(p, Chunks::Auto),
-        },
-    ];
-    #[cfg(feature = "hdf5")]
-    v.extend([
-        Backend {
-            name: "HDF5 none",
-            file: "none.h5",
-            write: |a, p, o| a.to_hdf5(p, "/euclidean", &hdf5_options(None), o),
-            open: |p, _| ChunkedArray::from_hdf5(p, "/euclidean", Chunks::Auto),
-        },
-        Backend {
-            name: "HDF5 gzip",
-            file: "gzip.h5",
-            write: |a, p, o| a.to_hdf5(p, "/euclidean", &hdf5_options(Some(4)), o),
-            open: |p, _| ChunkedArray::from_hdf5(p, "/euclidean", Chunks::Auto),
-        },
-    ]);
-    v
+/// The on-disk backends of the table, by the names it shows (those of this build: HDF5 only
+/// with the hdf5 feature); `tessera bench` writes and opens them.
+fn backends() -> Vec<(&'static str, Backend)> {
+    [
+        (".npy (mmap)", Backend::Npy),
+        ("Zarr none", Backend::ZarrNone),
+        ("Zarr zstd", Backend::ZarrZstd),
+        ("HDF5 none", Backend::Hdf5None),
+        ("HDF5 gzip", Backend::Hdf5Deflate),
+    ]
+    .into_iter()
+    .filter(|(_, b)| Backend::available().contains(b))
+    .collect()
 }
 
 /// Writes the lazy euclidean matrix of `x` with tiles of `tile` points to memory and to each
@@ -247,15 +213,21 @@ fn chunking_table(
             on_disk: None,
             sum,
         });
-        for b in backends() {
-            let path = dir.join(format!("euclidean-{tile}-{}", b.file));
+        for (name, b) in backends() {
+            let path = b.file(dir, &format!("euclidean-{tile}"));
             let t = Instant::now();
-            (b.write)(&dist, &path, opts)?;
+            bench::store(&dist, b, &path, opts)?;
             let write_secs = secs_since(t);
+            // A memory-mapped .npy is read in the tiles; the stores in their own chunks.
+            let chunks = if b == Backend::Npy {
+                Chunks::Size(tile)
+            } else {
+                Chunks::Auto
+            };
             let t = Instant::now();
-            let sum = sum_of(&(b.open)(&path, tile)?)?;
+            let sum = sum_of(&bench::open_as(b, &path, chunks)?)?;
             rows.push(Row {
-                backend: b.name,
+                backend: name,
                 tile,
                 write_secs,
                 read_secs: secs_since(t),
