@@ -615,7 +615,7 @@ fn cold_case(spec: &Spec, opts: &ExecOptions) -> Outcome {
 }
 
 /// Bytes in the files under `path`.
-fn disk_usage(path: &Path) -> usize {
+pub(super) fn disk_usage(path: &Path) -> usize {
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => std::fs::read_dir(path)
             .map(|entries| entries.flatten().map(|e| disk_usage(&e.path())).sum())

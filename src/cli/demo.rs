@@ -80,21 +80,6 @@ fn fresh_folder(out: Option<&Path>) -> Result<PathBuf> {
     Err(Error::Invalid("no free demo-out/run-N folder".into()))
 }
 
-/// Bytes a file or a folder takes on disk (its files' lengths).
-fn size_on_disk(path: &Path) -> usize {
-    if path.is_file() {
-        return path.metadata().map(|m| m.len() as usize).unwrap_or(0);
-    }
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .map(|e| size_on_disk(&e.path()))
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 fn secs_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
@@ -231,7 +216,7 @@ fn chunking_table(
                 tile,
                 write_secs,
                 read_secs: secs_since(t),
-                on_disk: Some(size_on_disk(&path)),
+                on_disk: Some(bench::disk_usage(&path)),
                 sum,
             });
         }
