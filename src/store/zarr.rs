@@ -218,8 +218,9 @@ struct RawChunks {
     chunk: Vec<usize>,
 }
 
-/// Whether `array`'s chunks can be read as raw bytes (see [`RawChunks`]).
-fn raw_chunks(array: &ZArray, root: &Path, dtype: DType) -> Option<RawChunks> {
+/// Whether `array`, whose regular chunks are `chunk`, can be read as raw bytes (see
+/// [`RawChunks`]).
+fn raw_chunks(array: &ZArray, root: &Path, dtype: DType, chunk: &[usize]) -> Option<RawChunks> {
     if !cfg!(target_endian = "little") || dtype == DType::Bool {
         return None;
     }
@@ -246,18 +247,9 @@ fn raw_chunks(array: &ZArray, root: &Path, dtype: DType) -> Option<RawChunks> {
         }
         _ => false,
     };
-    if !plain {
-        return None;
-    }
-    let chunk = array
-        .chunk_shape(&vec![0; array.dimensionality()])
-        .ok()?
-        .iter()
-        .map(|n| n.get() as usize)
-        .collect();
-    Some(RawChunks {
+    plain.then(|| RawChunks {
         root: root.to_owned(),
-        chunk,
+        chunk: chunk.to_vec(),
     })
 }
 
@@ -624,7 +616,9 @@ impl<T: Element> ChunkedArray<T> {
             .map(|c| c.iter().map(|n| n.get() as usize).collect());
         let grid =
             ChunkGrid::new_aligned(&shape, &chunks.into(), T::DTYPE.size(), native.as_deref())?;
-        let raw = raw_chunks(&array, &root, dtype);
+        let raw = native
+            .as_deref()
+            .and_then(|c| raw_chunks(&array, &root, dtype, c));
         Ok(Self::from_node(Arc::new(ZarrSource {
             raw,
             array,
