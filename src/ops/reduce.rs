@@ -11,7 +11,7 @@ use crate::chunks::{normalize_axes, ChunkGrid};
 use crate::element::{DType, Element, Float, Num};
 use crate::error::{Error, Result};
 use crate::plan::{by_blocks, for_each_index, Block, Node, PlanNode};
-use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Zip};
+use ndarray::{ArrayD, ArrayView1, ArrayViewD, Axis, IxDyn, Zip};
 use rayon::prelude::*;
 use std::marker::PhantomData;
 use std::ops::Range;
@@ -290,6 +290,19 @@ impl<T: Element, R: Reducer<T>> Reduce<T, R> {
             .sum()
     }
 
+    /// Pushes a run of consecutive values (flat indices `first`, `first + 1`, ...) into `a`:
+    /// as one slice when it is contiguous.
+    fn push_run(&self, a: &mut R::Acc, run: ArrayView1<'_, T>, first: u64) {
+        match run.as_slice() {
+            Some(s) => self.r.push_slice(a, s, first),
+            None => {
+                for (k, &v) in run.iter().enumerate() {
+                    self.r.push(a, v, first + k as u64);
+                }
+            }
+        }
+    }
+
     fn accumulate(&self, acc: &mut ArrayD<R::Acc>, data: ArrayViewD<'_, T>, sub: &[Range<usize>]) {
         if data.is_empty() {
             return;
@@ -321,14 +334,7 @@ impl<T: Element, R: Reducer<T>> Reduce<T, R> {
                         } else {
                             0
                         };
-                        match row.as_slice() {
-                            Some(s) => self.r.push_slice(a, s, first),
-                            None => {
-                                for (k, &v) in row.iter().enumerate() {
-                                    self.r.push(a, v, first + k as u64);
-                                }
-                            }
-                        }
+                        self.push_run(a, row, first);
                         advance(&mut local[..last], &outer);
                     }
                 }
@@ -344,14 +350,7 @@ impl<T: Element, R: Reducer<T>> Reduce<T, R> {
                     .and(data.lanes(Axis(ax)))
                     .for_each(|mut a, lane| {
                         let a = &mut a[0];
-                        match lane.as_slice() {
-                            Some(s) => self.r.push_slice(a, s, base),
-                            None => {
-                                for (k, &v) in lane.iter().enumerate() {
-                                    self.r.push(a, v, base + k as u64);
-                                }
-                            }
-                        }
+                        self.push_run(a, lane, base);
                     });
                 return;
             }
