@@ -16,8 +16,11 @@
 //! NaN and infinities must sit exactly where the reference puts them.
 
 mod common;
+#[path = "common/distance_tolerance.rs"]
+mod distance_tolerance;
 
 use common::*;
+use distance_tolerance::{gemm_metric, largest_finite, matches, tolerance};
 use ndarray::ArrayD;
 use proptest::prelude::*;
 use std::fmt::Debug;
@@ -50,14 +53,6 @@ const METRICS: [Metric; 14] = [
     Metric::Canberra,
     Metric::BrayCurtis,
 ];
-
-/// The metrics computed from dot products (the others add non-negative terms).
-fn gemm_metric(m: Metric) -> bool {
-    matches!(
-        m,
-        Metric::Euclidean | Metric::SqEuclidean | Metric::Cosine | Metric::Correlation
-    )
-}
 
 /// `|u_k - v_k|` for every coordinate (NaN for NaN and for `inf - inf`).
 fn abs_diffs<'a>(u: &'a [f64], v: &'a [f64]) -> impl Iterator<Item = f64> + 'a {
@@ -227,45 +222,12 @@ fn chunked<T: Real>(a: &ArrayD<T>, chunks: &Chunks) -> ChunkedArray<T> {
 // Comparisons
 // ---------------------------------------------------------------------------------------------
 
-/// The largest finite magnitude of `a` (0 if none).
-fn largest_finite(a: &ArrayD<f64>) -> f64 {
-    a.iter()
-        .filter(|v| v.is_finite())
-        .fold(0.0, |m: f64, v| m.max(v.abs()))
-}
-
-/// The tolerance of each reference value `w` of the matrix `want`, as the module doc says.
-fn tolerance<T: Real>(metric: Metric, want: &ArrayD<f64>) -> impl Fn(f64) -> f64 {
-    let top = largest_finite(want);
-    let f32 = T::NAME == "f32";
-    move |w: f64| {
-        if f32 {
-            1e-5 * top
-        } else if gemm_metric(metric) {
-            1e-9 * top
-        } else {
-            1e-12 * w.abs()
-        }
-    }
-}
-
-/// Whether `g` matches the reference `w`: both NaN, the same infinity, or finite and close.
-fn matches(g: f64, w: f64, tol: f64) -> bool {
-    if g.is_nan() || w.is_nan() {
-        g.is_nan() && w.is_nan()
-    } else if g.is_infinite() || w.is_infinite() {
-        g == w
-    } else {
-        (g - w).abs() <= tol
-    }
-}
-
 /// `got` (any float type) against the f64 reference, with the metric's tolerance; the message
 /// lists the first mismatches by position.
 #[track_caller]
 fn check<T: Real>(got: &ArrayD<T>, want: &ArrayD<f64>, metric: Metric, ctx: &dyn Debug) {
     assert_eq!(got.shape(), want.shape(), "shape; {metric}; {ctx:?}");
-    let tol = tolerance::<T>(metric, want);
+    let tol = tolerance(metric, T::NAME == "f32", want);
     let mut bad = Vec::new();
     for ((idx, &g), &w) in got.indexed_iter().zip(want.iter()) {
         let g: f64 = g.into();
@@ -783,7 +745,7 @@ fn check_knn<T: Real>(
     assert_eq!(got.indices.shape(), &[n, k], "{ctx:?}");
     assert_eq!(got.distances.shape(), &[n, k], "{ctx:?}");
     let order = sorted_rows(want);
-    let tol = tolerance::<T>(metric, want);
+    let tol = tolerance(metric, T::NAME == "f32", want);
     for i in 0..n {
         let row: Vec<i64> = got.indices.row(i).to_vec();
         let mut seen = row.clone();

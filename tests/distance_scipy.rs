@@ -16,9 +16,12 @@
 //! below 5% cancellation keep the error well under that). NaN and infinities must sit exactly
 //! where SciPy puts them.
 
+#[path = "common/distance_tolerance.rs"]
+mod distance_tolerance;
 #[path = "common/python.rs"]
 mod python;
 
+use distance_tolerance::{matches, tolerance};
 use ndarray::{ArrayD, IxDyn};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -286,44 +289,6 @@ fn read(p: &Path) -> ArrayD<f64> {
 // ---------------------------------------------------------------------------------------------
 // Comparisons
 // ---------------------------------------------------------------------------------------------
-
-fn gemm_metric(m: Metric) -> bool {
-    matches!(
-        m,
-        Metric::Euclidean | Metric::SqEuclidean | Metric::Cosine | Metric::Correlation
-    )
-}
-
-fn largest_finite(a: &ArrayD<f64>) -> f64 {
-    a.iter()
-        .filter(|v| v.is_finite())
-        .fold(0.0, |m: f64, v| m.max(v.abs()))
-}
-
-/// The tolerance of the reference value `w` in the matrix `want`.
-fn tolerance(metric: Metric, f32: bool, want: &ArrayD<f64>) -> impl Fn(f64) -> f64 {
-    let top = largest_finite(want);
-    move |w: f64| {
-        if f32 {
-            1e-5 * top
-        } else if gemm_metric(metric) {
-            1e-9 * top
-        } else {
-            1e-12 * w.abs()
-        }
-    }
-}
-
-/// Both NaN, the same infinity, or finite and within `tol`.
-fn matches(g: f64, w: f64, tol: f64) -> bool {
-    if g.is_nan() || w.is_nan() {
-        g.is_nan() && w.is_nan()
-    } else if g.is_infinite() || w.is_infinite() {
-        g == w
-    } else {
-        (g - w).abs() <= tol
-    }
-}
 
 /// The mismatches of `got` against SciPy's `want`, as lines (at most a few, then a count);
 /// positions where `skip` holds are left out.
