@@ -562,6 +562,20 @@ impl DynArray {
         dispatch!(self, a => a.to_zarr(path, zopts, opts))
     }
 
+    /// As [`ChunkedArray::to_zarr_part`].
+    ///
+    /// # Errors
+    /// As [`ChunkedArray::to_zarr_part`].
+    pub fn to_zarr_part(
+        &self,
+        path: &Path,
+        zopts: &crate::store::zarr::ZarrWriteOptions,
+        part: &crate::store::zarr::PartOptions,
+        opts: &ExecOptions,
+    ) -> Result<crate::store::zarr::PartReport> {
+        dispatch!(self, a => a.to_zarr_part(path, zopts, part, opts))
+    }
+
     /// Opens an HDF5 dataset with its own dtype.
     ///
     /// # Errors

@@ -300,6 +300,93 @@ pub trait BlockSink<T: Element>: Sync {
         let _ = region;
         None
     }
+    /// Whether the sink already holds a valid copy of the block covering `region` (a resumed
+    /// run skips it). The default: never.
+    ///
+    /// # Errors
+    /// Whatever the storage reports when it cannot tell.
+    fn stored(&self, region: &[Range<usize>]) -> Result<bool> {
+        let _ = region;
+        Ok(false)
+    }
+}
+
+/// One process's share of a run split over several processes (a Slurm array job, a Kubernetes
+/// Indexed Job, an MPI launch): task `index` of `count`. The output blocks a run computes are
+/// numbered in C order (for a mirrored `pdist`, only the blocks on and above the diagonal), and
+/// each task takes one contiguous range of them, the ranges differing in length by at most one.
+/// The shares are disjoint and cover every block, whatever the number of tasks.
+///
+/// ```
+/// use tessera::exec::Shard;
+/// let shares: Vec<_> = (0..3).map(|i| Shard::new(i, 3).unwrap().range(10)).collect();
+/// assert_eq!(shares, vec![0..3, 3..6, 6..10]);
+/// assert!(Shard::new(3, 3).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    index: usize,
+    count: usize,
+}
+
+impl Shard {
+    /// The whole run, in one process.
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// Task `index` of `count` (counted from 0).
+    ///
+    /// # Errors
+    /// A count of 0, or an index that is not below the count.
+    pub fn new(index: usize, count: usize) -> Result<Shard> {
+        if count == 0 {
+            return Err(Error::Invalid("the task count must be at least 1".into()));
+        }
+        if index >= count {
+            return Err(Error::Invalid(format!(
+                "task index {index} is out of range for {count} tasks (0 to {})",
+                count - 1
+            )));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// This task's index, from 0.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The number of tasks.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Whether this is the whole run.
+    pub fn is_whole(&self) -> bool {
+        self.count == 1
+    }
+
+    /// This task's share of `ntasks` numbered tasks.
+    pub fn range(&self, ntasks: usize) -> Range<usize> {
+        let at = |i: usize| (ntasks as u128 * i as u128 / self.count as u128) as usize;
+        at(self.index)..at(self.index + 1)
+    }
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard::WHOLE
+    }
+}
+
+/// What a run over a share of the blocks did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Output blocks in this task's share (a mirrored tile counts twice).
+    pub blocks: usize,
+    /// Blocks computed and written.
+    pub written: usize,
+    /// Blocks skipped because the sink already held them ([`BlockSink::stored`]).
+    pub skipped: usize,
 }
 
 /// Runs `root` block by block into `sink`: checks memory, prepares materialised stages, then
@@ -312,45 +399,85 @@ pub fn run<T: Element>(
     sink: &dyn BlockSink<T>,
     ctx: &ExecContext,
 ) -> Result<()> {
+    run_part(root, sink, ctx, Shard::WHOLE, false).map(|_| ())
+}
+
+/// As [`run`], for the blocks of one [`Shard`] only; with `resume`, a block the sink already
+/// holds ([`BlockSink::stored`]) is not computed again.
+///
+/// # Errors
+/// As [`run`], or the sink's error telling whether it holds a block.
+pub fn run_part<T: Element>(
+    root: &dyn Node<T>,
+    sink: &dyn BlockSink<T>,
+    ctx: &ExecContext,
+    shard: Shard,
+    resume: bool,
+) -> Result<RunStats> {
     check_memory(root, ctx.options())?;
     ctx.install(|| {
-        root.prepare(ctx)?;
         let grid = root.grid();
-        let total = grid.nblocks();
-        let reporter = Reporter::new(ctx.options(), total);
-        let report = |nblocks: usize, nb: usize| reporter.add(nblocks, nb);
         let mirrored = root.mirrored() && grid.ndim() == 2 && grid.chunks()[0] == grid.chunks()[1];
-        (0..total)
-            .into_par_iter()
-            .try_for_each(|lin| -> Result<()> {
-                let idx = grid.block_index(lin);
-                if mirrored && idx[0] > idx[1] {
-                    // Written with its mirror image above the diagonal.
-                    return Ok(());
+        // Blocks below the diagonal of a mirrored output are written with their mirror image.
+        let tasks: Vec<usize> = (0..grid.nblocks())
+            .filter(|&lin| {
+                !mirrored || {
+                    let idx = grid.block_index(lin);
+                    idx[0] <= idx[1]
                 }
-                let region = grid.block_region(&idx);
-                // The block, written once (and once more mirrored below the diagonal).
-                let written = |block: ArrayViewD<'_, T>| -> Result<()> {
-                    let nb = block.len() * std::mem::size_of::<T>();
-                    if mirrored && idx[0] < idx[1] {
-                        let swapped = [region[1].clone(), region[0].clone()];
-                        sink.write_block(&swapped, block.reversed_axes())?;
-                        report(2, 2 * nb);
-                    } else {
-                        report(1, nb);
-                    }
-                    Ok(())
-                };
-                if let Some(mut dst) = sink.direct(&region) {
-                    if root.region_into(&region, &mut dst)? {
-                        return written(dst.view());
-                    }
-                }
-                let block = root.region(&region)?;
-                sink.write_block(&region, block.view())?;
-                written(block.view())?;
-                Ok(())
             })
+            .collect();
+        let mine = &tasks[shard.range(tasks.len())];
+        let weight = |idx: &[usize]| if mirrored && idx[0] < idx[1] { 2 } else { 1 };
+        let blocks: usize = mine.iter().map(|&l| weight(&grid.block_index(l))).sum();
+        if mine.is_empty() {
+            return Ok(RunStats::default());
+        }
+        root.prepare(ctx)?;
+        let reporter = Reporter::new(ctx.options(), blocks);
+        let report = |nblocks: usize, nb: usize| reporter.add(nblocks, nb);
+        let skipped = std::sync::atomic::AtomicUsize::new(0);
+        mine.par_iter().try_for_each(|&lin| -> Result<()> {
+            let idx = grid.block_index(lin);
+            let region = grid.block_region(&idx);
+            let twice = weight(&idx) == 2;
+            // The region of the mirror image (only for a mirrored 2-D output).
+            let swapped: Vec<Range<usize>> = if twice {
+                vec![region[1].clone(), region[0].clone()]
+            } else {
+                Vec::new()
+            };
+            if resume && sink.stored(&region)? && (!twice || sink.stored(&swapped)?) {
+                skipped.fetch_add(weight(&idx), std::sync::atomic::Ordering::Relaxed);
+                report(weight(&idx), 0);
+                return Ok(());
+            }
+            // The block, written once (and once more mirrored below the diagonal).
+            let written = |block: ArrayViewD<'_, T>| -> Result<()> {
+                let nb = block.len() * std::mem::size_of::<T>();
+                if twice {
+                    sink.write_block(&swapped, block.reversed_axes())?;
+                    report(2, 2 * nb);
+                } else {
+                    report(1, nb);
+                }
+                Ok(())
+            };
+            if let Some(mut dst) = sink.direct(&region) {
+                if root.region_into(&region, &mut dst)? {
+                    return written(dst.view());
+                }
+            }
+            let block = root.region(&region)?;
+            sink.write_block(&region, block.view())?;
+            written(block.view())
+        })?;
+        let skipped = skipped.into_inner();
+        Ok(RunStats {
+            blocks,
+            written: blocks - skipped,
+            skipped,
+        })
     })
 }
 

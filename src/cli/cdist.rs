@@ -1,13 +1,20 @@
 //! `tessera cdist` and `tessera knn`: distance matrices streamed to a store, and the k nearest
 //! neighbours (or the counts within a radius) without building the matrix.
 
-use super::{check_output, open, refuse_input_as_output, write_output, OutputArgs};
+use super::shard::{input_path, write_part, Part, ShardArgs};
+use super::{check_output, open, refuse_input_as_output, write_output, zarr_options, OutputArgs};
 use clap::Args;
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
+use serde_json::{Map, Value};
 use std::time::Instant;
 use tessera::chunks::{AxisChunks, Chunks};
 use tessera::distance::{self, DistFloat, Metric};
 use tessera::dynarray::DynArray;
 use tessera::error::fmt_bytes;
+use tessera::exec::RunStats;
+use tessera::ops::slice::SliceItem;
+use tessera::store::zarr::{ChunkState, PartReport, ZarrTarget};
+use tessera::Element;
 use tessera::{ChunkedArray, DType, Error, ExecOptions, Result};
 
 pub(crate) const CDIST_EXAMPLES: &str = "Examples:
@@ -59,6 +66,8 @@ pub(crate) struct CdistArgs {
     output: String,
     #[command(flatten)]
     out: OutputArgs,
+    #[command(flatten)]
+    shard: ShardArgs,
 }
 
 /// Arguments of `tessera knn`.
@@ -83,6 +92,8 @@ pub(crate) struct KnnArgs {
     output: String,
     #[command(flatten)]
     out: OutputArgs,
+    #[command(flatten)]
+    shard: ShardArgs,
 }
 
 /// The inputs, converted to the computation's float type.
@@ -186,11 +197,27 @@ pub(crate) fn run_cdist(args: &CdistArgs, opts: &ExecOptions) -> Result<()> {
     let mut inputs = vec![a.x.as_str()];
     inputs.extend(a.y.as_deref());
     refuse_input_as_output(&inputs, &args.output)?;
-    let dst = check_output(&args.output, a.overwrite)?;
+    let part = args.shard.part()?;
+    let dst = match &part {
+        Some(p) => p.check_output(&args.output, a.overwrite)?,
+        None => check_output(&args.output, a.overwrite)?,
+    };
     let result: DynArray = match open_points(a, opts)? {
         Points::F32(x, y) => lazy_cdist(&x, y.as_ref(), a, metric, opts)?.into(),
         Points::F64(x, y) => lazy_cdist(&x, y.as_ref(), a, metric, opts)?.into(),
     };
+    if let Some(p) = &part {
+        let report = write_part(
+            &result,
+            &dst,
+            &args.out,
+            p,
+            points_run("cdist", a, metric),
+            opts,
+        )?;
+        println!("{}", p.summary(&dst, &report));
+        return Ok(());
+    }
     let t0 = Instant::now();
     write_output(&result, &args.output, &dst, &args.out, a.overwrite, opts)?;
     let secs = t0.elapsed().as_secs_f64();
@@ -208,6 +235,17 @@ pub(crate) fn run_cdist(args: &CdistArgs, opts: &ExecOptions) -> Result<()> {
         result.nbytes() as f64 / secs.max(1e-9) / 1e9
     );
     Ok(())
+}
+
+/// The parameters a split or resumed run records with its output, so that every task (and a
+/// later `--resume`) computes the same thing.
+fn points_run(command: &str, a: &PointsArgs, metric: Metric) -> Map<String, Value> {
+    let mut run = Map::new();
+    run.insert("command".into(), command.into());
+    run.insert("x".into(), input_path(&a.x));
+    run.insert("y".into(), a.y.as_deref().map_or(Value::Null, input_path));
+    run.insert("metric".into(), metric.to_string().into());
+    run
 }
 
 /// Where the knn arrays go: `OUT/name` for a Zarr group, `file.h5:/[group/]name` for HDF5.
@@ -279,6 +317,9 @@ where
 pub(crate) fn run_knn(args: &KnnArgs, opts: &ExecOptions) -> Result<()> {
     let a = &args.points;
     let metric = Metric::parse(&a.metric, a.p)?;
+    if let Some(part) = args.shard.part()? {
+        return knn_part(args, &part, metric, opts);
+    }
     // Where the results go, checked before anything runs.
     let names: &[&str] = if args.radius.is_some() {
         &["counts"]
@@ -312,4 +353,193 @@ pub(crate) fn run_knn(args: &KnnArgs, opts: &ExecOptions) -> Result<()> {
         println!("  {w}");
     }
     Ok(())
+}
+
+/// A split or resumed knn: this task's share of the row blocks of X, each written as one chunk
+/// (of `--chunk` rows) of every output array, in place.
+fn knn_part(args: &KnnArgs, part: &Part, metric: Metric, opts: &ExecOptions) -> Result<()> {
+    let a = &args.points;
+    let mut inputs = vec![a.x.as_str()];
+    inputs.extend(a.y.as_deref());
+    let names: &[&str] = if args.radius.is_some() {
+        &["counts"]
+    } else {
+        &["indices", "distances"]
+    };
+    let mut outputs = Vec::new();
+    for name in names {
+        let spec = member(&args.output, name)?;
+        refuse_input_as_output(&inputs, &spec)?;
+        outputs.push(part.check_output(&spec, a.overwrite)?);
+    }
+    let t0 = Instant::now();
+    let report = match open_points(a, opts)? {
+        Points::F32(x, y) => knn_part_typed(x, y, args, part, metric, &outputs, opts)?,
+        Points::F64(x, y) => knn_part_typed(x, y, args, part, metric, &outputs, opts)?,
+    };
+    let root = std::path::PathBuf::from(args.output.trim_end_matches('/'));
+    println!(
+        "{} ({:.2} s)",
+        part.summary(&root, &report),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The bytes of a whole chunk of `rows` rows holding `block` (fewer rows at the end are padded
+/// with zeros, as Zarr stores edge chunks whole).
+fn chunk_rows<E: Element>(block: ArrayViewD<'_, E>, rows: usize) -> Vec<u8> {
+    let mut shape = block.shape().to_vec();
+    shape[0] = rows;
+    let mut full = ArrayD::from_elem(IxDyn(&shape), E::default());
+    full.slice_axis_mut(Axis(0), (0..block.shape()[0]).into())
+        .assign(&block);
+    E::to_bytes(full.as_slice().unwrap_or(&[])).to_vec()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn knn_part_typed<T: DistFloat>(
+    x: ChunkedArray<T>,
+    y: Option<ChunkedArray<T>>,
+    args: &KnnArgs,
+    part: &Part,
+    metric: Metric,
+    outputs: &[std::path::PathBuf],
+    opts: &ExecOptions,
+) -> Result<PartReport> {
+    let a = &args.points;
+    if x.ndim() != 2 {
+        return Err(Error::Shape(format!(
+            "{} must be a 2-D array (points by coordinates), got shape {:?}",
+            a.x,
+            x.shape()
+        )));
+    }
+    let (n, d) = (x.shape()[0], x.shape()[1]);
+    let rows = tile_rows(a, n, d, T::DTYPE.size(), opts)?;
+    let yy = y.as_ref().unwrap_or(&x);
+    let k = args.k.unwrap_or(1);
+    // Checked before the output is created.
+    if k == 0 {
+        return Err(Error::Invalid("k must be at least 1".into()));
+    }
+    if args.radius.is_some_and(|r| r.is_nan() || r < 0.0) {
+        return Err(Error::Invalid(format!(
+            "--radius {} must be a distance (0 or more)",
+            args.radius.unwrap_or_default()
+        )));
+    }
+    let zopts = zarr_options(&args.out, false)?;
+    let mut run = points_run("knn", a, metric);
+    match args.radius {
+        Some(r) => run.insert("radius".into(), r.into()),
+        None => run.insert("k".into(), k.into()),
+    };
+    let run_options = part.options(run);
+    // (shape, chunk, dtype) of each output, in the order of `outputs`.
+    let layouts: Vec<(Vec<usize>, Vec<usize>, DType)> = if args.radius.is_some() {
+        vec![(vec![n], vec![rows], DType::I64)]
+    } else {
+        vec![
+            (vec![n, k], vec![rows, k], DType::I64),
+            (vec![n, k], vec![rows, k], T::DTYPE),
+        ]
+    };
+    let mut targets = Vec::new();
+    let mut created = false;
+    let mut complete = true;
+    for (path, (shape, chunk, dtype)) in outputs.iter().zip(&layouts) {
+        let (t, joined) =
+            ZarrTarget::create_or_join(path, shape, chunk, *dtype, &zopts, &run_options.run)?;
+        created |= joined.created;
+        complete &= joined.complete;
+        targets.push(t);
+    }
+    if complete {
+        if !part.resume {
+            return Err(Error::Invalid(format!(
+                "{} is already complete; --resume checks it, --overwrite replaces it",
+                args.output
+            )));
+        }
+        // Resuming a complete output checks it; it is repaired if a chunk has gone.
+        if targets.iter().all(|t| t.verify().is_complete()) {
+            return Ok(PartReport {
+                stats: RunStats::default(),
+                created,
+                complete,
+            });
+        }
+        for t in &targets {
+            t.mark_incomplete()?;
+        }
+    }
+    let chunk_index = |b: usize, ndim: usize| -> Vec<usize> {
+        let mut idx = vec![0; ndim];
+        idx[0] = b;
+        idx
+    };
+    let mine = part.shard.range(n.div_ceil(rows.max(1)));
+    let todo: Vec<usize> =
+        mine.clone()
+            .filter(|&b| {
+                !part.resume
+                    || targets.iter().zip(&layouts).any(|(t, l)| {
+                        t.chunk_state(&chunk_index(b, l.0.len())) != ChunkState::Valid
+                    })
+            })
+            .collect();
+    // Contiguous runs of row blocks are computed together.
+    let mut start = 0;
+    while start < todo.len() {
+        let mut end = start + 1;
+        while end < todo.len() && todo[end] == todo[end - 1] + 1 {
+            end += 1;
+        }
+        let (b0, b1) = (todo[start], todo[end - 1] + 1);
+        let (r0, r1) = (b0 * rows, (b1 * rows).min(n));
+        let xs = x.slice(&[SliceItem::Range {
+            start: Some(r0 as isize),
+            stop: Some(r1 as isize),
+            step: 1,
+        }])?;
+        let blocks: Vec<(usize, std::ops::Range<usize>)> = (b0..b1)
+            .map(|b| (b, b * rows - r0..((b + 1) * rows).min(n) - r0))
+            .collect();
+        match args.radius {
+            Some(r) => {
+                let counts = distance::count_within(&xs, yy, r, metric, opts)?.into_dyn();
+                for (b, span) in &blocks {
+                    let block = counts.slice_axis(Axis(0), span.clone().into());
+                    targets[0].write_chunk(&[*b], &chunk_rows(block, rows))?;
+                }
+            }
+            None => {
+                let nn = distance::knn(&xs, yy, k, metric, opts)?;
+                let (ind, dist) = (nn.indices.into_dyn(), nn.distances.into_dyn());
+                for (b, span) in &blocks {
+                    let i = ind.slice_axis(Axis(0), span.clone().into());
+                    targets[0].write_chunk(&[*b, 0], &chunk_rows(i, rows))?;
+                    let dd = dist.slice_axis(Axis(0), span.clone().into());
+                    targets[1].write_chunk(&[*b, 0], &chunk_rows(dd, rows))?;
+                }
+            }
+        }
+        start = end;
+    }
+    let whole = part.shard.is_whole();
+    if whole {
+        for t in &targets {
+            t.mark_complete()?;
+        }
+    }
+    Ok(PartReport {
+        stats: RunStats {
+            blocks: mine.len(),
+            written: todo.len(),
+            skipped: mine.len() - todo.len(),
+        },
+        created,
+        complete: whole,
+    })
 }

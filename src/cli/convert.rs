@@ -1,5 +1,6 @@
 //! `tessera convert`: any supported format to any other, streamed block by block.
 
+use super::shard::{input_path, write_part, ShardArgs};
 use super::{check_output, open, refuse_input_as_output, write_output, OutputArgs};
 use clap::Args;
 use tessera::chunks::{AxisChunks, Chunks};
@@ -29,6 +30,8 @@ pub(crate) struct ConvertArgs {
     overwrite: bool,
     #[command(flatten)]
     out: OutputArgs,
+    #[command(flatten)]
+    shard: ShardArgs,
 }
 
 fn parse_chunks(spec: &str) -> Result<Chunks> {
@@ -69,10 +72,22 @@ pub(crate) fn chunks_for(spec: &str, ndim: usize) -> Result<Chunks> {
 
 pub(crate) fn run(args: &ConvertArgs, opts: &ExecOptions) -> Result<()> {
     refuse_input_as_output(&[&args.src], &args.dst)?;
-    let dst = check_output(&args.dst, args.overwrite)?;
+    let part = args.shard.part()?;
+    let dst = match &part {
+        Some(p) => p.check_output(&args.dst, args.overwrite)?,
+        None => check_output(&args.dst, args.overwrite)?,
+    };
     let mut array = open(&args.src, opts)?;
     if let Some(spec) = &args.chunks {
         array = array.rechunk(chunks_for(spec, array.shape().len())?)?;
+    }
+    if let Some(p) = &part {
+        let mut run = serde_json::Map::new();
+        run.insert("command".into(), "convert".into());
+        run.insert("src".into(), input_path(&args.src));
+        let report = write_part(&array, &dst, &args.out, p, run, opts)?;
+        println!("{}", p.summary(&dst, &report));
+        return Ok(());
     }
     write_output(&array, &args.dst, &dst, &args.out, args.overwrite, opts)?;
     println!(

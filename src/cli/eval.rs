@@ -1,5 +1,6 @@
 //! `tessera eval`: a NumPy-like expression over named inputs.
 
+use super::shard::{input_path, write_part, ShardArgs};
 use super::{
     check_output, locate, open, refuse_input_as_output, write_output, Location, OutputArgs,
 };
@@ -53,6 +54,8 @@ pub(crate) struct EvalArgs {
     explain: bool,
     #[command(flatten)]
     out: OutputArgs,
+    #[command(flatten)]
+    shard: ShardArgs,
 }
 
 pub(crate) fn run(args: &EvalArgs, opts: &ExecOptions) -> Result<()> {
@@ -83,11 +86,16 @@ pub(crate) fn run(args: &EvalArgs, opts: &ExecOptions) -> Result<()> {
             .collect();
         refuse_input_as_output(&specs, o)?;
     }
-    let out = args
-        .output
-        .as_deref()
-        .map(|o| check_output(o, args.overwrite))
-        .transpose()?;
+    let part = args.shard.part()?;
+    let out = match (&part, args.output.as_deref()) {
+        (Some(p), Some(o)) => Some(p.check_output(o, args.overwrite)?),
+        (Some(_), None) => {
+            return Err(Error::Invalid(
+                "a split or resumed run (--task-index/--task-count, --resume) needs an output: -o OUT.zarr".into(),
+            ))
+        }
+        (None, o) => o.map(|o| check_output(o, args.overwrite)).transpose()?,
+    };
     let value = evaluate(&args.expr, &inputs)?;
     let array = match value {
         Value::Array(a) => a,
@@ -112,8 +120,22 @@ pub(crate) fn run(args: &EvalArgs, opts: &ExecOptions) -> Result<()> {
         print!("{}", explain(&array, args.output.as_deref(), opts)?);
         return Ok(());
     }
-    match out {
-        Some(path) => {
+    match (out, &part) {
+        (Some(path), Some(p)) => {
+            let mut run = serde_json::Map::new();
+            run.insert("command".into(), "eval".into());
+            run.insert("expr".into(), args.expr.clone().into());
+            let named: serde_json::Map<String, serde_json::Value> = args
+                .inputs
+                .iter()
+                .filter_map(|s| s.split_once('='))
+                .map(|(n, p)| (n.to_string(), input_path(p)))
+                .collect();
+            run.insert("inputs".into(), named.into());
+            let report = write_part(&array, &path, &args.out, p, run, opts)?;
+            println!("{}", p.summary(&path, &report));
+        }
+        (Some(path), None) => {
             let spec = args.output.as_deref().unwrap_or_default();
             write_output(&array, spec, &path, &args.out, args.overwrite, opts)?;
             println!(
@@ -124,8 +146,12 @@ pub(crate) fn run(args: &EvalArgs, opts: &ExecOptions) -> Result<()> {
                 path.display()
             );
         }
-        None if array.nbytes() <= PRINT_LIMIT => println!("{}", array.compute_to_string(opts)?),
-        None => println!("{array}\n(not computed: larger than 1 MiB; write it with -o OUT.npy)"),
+        (None, _) if array.nbytes() <= PRINT_LIMIT => {
+            println!("{}", array.compute_to_string(opts)?)
+        }
+        (None, _) => {
+            println!("{array}\n(not computed: larger than 1 MiB; write it with -o OUT.npy)")
+        }
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ mod demo;
 mod eval;
 mod info;
 mod progress;
+mod shard;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -78,6 +79,11 @@ enum Command {
     /// Describe an array file: shape, dtype, chunk grid, blocks, bytes, backend.
     #[command(after_help = info::EXAMPLES)]
     Info(info::InfoArgs),
+    /// Check a Zarr output written by several tasks (or resumed): every chunk present and
+    /// decoding. Lists the missing or corrupt chunk keys and exits 1, or marks the array
+    /// complete and exits 0.
+    #[command(after_help = shard::VERIFY_EXAMPLES)]
+    Verify(shard::VerifyArgs),
     /// Benchmark in-memory against on-disk chunking: GB/s and peak memory, a table and a plot.
     ///
     /// Reductions over an axis, an elementwise chain and a distance matrix streamed to a store,
@@ -105,6 +111,7 @@ pub(crate) fn main() -> i32 {
         Command::Demo(a) => demo::run(a, &opts),
         Command::Eval(a) => eval::run(a, &opts),
         Command::Info(a) => info::run(a, &opts),
+        Command::Verify(a) => shard::run_verify(a, &opts),
         Command::Convert(a) => convert::run(a, &opts),
         Command::Cdist(a) => cdist::run_cdist(a, &opts),
         Command::Knn(a) => cdist::run_knn(a, &opts),
@@ -248,6 +255,28 @@ pub(crate) struct OutputArgs {
     zarr_format: Option<u8>,
 }
 
+/// The Zarr write options of `--codec`, `--level` and `--zarr-format`.
+pub(crate) fn zarr_options(
+    out: &OutputArgs,
+    overwrite: bool,
+) -> Result<tessera::store::zarr::ZarrWriteOptions> {
+    Ok(tessera::store::zarr::ZarrWriteOptions {
+        codec: tessera::store::zarr::Codec::parse(
+            out.codec.as_deref().unwrap_or("zstd"),
+            out.level,
+        )?,
+        overwrite,
+        zarr_format: match out.zarr_format.unwrap_or(3) {
+            f @ (2 | 3) => f,
+            f => {
+                return Err(Error::Invalid(format!(
+                    "--zarr-format {f}: Zarr formats 2 and 3 can be written"
+                )))
+            }
+        },
+    })
+}
+
 /// Writes `array` to an output path checked by [`check_output`].
 pub(crate) fn write_output(
     array: &DynArray,
@@ -259,21 +288,7 @@ pub(crate) fn write_output(
 ) -> Result<()> {
     match locate(spec)? {
         Location::Zarr(_) => {
-            let zopts = tessera::store::zarr::ZarrWriteOptions {
-                codec: tessera::store::zarr::Codec::parse(
-                    out.codec.as_deref().unwrap_or("zstd"),
-                    out.level,
-                )?,
-                overwrite,
-                zarr_format: match out.zarr_format.unwrap_or(3) {
-                    f @ (2 | 3) => f,
-                    f => {
-                        return Err(Error::Invalid(format!(
-                            "--zarr-format {f}: Zarr formats 2 and 3 can be written"
-                        )))
-                    }
-                },
-            };
+            let zopts = zarr_options(out, overwrite)?;
             array.to_zarr(path, &zopts, opts)
         }
         #[cfg(feature = "hdf5")]

@@ -6,7 +6,7 @@ use crate::array::ChunkedArray;
 use crate::chunks::{ChunkGrid, Chunks};
 use crate::element::{plain_bytes_mut, DType, Element};
 use crate::error::{Error, Result};
-use crate::exec::{self, BlockSink, ExecContext, ExecOptions};
+use crate::exec::{self, BlockSink, ExecContext, ExecOptions, RunStats, Shard};
 use crate::plan::{Block, Node, PlanNode};
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use std::borrow::Cow;
@@ -21,6 +21,9 @@ use zarrs::filesystem::FilesystemStore;
 
 /// The attribute tessera writes last, once every chunk of an output is stored.
 pub const COMPLETE_ATTRIBUTE: &str = "tessera_complete";
+
+mod target;
+pub use target::{ChunkState, Joined, VerifyReport, ZarrTarget, RUN_ATTRIBUTE};
 
 type ZArray = Array<FilesystemStore>;
 
@@ -533,6 +536,78 @@ fn build_codecs(
     })
 }
 
+/// The bytes of a whole chunk of shape `full` holding `block` (in C order): the block's own
+/// bytes, or for an edge chunk (stored whole in Zarr) the block padded with zeros.
+fn chunk_bytes<'a, T: Element>(block: ArrayViewD<'a, T>, full: &[usize]) -> Result<Cow<'a, [u8]>> {
+    if block.shape() == full {
+        let values = block
+            .to_slice()
+            .ok_or_else(|| Error::Shape("internal: block not contiguous".into()))?;
+        return Ok(Cow::Borrowed(T::to_bytes(values)));
+    }
+    let mut padded = ArrayD::from_elem(IxDyn(full), T::default());
+    let local: Vec<Range<usize>> = block.shape().iter().map(|&n| 0..n).collect();
+    padded
+        .slice_mut(crate::plan::slice_info(&local).as_slice())
+        .assign(&block);
+    Ok(Cow::Owned(
+        T::to_bytes(padded.as_slice().unwrap_or(&[])).to_vec(),
+    ))
+}
+
+/// Stores each finished block as a chunk of a [`ZarrTarget`], atomically, and tells a resumed
+/// run which chunks are already there.
+struct TargetSink<'a> {
+    target: &'a ZarrTarget,
+}
+
+impl TargetSink<'_> {
+    fn chunk_index(&self, region: &[Range<usize>]) -> Vec<usize> {
+        region
+            .iter()
+            .zip(self.target.chunk_shape())
+            .map(|(r, &c)| r.start / c.max(1))
+            .collect()
+    }
+}
+
+impl<T: Element> BlockSink<T> for TargetSink<'_> {
+    fn write_block(&self, region: &[Range<usize>], block: ArrayViewD<'_, T>) -> Result<()> {
+        let std = block.as_standard_layout();
+        let bytes = chunk_bytes(std.view(), self.target.chunk_shape())?;
+        self.target.write_chunk(&self.chunk_index(region), &bytes)
+    }
+
+    fn stored(&self, region: &[Range<usize>]) -> Result<bool> {
+        Ok(self.target.chunk_state(&self.chunk_index(region)) == ChunkState::Valid)
+    }
+}
+
+/// How one process takes part in writing a Zarr array in place
+/// ([`ChunkedArray::to_zarr_part`]).
+#[derive(Clone, Debug, Default)]
+pub struct PartOptions {
+    /// This process's share of the output blocks.
+    pub shard: Shard,
+    /// Skip the chunks already present and valid.
+    pub resume: bool,
+    /// The command and parameters that make the array, recorded as [`RUN_ATTRIBUTE`]; a worker
+    /// or a resumed run with other parameters is refused.
+    pub run: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What [`ChunkedArray::to_zarr_part`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartReport {
+    /// The blocks of this share: written, skipped as present.
+    pub stats: RunStats,
+    /// This process created the array's metadata.
+    pub created: bool,
+    /// The array is marked complete (a whole run that stored every chunk, or an array that was
+    /// already complete).
+    pub complete: bool,
+}
+
 /// Stores each finished block as the Zarr chunk it is.
 struct ChunkSink<'a> {
     array: &'a ZArray,
@@ -551,21 +626,7 @@ impl<T: Element> BlockSink<T> for ChunkSink<'_> {
             .map(|(r, &c)| (r.start / c.max(1)) as u64)
             .collect();
         let std = block.as_standard_layout();
-        let values = std
-            .as_slice()
-            .ok_or_else(|| Error::Shape("internal: block not contiguous".into()))?;
-        // Edge chunks are stored whole in Zarr: pad the block to the chunk shape.
-        let full: Vec<usize> = self.chunk.clone();
-        let bytes: Cow<'_, [u8]> = if block.shape() == full.as_slice() {
-            Cow::Borrowed(T::to_bytes(values))
-        } else {
-            let mut padded = ArrayD::from_elem(IxDyn(&full), T::default());
-            let local: Vec<Range<usize>> = block.shape().iter().map(|&n| 0..n).collect();
-            padded
-                .slice_mut(crate::plan::slice_info(&local).as_slice())
-                .assign(&block);
-            Cow::Owned(T::to_bytes(padded.as_slice().unwrap_or(&[])).to_vec())
-        };
+        let bytes = chunk_bytes(std.view(), &self.chunk)?;
         if let Some(root) = self.raw {
             let key = self.array.chunk_key(&idx);
             let file = root.join(key.as_str());
@@ -713,6 +774,67 @@ impl<T: Element> ChunkedArray<T> {
     }
 }
 
+impl<T: Element> ChunkedArray<T> {
+    /// Writes this process's share of the array into the Zarr array at `path`, in place: the
+    /// metadata is created if no other worker has (or must match theirs), each chunk is written
+    /// aside and renamed into place, and with [`PartOptions::resume`] chunks already present
+    /// and valid are skipped. A whole run ([`Shard::WHOLE`]) marks the array complete at the
+    /// end; the workers of a sharded run leave that to [`ZarrTarget::verify`] and
+    /// [`ZarrTarget::mark_complete`] (`tessera verify`) once all have finished.
+    ///
+    /// # Errors
+    /// An array at `path` made with other metadata or another run (named), an array already
+    /// complete when not resuming, an unwritable location, or any error of the plan.
+    pub fn to_zarr_part(
+        &self,
+        path: impl AsRef<Path>,
+        zopts: &ZarrWriteOptions,
+        part: &PartOptions,
+        opts: &ExecOptions,
+    ) -> Result<PartReport> {
+        let path = path.as_ref();
+        if !matches!(zopts.zarr_format, 2 | 3) {
+            return Err(Error::Invalid(format!(
+                "Zarr format {} is not one tessera writes (2 or 3)",
+                zopts.zarr_format
+            )));
+        }
+        exec::check_memory(self.node().as_ref(), opts)?;
+        let (data, chunk) = self.regular_blocks()?;
+        let (target, joined) =
+            ZarrTarget::create_or_join(path, data.shape(), &chunk, T::DTYPE, zopts, &part.run)?;
+        let ctx = ExecContext::new(opts.clone())?;
+        if joined.complete {
+            if !part.resume {
+                return Err(Error::Invalid(format!(
+                    "{} is already complete; --resume checks it, --overwrite replaces it",
+                    path.display()
+                )));
+            }
+            // Resuming a complete array checks it; it is repaired if a chunk has gone.
+            if ctx.install(|| target.verify()).is_complete() {
+                return Ok(PartReport {
+                    stats: RunStats::default(),
+                    created: false,
+                    complete: true,
+                });
+            }
+            target.mark_incomplete()?;
+        }
+        let sink = TargetSink { target: &target };
+        let stats = exec::run_part(data.node().as_ref(), &sink, &ctx, part.shard, part.resume)?;
+        let complete = part.shard.is_whole();
+        if complete {
+            target.mark_complete()?;
+        }
+        Ok(PartReport {
+            stats,
+            created: joined.created,
+            complete,
+        })
+    }
+}
+
 /// Creates the groups from the store root down to the parent of `inner`, where missing, so other
 /// tools can walk to the array.
 fn create_parent_groups(root: &Path, inner: &str, format: u8, path: &Path) -> Result<()> {
@@ -742,10 +864,11 @@ fn create_parent_groups(root: &Path, inner: &str, format: u8, path: &Path) -> Re
     Ok(())
 }
 
+/// Writes JSON metadata, aside and then renamed into place, so a reader never sees half of it.
 fn write_json(file: &Path, value: &serde_json::Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::format(file, format!("encoding metadata: {e}")))?;
-    std::fs::write(file, text).map_err(|e| Error::io(file, e))
+    target::write_atomic(file, text.as_bytes()).map_err(|e| Error::io(file, e))
 }
 
 /// The NumPy type string of a dtype, as Zarr v2 metadata spells it.

@@ -1,0 +1,552 @@
+//! A Zarr array written in place by one or several processes at once: the metadata is created
+//! once (idempotently, so workers may race to create it), every chunk is written aside and
+//! renamed into place (a killed worker never leaves a torn chunk), and the completion attribute
+//! is set only once every chunk is present and decodes ([`ZarrTarget::verify`]).
+//!
+//! This is what sharded runs (`--task-index`/`--task-count`) and resumed runs (`--resume`) write
+//! to; a plain run writes the whole array aside and renames it instead.
+
+use super::{
+    build_codecs, node_dir, node_exists, split_path, v2_compressor, v2_dtype, write_json,
+    zarr_dtype, zerr, ZArray, ZarrWriteOptions, COMPLETE_ATTRIBUTE,
+};
+use crate::element::DType;
+use crate::error::{Error, Result};
+use rayon::prelude::*;
+use serde_json::{Map, Value};
+use std::num::NonZeroU64;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use zarrs::array::{ArrayBuilder, ArrayBytes, ArrayToBytesCodecTraits, CodecOptions};
+use zarrs::filesystem::FilesystemStore;
+
+/// The attribute that records which command, with which parameters, writes an array in place;
+/// a worker or a resumed run with other parameters is refused.
+pub const RUN_ATTRIBUTE: &str = "tessera_run";
+
+/// The mark in the names of chunk files being written (`.KEY.tessera-tmp-PID-N`), renamed to
+/// `KEY` once whole.
+const TMP_MARK: &str = ".tessera-tmp-";
+
+/// The state of one stored chunk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChunkState {
+    /// The chunk file is present and decodes to a whole chunk.
+    Valid,
+    /// No chunk file.
+    Missing,
+    /// The chunk file is present but does not decode (the reason).
+    Corrupt(String),
+}
+
+/// What [`ZarrTarget::verify`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Chunks in the array.
+    pub chunks: usize,
+    /// Keys of the chunks with no file.
+    pub missing: Vec<String>,
+    /// Keys of the chunks that do not decode, with the reason.
+    pub corrupt: Vec<(String, String)>,
+}
+
+impl VerifyReport {
+    /// Whether every chunk is present and valid.
+    pub fn is_complete(&self) -> bool {
+        self.missing.is_empty() && self.corrupt.is_empty()
+    }
+}
+
+/// A Zarr array that several processes may write at once, chunk by chunk.
+pub struct ZarrTarget {
+    array: ZArray,
+    /// The store's root directory (chunk keys are relative to it).
+    root: PathBuf,
+    /// The path as the user gave it, for messages.
+    path: PathBuf,
+    /// The array's directory.
+    dir: PathBuf,
+    format: u8,
+    dtype: DType,
+    chunk: Vec<usize>,
+    /// Uncompressed: chunk files hold the element bytes as they are.
+    raw: bool,
+}
+
+/// How a worker came to its target: whether it created the metadata, and whether the array
+/// was already marked complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Joined {
+    /// This process wrote the metadata.
+    pub created: bool,
+    /// The array was already marked complete.
+    pub complete: bool,
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `bytes` to `file` aside, then renames it into place.
+pub(super) fn write_atomic(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = file.with_file_name(format!(
+        ".{name}{TMP_MARK}{}-{}",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, file));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn read_json(file: &Path) -> Result<Option<Value>> {
+    match std::fs::read(file) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| Error::format(file, format!("not valid JSON metadata: {e}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(file, e)),
+    }
+}
+
+/// The first difference between the metadata a store holds and the metadata this run would
+/// write, as `what: the store has A, this run B`; the completion attribute is not compared.
+fn difference(stored: &Value, ours: &Value, at: &str) -> Option<String> {
+    match (stored, ours) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter()
+                .filter(|k| k.as_str() != COMPLETE_ATTRIBUTE)
+                .find_map(|k| {
+                    let path = if at.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{at}.{k}")
+                    };
+                    match (a.get(k), b.get(k)) {
+                        (Some(x), Some(y)) => difference(x, y, &path),
+                        (x, y) => Some(format!(
+                            "{path}: the store has {}, this run {}",
+                            x.map_or("nothing".into(), Value::to_string),
+                            y.map_or("nothing".into(), Value::to_string)
+                        )),
+                    }
+                })
+        }
+        (a, b) if a != b => Some(format!("{at}: the store has {a}, this run {b}")),
+        _ => None,
+    }
+}
+
+impl ZarrTarget {
+    /// Creates the array at `path` (`x.zarr` or `x.zarr/group/array`) with `shape`, `chunk`,
+    /// `dtype` and the codec and format of `zopts`, recording `run` (the command and its
+    /// parameters) as the attribute [`RUN_ATTRIBUTE`]; or joins the array another worker
+    /// created, when its metadata is the same.
+    ///
+    /// # Errors
+    /// An array at `path` whose metadata or recorded run differs (the error names the first
+    /// difference), something else in the way, or an unwritable location.
+    pub fn create_or_join(
+        path: &Path,
+        shape: &[usize],
+        chunk: &[usize],
+        dtype: DType,
+        zopts: &ZarrWriteOptions,
+        run: &Map<String, Value>,
+    ) -> Result<(ZarrTarget, Joined)> {
+        let (root, inner) = split_path(path)?;
+        let dir = node_dir(&root, &inner);
+        if inner != "/" {
+            super::create_parent_groups(&root, &inner, zopts.zarr_format, path)?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let mut attrs = Map::new();
+        attrs.insert(COMPLETE_ATTRIBUTE.into(), Value::Bool(false));
+        attrs.insert(RUN_ATTRIBUTE.into(), Value::Object(run.clone()));
+        let shape_u64: Vec<u64> = shape.iter().map(|&n| n as u64).collect();
+        let chunk_u64: Vec<u64> = chunk.iter().map(|&n| n.max(1) as u64).collect();
+        // The metadata files this run would write: (file, JSON).
+        let files: Vec<(PathBuf, Value)> = if zopts.zarr_format == 2 {
+            let fill = match dtype {
+                DType::Bool => serde_json::json!(false),
+                DType::F32 | DType::F64 => serde_json::json!(0.0),
+                _ => serde_json::json!(0),
+            };
+            vec![
+                (
+                    dir.join(".zarray"),
+                    serde_json::json!({
+                        "zarr_format": 2,
+                        "shape": shape_u64,
+                        "chunks": chunk_u64,
+                        "dtype": v2_dtype(dtype),
+                        "compressor": v2_compressor(zopts.codec),
+                        "fill_value": fill,
+                        "order": "C",
+                        "filters": null,
+                        "dimension_separator": ".",
+                    }),
+                ),
+                (dir.join(".zattrs"), Value::Object(attrs)),
+            ]
+        } else {
+            let store = Arc::new(FilesystemStore::new(&root).map_err(|e| zerr(&root, e))?);
+            let mut builder = ArrayBuilder::new(
+                shape_u64,
+                chunk_u64,
+                zarr_dtype(dtype),
+                zarrs::array::FillValue::from(vec![0u8; dtype.size()]),
+            );
+            builder.bytes_to_bytes_codecs(build_codecs(zopts.codec, dtype.size())?);
+            *builder.attributes_mut() = attrs;
+            let array = builder.build(store, &inner).map_err(|e| zerr(path, e))?;
+            let meta = serde_json::to_value(array.metadata())
+                .map_err(|e| Error::format(path, format!("encoding metadata: {e}")))?;
+            vec![(dir.join("zarr.json"), meta)]
+        };
+        // Another kind of node, or an array of the other Zarr format, is in the way.
+        let ours_exist = files.iter().all(|(f, _)| f.is_file());
+        if !ours_exist && node_exists(&root, &inner) {
+            return Err(Error::Invalid(format!(
+                "{}: a Zarr node of another kind or format is already there (this run writes a Zarr v{} array)",
+                path.display(),
+                zopts.zarr_format
+            )));
+        }
+        let mut created = false;
+        for (file, ours) in &files {
+            if read_json(file)?.is_none() {
+                write_json(file, ours)?;
+                created = true;
+            }
+        }
+        // Read back what is there now: ours, or what a racing worker wrote first.
+        let mut complete = false;
+        for (file, ours) in &files {
+            let stored = read_json(file)?.unwrap_or(Value::Null);
+            if let Some(diff) = difference(&stored, ours, "") {
+                return Err(Error::Invalid(format!(
+                    "{} was made by another run and differs from this one ({diff}); \
+                     give the same parameters as its other workers, or write to another path",
+                    path.display()
+                )));
+            }
+            let attrs = if zopts.zarr_format == 2 {
+                Some(&stored)
+            } else {
+                stored.get("attributes")
+            };
+            complete |= attrs
+                .and_then(|a| a.get(COMPLETE_ATTRIBUTE))
+                .and_then(Value::as_bool)
+                == Some(true);
+        }
+        let target = ZarrTarget::open(path)?;
+        Ok((target, Joined { created, complete }))
+    }
+
+    /// Opens an existing Zarr array to check or complete it.
+    ///
+    /// # Errors
+    /// A missing store or array, or a data type tessera does not handle.
+    pub fn open(path: &Path) -> Result<ZarrTarget> {
+        let (array, root, inner) = super::open_array(path)?;
+        let dtype = super::dtype_of(path, array.data_type())?;
+        let meta = serde_json::to_value(array.metadata()).unwrap_or_default();
+        let format = meta.get("zarr_format").and_then(Value::as_u64).unwrap_or(3) as u8;
+        let chunk: Vec<usize> = array
+            .chunk_shape(&vec![0; array.dimensionality()])
+            .map_err(|e| zerr(path, e))?
+            .iter()
+            .map(|n| n.get() as usize)
+            .collect();
+        let raw = super::raw_chunks(&array, &root, dtype, &chunk).is_some();
+        Ok(ZarrTarget {
+            dir: node_dir(&root, &inner),
+            array,
+            root,
+            path: path.to_owned(),
+            format,
+            dtype,
+            chunk,
+            raw,
+        })
+    }
+
+    /// The array's shape.
+    pub fn shape(&self) -> Vec<usize> {
+        self.array.shape().iter().map(|&n| n as usize).collect()
+    }
+
+    /// The chunk shape.
+    pub fn chunk_shape(&self) -> &[usize] {
+        &self.chunk
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The run recorded in the array's attributes ([`RUN_ATTRIBUTE`]), if any.
+    pub fn run(&self) -> Option<&Map<String, Value>> {
+        self.array
+            .attributes()
+            .get(RUN_ATTRIBUTE)
+            .and_then(Value::as_object)
+    }
+
+    /// The number of chunks along each axis.
+    pub fn grid_shape(&self) -> Vec<usize> {
+        self.shape()
+            .iter()
+            .zip(&self.chunk)
+            .map(|(&n, &c)| n.div_ceil(c.max(1)))
+            .collect()
+    }
+
+    /// The key of chunk `idx` (as `c/0/1`, or `0.1` in Zarr v2), relative to the array.
+    pub fn chunk_key(&self, idx: &[usize]) -> String {
+        let file = self.chunk_file(idx);
+        file.strip_prefix(&self.dir)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| file.to_string_lossy().into_owned())
+    }
+
+    fn chunk_file(&self, idx: &[usize]) -> PathBuf {
+        let idx: Vec<u64> = idx.iter().map(|&i| i as u64).collect();
+        self.root.join(self.array.chunk_key(&idx).as_str())
+    }
+
+    fn chunk_shape_nz(&self) -> Vec<NonZeroU64> {
+        self.chunk
+            .iter()
+            .map(|&c| NonZeroU64::new(c.max(1) as u64).unwrap_or(NonZeroU64::MIN))
+            .collect()
+    }
+
+    fn chunk_nbytes(&self) -> usize {
+        self.chunk.iter().product::<usize>() * self.dtype.size()
+    }
+
+    /// Whether chunk `idx` is present and decodes to a whole chunk.
+    pub fn chunk_state(&self, idx: &[usize]) -> ChunkState {
+        let file = self.chunk_file(idx);
+        let bytes = match std::fs::read(&file) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return ChunkState::Missing,
+            Err(e) => return ChunkState::Corrupt(format!("unreadable: {e}")),
+        };
+        if self.raw {
+            return if bytes.len() == self.chunk_nbytes() {
+                ChunkState::Valid
+            } else {
+                ChunkState::Corrupt(format!(
+                    "{} bytes, an uncompressed chunk has {}",
+                    bytes.len(),
+                    self.chunk_nbytes()
+                ))
+            };
+        }
+        let decoded = self.array.codecs().decode(
+            bytes.into(),
+            &self.chunk_shape_nz(),
+            self.array.data_type(),
+            self.array.fill_value(),
+            &CodecOptions::default(),
+        );
+        match decoded.map(|d| d.size()) {
+            Ok(n) if n == self.chunk_nbytes() => ChunkState::Valid,
+            Ok(n) => ChunkState::Corrupt(format!(
+                "decodes to {n} bytes, a chunk has {}",
+                self.chunk_nbytes()
+            )),
+            Err(e) => ChunkState::Corrupt(format!("does not decode: {e}")),
+        }
+    }
+
+    /// Encodes a whole chunk (`bytes`: its elements in C order, as stored in memory) and writes
+    /// it aside, then renames it into place as chunk `idx`.
+    ///
+    /// # Errors
+    /// A buffer of the wrong size, an encoding error, or the file system's error (a full disk,
+    /// say), naming the chunk key.
+    pub fn write_chunk(&self, idx: &[usize], bytes: &[u8]) -> Result<()> {
+        let key = self.chunk_key(idx);
+        let fail = |what: String| Error::format(&self.path, format!("chunk {key}: {what}"));
+        if bytes.len() != self.chunk_nbytes() {
+            return Err(fail(format!(
+                "internal: {} bytes given, a chunk has {}",
+                bytes.len(),
+                self.chunk_nbytes()
+            )));
+        }
+        let encoded = if self.raw {
+            std::borrow::Cow::Borrowed(bytes)
+        } else {
+            self.array
+                .codecs()
+                .encode(
+                    ArrayBytes::new_flen(bytes),
+                    &self.chunk_shape_nz(),
+                    self.array.data_type(),
+                    self.array.fill_value(),
+                    &CodecOptions::default(),
+                )
+                .map_err(|e| fail(format!("encoding: {e}")))?
+        };
+        let file = self.chunk_file(idx);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
+        }
+        write_atomic(&file, &encoded).map_err(|e| fail(format!("writing {}: {e}", file.display())))
+    }
+
+    /// Checks every chunk (in parallel): present, and decoding to a whole chunk.
+    pub fn verify(&self) -> VerifyReport {
+        let grid = self.grid_shape();
+        let n: usize = grid.iter().product();
+        let index = |mut lin: usize| -> Vec<usize> {
+            let mut idx = vec![0; grid.len()];
+            for ax in (0..grid.len()).rev() {
+                idx[ax] = lin % grid[ax];
+                lin /= grid[ax];
+            }
+            idx
+        };
+        let states: Vec<(usize, ChunkState)> = (0..n)
+            .into_par_iter()
+            .map(|lin| (lin, self.chunk_state(&index(lin))))
+            .filter(|(_, s)| *s != ChunkState::Valid)
+            .collect();
+        let mut report = VerifyReport {
+            chunks: n,
+            ..VerifyReport::default()
+        };
+        for (lin, state) in states {
+            let key = self.chunk_key(&index(lin));
+            match state {
+                ChunkState::Missing => report.missing.push(key),
+                ChunkState::Corrupt(why) => report.corrupt.push((key, why)),
+                ChunkState::Valid => {}
+            }
+        }
+        report
+    }
+
+    /// Whether the completion attribute says the array is complete.
+    ///
+    /// # Errors
+    /// Unreadable metadata.
+    pub fn is_complete(&self) -> Result<bool> {
+        let (file, attrs_at) = self.attrs_file();
+        let stored = read_json(&file)?.unwrap_or(Value::Null);
+        let attrs = if attrs_at {
+            stored.get("attributes")
+        } else {
+            Some(&stored)
+        };
+        Ok(attrs
+            .and_then(|a| a.get(COMPLETE_ATTRIBUTE))
+            .and_then(Value::as_bool)
+            == Some(true))
+    }
+
+    /// The file holding the attributes, and whether they sit under `attributes` in it (v3).
+    fn attrs_file(&self) -> (PathBuf, bool) {
+        if self.format == 2 {
+            (self.dir.join(".zattrs"), false)
+        } else {
+            (self.dir.join("zarr.json"), true)
+        }
+    }
+
+    /// Sets the completion attribute to true (atomically: the metadata file is replaced), and
+    /// removes chunk files left half-written by killed workers.
+    ///
+    /// # Errors
+    /// Unreadable or unwritable metadata.
+    pub fn mark_complete(&self) -> Result<()> {
+        remove_tmp_files(&self.dir);
+        self.set_complete(true)
+    }
+
+    /// Sets the completion attribute to false: chunks are missing or corrupt.
+    ///
+    /// # Errors
+    /// Unreadable or unwritable metadata.
+    pub fn mark_incomplete(&self) -> Result<()> {
+        self.set_complete(false)
+    }
+
+    fn set_complete(&self, done: bool) -> Result<()> {
+        let (file, nested) = self.attrs_file();
+        let mut stored = read_json(&file)?.unwrap_or_else(|| Value::Object(Map::new()));
+        let attrs = if nested {
+            stored.as_object_mut().map(|o| {
+                o.entry("attributes")
+                    .or_insert_with(|| Value::Object(Map::new()))
+            })
+        } else {
+            Some(&mut stored)
+        };
+        match attrs.and_then(Value::as_object_mut) {
+            Some(a) => {
+                a.insert(COMPLETE_ATTRIBUTE.into(), Value::Bool(done));
+            }
+            None => {
+                return Err(Error::format(
+                    &file,
+                    "the attributes are not a JSON object".to_string(),
+                ))
+            }
+        }
+        write_json(&file, &stored)
+    }
+}
+
+/// Removes the `*.tessera-tmp-*` files under `dir`: chunks whose writer was killed before it
+/// renamed them into place.
+fn remove_tmp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_tmp_files(&p);
+        } else if e.file_name().to_string_lossy().contains(TMP_MARK) {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn difference_names_the_first_differing_key() {
+        let a = serde_json::json!({"shape": [4, 4], "attributes": {"tessera_complete": true, "tessera_run": {"metric": "cityblock"}}});
+        let b = serde_json::json!({"shape": [4, 4], "attributes": {"tessera_complete": false, "tessera_run": {"metric": "euclidean"}}});
+        assert_eq!(
+            difference(&a, &b, "").as_deref(),
+            Some("attributes.tessera_run.metric: the store has \"cityblock\", this run \"euclidean\"")
+        );
+        assert_eq!(difference(&a, &a, ""), None);
+        let c = serde_json::json!({"shape": [4, 5]});
+        let d = serde_json::json!({"shape": [4, 4]});
+        assert_eq!(
+            difference(&c, &d, "").as_deref(),
+            Some("shape: the store has [4,5], this run [4,4]")
+        );
+    }
+}
