@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create or refresh the project's Python virtualenv (.venv in the repo root)
 # from scripts/requirements.txt. It holds the test oracles' and benchmarks'
-# dependencies (numpy, dask[array], scipy, zarr, h5py).
+# dependencies (numpy, dask[array], scipy, zarr, h5py, moto).
 #
 #   bash scripts/python-env.sh      # progress on stderr, venv python on stdout
 #

@@ -1,9 +1,12 @@
-//! Storage backends: `.npy` and raw binary files (memory-mapped), Zarr and HDF5.
+//! Storage backends: `.npy` and raw binary files (memory-mapped), Zarr (on a file system or in
+//! object storage) and HDF5.
 #[cfg(feature = "hdf5")]
 pub mod hdf5;
 #[cfg(feature = "hdf5")]
 mod hdf5_chunks;
 pub mod mapped;
 pub mod npy;
+#[cfg(feature = "s3")]
+pub mod object;
 pub mod raw;
 pub mod zarr;

@@ -265,46 +265,6 @@ pub(crate) struct VerifyArgs {
     output: String,
 }
 
-/// The Zarr arrays at `path`: the array itself, or the arrays directly inside a group.
-fn arrays_at(path: &Path) -> Result<Vec<PathBuf>> {
-    let (root, inner) = tessera::store::zarr::split_path(path)?;
-    let dir = inner
-        .split('/')
-        .filter(|p| !p.is_empty())
-        .fold(root.clone(), |d, p| d.join(p));
-    let is_array = |d: &Path| {
-        d.join(".zarray").is_file()
-            || std::fs::read(d.join("zarr.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-                .is_some_and(|v| v.get("node_type").and_then(Value::as_str) == Some("array"))
-    };
-    if is_array(&dir) {
-        return Ok(vec![path.to_owned()]);
-    }
-    if !tessera::store::zarr::node_exists(&root, &inner) {
-        return Err(Error::io(
-            &dir,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no Zarr array or group here"),
-        ));
-    }
-    let mut arrays: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|e| Error::io(&dir, e))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| is_array(p))
-        .map(|p| path.join(p.file_name().unwrap_or_default()))
-        .collect();
-    arrays.sort();
-    if arrays.is_empty() {
-        return Err(Error::Invalid(format!(
-            "{}: the group holds no arrays",
-            path.display()
-        )));
-    }
-    Ok(arrays)
-}
-
 /// At most this many keys are listed per kind of problem.
 const LIST_LIMIT: usize = 20;
 
@@ -312,7 +272,7 @@ pub(crate) fn run_verify(args: &VerifyArgs, opts: &ExecOptions) -> Result<()> {
     let path = PathBuf::from(&args.output);
     let mut incomplete = Vec::new();
     let ctx = tessera::exec::ExecContext::new(opts.clone())?;
-    for array in arrays_at(&path)? {
+    for array in tessera::store::zarr::arrays_at(&path)? {
         let target = ZarrTarget::open(&array)?;
         let report = ctx.install(|| target.verify());
         let n = report.chunks;

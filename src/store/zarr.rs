@@ -18,6 +18,7 @@ use zarrs::array::{
     data_type, Array, ArrayBuilder, ArrayBytes, ArrayBytesFixedDisjointView, ArraySubset, DataType,
 };
 use zarrs::filesystem::FilesystemStore;
+use zarrs::storage::{ReadableWritableListableStorage, StoreKey};
 
 /// The attribute tessera writes last, once every chunk of an output is stored.
 pub const COMPLETE_ATTRIBUTE: &str = "tessera_complete";
@@ -25,7 +26,93 @@ pub const COMPLETE_ATTRIBUTE: &str = "tessera_complete";
 mod target;
 pub use target::{ChunkState, Joined, VerifyReport, ZarrTarget, RUN_ATTRIBUTE};
 
-type ZArray = Array<FilesystemStore>;
+type ZArray = Array<dyn zarrs::storage::ReadableWritableListableStorageTraits>;
+
+/// A Zarr store: a directory on the file system, or object storage (`s3://bucket/x.zarr`).
+#[derive(Clone)]
+pub(crate) struct Store {
+    pub(crate) storage: ReadableWritableListableStorage,
+    /// The store's directory, for a store on the file system.
+    pub(crate) dir: Option<PathBuf>,
+}
+
+impl Store {
+    /// The store rooted at `root` (a directory, or an `s3://` URL). A local directory need not
+    /// exist yet.
+    pub(crate) fn at(root: &Path) -> Result<Store> {
+        let url = root.to_string_lossy();
+        if url.contains("://") {
+            #[cfg(feature = "s3")]
+            if crate::store::object::is_object_url(&url) {
+                return Ok(Store {
+                    storage: crate::store::object::open(&url)?,
+                    dir: None,
+                });
+            }
+            return Err(Error::Unsupported(format!(
+                "{url}: object storage {}",
+                if cfg!(feature = "s3") {
+                    "is reached through s3:// URLs only"
+                } else {
+                    "needs a build with the s3 feature"
+                }
+            )));
+        }
+        Ok(Store {
+            storage: Arc::new(FilesystemStore::new(root).map_err(|e| zerr(root, e))?),
+            dir: None,
+        }
+        .with_dir(root))
+    }
+
+    fn with_dir(mut self, dir: &Path) -> Store {
+        self.dir = Some(dir.to_owned());
+        self
+    }
+
+    /// The bytes under `key`, or `None`.
+    pub(crate) fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let k = store_key(key)?;
+        self.storage
+            .get(&k)
+            .map(|b| b.map(|b| b.to_vec()))
+            .map_err(|e| Error::Invalid(format!("reading {key}: {e}")))
+    }
+
+    /// Stores `bytes` under `key` whole: on a file system written aside and renamed into place,
+    /// in object storage by one request.
+    pub(crate) fn put(&self, key: &str, bytes: &[u8]) -> std::io::Result<()> {
+        match &self.dir {
+            Some(dir) => {
+                let file = dir.join(key);
+                if let Some(parent) = file.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                target::write_atomic(&file, bytes)
+            }
+            None => {
+                let k = store_key(key).map_err(std::io::Error::other)?;
+                self.storage
+                    .set(&k, bytes.to_vec().into())
+                    .map_err(std::io::Error::other)
+            }
+        }
+    }
+}
+
+fn store_key(key: &str) -> Result<StoreKey> {
+    StoreKey::new(key).map_err(|e| Error::Invalid(format!("{key:?} is not a store key: {e}")))
+}
+
+/// The store key prefix of node `inner` (`/group/array` -> `group/array/`; the root -> ``).
+fn node_prefix(inner: &str) -> String {
+    let t = inner.trim_matches('/');
+    if t.is_empty() {
+        String::new()
+    } else {
+        format!("{t}/")
+    }
+}
 
 /// Splits `x.zarr/group/array` into the store root (`x.zarr`) and the array path (`/group/array`).
 pub fn split_path(path: &Path) -> Result<(PathBuf, String)> {
@@ -62,10 +149,74 @@ fn node_dir(root: &Path, inner: &str) -> PathBuf {
 
 /// Whether a Zarr node (array or group, v2 or v3) exists at `inner` in the store at `root`.
 pub fn node_exists(root: &Path, inner: &str) -> bool {
+    if root.to_string_lossy().contains("://") {
+        return Store::at(root).is_ok_and(|s| store_has_node(&s, inner));
+    }
     let d = node_dir(root, inner);
     ["zarr.json", ".zarray", ".zgroup"]
         .iter()
         .any(|m| d.join(m).is_file())
+}
+
+fn store_has_node(store: &Store, inner: &str) -> bool {
+    let p = node_prefix(inner);
+    ["zarr.json", ".zarray", ".zgroup"]
+        .iter()
+        .any(|m| store.get(&format!("{p}{m}")).is_ok_and(|b| b.is_some()))
+}
+
+/// The Zarr arrays at `path`: the array itself, or the arrays directly inside a group (a knn
+/// output), sorted by name.
+///
+/// # Errors
+/// Nothing at `path`, a group without arrays, or an unreadable store.
+pub fn arrays_at(path: &Path) -> Result<Vec<PathBuf>> {
+    let (root, inner) = split_path(path)?;
+    let store = Store::at(&root)?;
+    let is_array = |inner: &str| -> bool {
+        let p = node_prefix(inner);
+        store.get(&format!("{p}.zarray")).is_ok_and(|b| b.is_some())
+            || store
+                .get(&format!("{p}zarr.json"))
+                .ok()
+                .flatten()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|v| v.get("node_type").and_then(|t| t.as_str()) == Some("array"))
+    };
+    if is_array(&inner) {
+        return Ok(vec![path.to_owned()]);
+    }
+    if !store_has_node(&store, &inner) {
+        return Err(Error::format(
+            path,
+            "no Zarr array or group here".to_string(),
+        ));
+    }
+    let prefix = zarrs::storage::StorePrefix::new(node_prefix(&inner))
+        .map_err(|e| Error::format(path, e.to_string()))?;
+    let listed = store
+        .storage
+        .list_dir(&prefix)
+        .map_err(|e| Error::format(path, format!("listing the group: {e}")))?;
+    let mut arrays: Vec<PathBuf> = listed
+        .prefixes()
+        .iter()
+        .filter_map(|p| {
+            let name = p
+                .as_str()
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()?
+                .to_string();
+            let child = format!("{}/{name}", inner.trim_end_matches('/'));
+            is_array(&child).then(|| path.join(&name))
+        })
+        .collect();
+    arrays.sort();
+    if arrays.is_empty() {
+        return Err(Error::format(path, "the group holds no arrays".to_string()));
+    }
+    Ok(arrays)
 }
 
 fn zerr(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -136,9 +287,10 @@ pub struct ZarrInfo {
     pub complete: Option<bool>,
 }
 
-fn open_array(path: &Path) -> Result<(ZArray, PathBuf, String)> {
+fn open_array(path: &Path) -> Result<(ZArray, Store, PathBuf, String)> {
     let (root, inner) = split_path(path)?;
-    if !root.is_dir() {
+    let store = Store::at(&root)?;
+    if store.dir.is_some() && !root.is_dir() {
         return Err(Error::io(
             &root,
             std::io::Error::new(
@@ -147,10 +299,9 @@ fn open_array(path: &Path) -> Result<(ZArray, PathBuf, String)> {
             ),
         ));
     }
-    let store = Arc::new(FilesystemStore::new(&root).map_err(|e| zerr(&root, e))?);
-    let array = ZArray::open(store, &inner)
+    let array = ZArray::open(store.storage.clone(), &inner)
         .map_err(|e| Error::format(path, format!("not a readable Zarr array at {inner}: {e}")))?;
-    Ok((array, root, inner))
+    Ok((array, store, root, inner))
 }
 
 /// Reads the description of the Zarr array at `path`.
@@ -158,7 +309,7 @@ fn open_array(path: &Path) -> Result<(ZArray, PathBuf, String)> {
 /// # Errors
 /// A missing store, a path that is not a Zarr array, or an unsupported data type.
 pub fn info(path: &Path) -> Result<ZarrInfo> {
-    let (array, root, inner) = open_array(path)?;
+    let (array, _, root, inner) = open_array(path)?;
     let dtype = dtype_of(path, array.data_type())?;
     let meta = array.metadata();
     let json = serde_json::to_value(meta).unwrap_or_default();
@@ -655,7 +806,7 @@ impl<T: Element> ChunkedArray<T> {
     /// A missing store or array, another dtype than `T`, or invalid chunks.
     pub fn from_zarr(path: impl AsRef<Path>, chunks: impl Into<Chunks>) -> Result<Self> {
         let path = path.as_ref();
-        let (array, root, _) = open_array(path)?;
+        let (array, store, _, _) = open_array(path)?;
         let dtype = dtype_of(path, array.data_type())?;
         if dtype != T::DTYPE {
             return Err(Error::DType(format!(
@@ -677,9 +828,11 @@ impl<T: Element> ChunkedArray<T> {
             .map(|c| c.iter().map(|n| n.get() as usize).collect());
         let grid =
             ChunkGrid::new_aligned(&shape, &chunks.into(), T::DTYPE.size(), native.as_deref())?;
+        // Chunk files are read straight from a local store.
         let raw = native
             .as_deref()
-            .and_then(|c| raw_chunks(&array, &root, dtype, c));
+            .zip(store.dir.as_deref())
+            .and_then(|(c, dir)| raw_chunks(&array, dir, dtype, c));
         Ok(Self::from_node(Arc::new(ZarrSource {
             raw,
             array,
@@ -713,6 +866,9 @@ impl<T: Element> ChunkedArray<T> {
         }
         exec::check_memory(self.node().as_ref(), opts)?;
         let (root, inner) = split_path(path)?;
+        if root.to_string_lossy().contains("://") {
+            return self.to_zarr_object(path, zopts, opts);
+        }
         let target = node_dir(&root, &inner);
         let replacing = node_exists(&root, &inner);
         if replacing && !zopts.overwrite {
@@ -746,7 +902,7 @@ impl<T: Element> ChunkedArray<T> {
             let _ = std::fs::remove_dir_all(&aside);
             std::fs::create_dir_all(&aside).map_err(|e| Error::io(&aside, e))?;
             if inner != "/" {
-                create_parent_groups(&root, &inner, zopts.zarr_format, path)?;
+                create_parent_groups(&Store::at(&root)?, &inner, zopts.zarr_format, path)?;
             }
             write_array(&data, &chunk, &write_root, &write_inner, zopts, opts, path)?;
             // Publish: the old node (if any) leaves, the new one takes its place.
@@ -775,6 +931,33 @@ impl<T: Element> ChunkedArray<T> {
 }
 
 impl<T: Element> ChunkedArray<T> {
+    /// [`to_zarr`](Self::to_zarr) into object storage, where nothing can be renamed: the
+    /// array is written in place, metadata first with the completion attribute false, each
+    /// chunk by one request, and the completion attribute last. An existing array is removed
+    /// first (with `overwrite`).
+    fn to_zarr_object(
+        &self,
+        path: &Path,
+        zopts: &ZarrWriteOptions,
+        opts: &ExecOptions,
+    ) -> Result<()> {
+        let (root, inner) = split_path(path)?;
+        let store = Store::at(&root)?;
+        if store_has_node(&store, &inner) {
+            if !zopts.overwrite {
+                return Err(Error::Exists(path.to_owned()));
+            }
+            let prefix = zarrs::storage::StorePrefix::new(node_prefix(&inner))
+                .map_err(|e| Error::format(path, e.to_string()))?;
+            store
+                .storage
+                .erase_prefix(&prefix)
+                .map_err(|e| Error::format(path, format!("removing the old array: {e}")))?;
+        }
+        self.to_zarr_part(path, zopts, &PartOptions::default(), opts)
+            .map(|_| ())
+    }
+
     /// Writes this process's share of the array into the Zarr array at `path`, in place: the
     /// metadata is created if no other worker has (or must match theirs), each chunk is written
     /// aside and renamed into place, and with [`PartOptions::resume`] chunks already present
@@ -837,29 +1020,30 @@ impl<T: Element> ChunkedArray<T> {
 
 /// Creates the groups from the store root down to the parent of `inner`, where missing, so other
 /// tools can walk to the array.
-fn create_parent_groups(root: &Path, inner: &str, format: u8, path: &Path) -> Result<()> {
-    std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
-    let store = Arc::new(FilesystemStore::new(root).map_err(|e| zerr(root, e))?);
+fn create_parent_groups(store: &Store, inner: &str, format: u8, path: &Path) -> Result<()> {
+    if let Some(dir) = &store.dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
     let parts: Vec<&str> = inner.split('/').filter(|p| !p.is_empty()).collect();
     for k in 0..parts.len() {
         let group = format!("/{}", parts[..k].join("/"));
-        if node_exists(root, &group) {
+        if store_has_node(store, &group) {
             continue;
         }
-        if format == 2 {
-            let dir = node_dir(root, &group);
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-            write_json(
-                &dir.join(".zgroup"),
-                &serde_json::json!({ "zarr_format": 2 }),
-            )?;
+        let (file, meta) = if format == 2 {
+            (".zgroup", serde_json::json!({ "zarr_format": 2 }))
         } else {
-            zarrs::group::GroupBuilder::new()
-                .build(store.clone(), &group)
-                .map_err(|e| zerr(path, e))?
-                .store_metadata()
-                .map_err(|e| zerr(path, e))?;
-        }
+            (
+                "zarr.json",
+                serde_json::json!({ "zarr_format": 3, "node_type": "group", "attributes": {} }),
+            )
+        };
+        let text = serde_json::to_string_pretty(&meta)
+            .map_err(|e| Error::format(path, format!("encoding metadata: {e}")))?;
+        let key = format!("{}{file}", node_prefix(&group));
+        store
+            .put(&key, text.as_bytes())
+            .map_err(|e| Error::format(path, format!("writing the group {group}: {e}")))?;
     }
     Ok(())
 }
@@ -912,7 +1096,8 @@ fn write_array<T: Element>(
     opts: &ExecOptions,
     path: &Path,
 ) -> Result<()> {
-    let store = Arc::new(FilesystemStore::new(root).map_err(|e| zerr(root, e))?);
+    let store: ReadableWritableListableStorage =
+        Arc::new(FilesystemStore::new(root).map_err(|e| zerr(root, e))?);
     let shape: Vec<u64> = data.shape().iter().map(|&n| n as u64).collect();
     let chunk_u64: Vec<u64> = chunk.iter().map(|&n| n as u64).collect();
     let run = |array: &ZArray| -> Result<()> {

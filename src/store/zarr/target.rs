@@ -7,8 +7,8 @@
 //! to; a plain run writes the whole array aside and renames it instead.
 
 use super::{
-    build_codecs, node_dir, node_exists, split_path, v2_compressor, v2_dtype, write_json,
-    zarr_dtype, zerr, ZArray, ZarrWriteOptions, COMPLETE_ATTRIBUTE,
+    build_codecs, node_dir, node_prefix, split_path, store_has_node, v2_compressor, v2_dtype,
+    zarr_dtype, zerr, Store, ZArray, ZarrWriteOptions, COMPLETE_ATTRIBUTE,
 };
 use crate::element::DType;
 use crate::error::{Error, Result};
@@ -17,9 +17,7 @@ use serde_json::{Map, Value};
 use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use zarrs::array::{ArrayBuilder, ArrayBytes, ArrayToBytesCodecTraits, CodecOptions};
-use zarrs::filesystem::FilesystemStore;
 
 /// The attribute that records which command, with which parameters, writes an array in place;
 /// a worker or a resumed run with other parameters is refused.
@@ -61,12 +59,12 @@ impl VerifyReport {
 /// A Zarr array that several processes may write at once, chunk by chunk.
 pub struct ZarrTarget {
     array: ZArray,
-    /// The store's root directory (chunk keys are relative to it).
-    root: PathBuf,
+    /// The store (chunk keys are relative to it).
+    store: Store,
     /// The path as the user gave it, for messages.
     path: PathBuf,
-    /// The array's directory.
-    dir: PathBuf,
+    /// The key prefix of the array's node (`group/array/`, or empty at the root).
+    prefix: String,
     format: u8,
     dtype: DType,
     chunk: Vec<usize>,
@@ -104,14 +102,22 @@ pub(super) fn write_atomic(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-fn read_json(file: &Path) -> Result<Option<Value>> {
-    match std::fs::read(file) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|e| Error::format(file, format!("not valid JSON metadata: {e}"))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(file, e)),
-    }
+fn read_json(store: &Store, key: &str) -> Result<Option<Value>> {
+    store
+        .get(key)?
+        .map(|b| {
+            serde_json::from_slice(&b)
+                .map_err(|e| Error::Invalid(format!("{key}: not valid JSON metadata: {e}")))
+        })
+        .transpose()
+}
+
+fn write_json(store: &Store, key: &str, value: &Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::Invalid(format!("{key}: encoding metadata: {e}")))?;
+    store
+        .put(key, text.as_bytes())
+        .map_err(|e| Error::Invalid(format!("writing {key}: {e}")))
 }
 
 /// The first difference between the metadata a store holds and the metadata this run would
@@ -163,18 +169,18 @@ impl ZarrTarget {
         run: &Map<String, Value>,
     ) -> Result<(ZarrTarget, Joined)> {
         let (root, inner) = split_path(path)?;
-        let dir = node_dir(&root, &inner);
-        if inner != "/" {
-            super::create_parent_groups(&root, &inner, zopts.zarr_format, path)?;
+        let store = Store::at(&root)?;
+        if inner != "/" || store.dir.is_some() {
+            super::create_parent_groups(&store, &inner, zopts.zarr_format, path)?;
         }
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let prefix = node_prefix(&inner);
         let mut attrs = Map::new();
         attrs.insert(COMPLETE_ATTRIBUTE.into(), Value::Bool(false));
         attrs.insert(RUN_ATTRIBUTE.into(), Value::Object(run.clone()));
         let shape_u64: Vec<u64> = shape.iter().map(|&n| n as u64).collect();
         let chunk_u64: Vec<u64> = chunk.iter().map(|&n| n.max(1) as u64).collect();
         // The metadata files this run would write: (file, JSON).
-        let files: Vec<(PathBuf, Value)> = if zopts.zarr_format == 2 {
+        let files: Vec<(String, Value)> = if zopts.zarr_format == 2 {
             let fill = match dtype {
                 DType::Bool => serde_json::json!(false),
                 DType::F32 | DType::F64 => serde_json::json!(0.0),
@@ -182,7 +188,7 @@ impl ZarrTarget {
             };
             vec![
                 (
-                    dir.join(".zarray"),
+                    format!("{prefix}.zarray"),
                     serde_json::json!({
                         "zarr_format": 2,
                         "shape": shape_u64,
@@ -195,10 +201,9 @@ impl ZarrTarget {
                         "dimension_separator": ".",
                     }),
                 ),
-                (dir.join(".zattrs"), Value::Object(attrs)),
+                (format!("{prefix}.zattrs"), Value::Object(attrs)),
             ]
         } else {
-            let store = Arc::new(FilesystemStore::new(&root).map_err(|e| zerr(&root, e))?);
             let mut builder = ArrayBuilder::new(
                 shape_u64,
                 chunk_u64,
@@ -207,14 +212,18 @@ impl ZarrTarget {
             );
             builder.bytes_to_bytes_codecs(build_codecs(zopts.codec, dtype.size())?);
             *builder.attributes_mut() = attrs;
-            let array = builder.build(store, &inner).map_err(|e| zerr(path, e))?;
+            let array = builder
+                .build(store.storage.clone(), &inner)
+                .map_err(|e| zerr(path, e))?;
             let meta = serde_json::to_value(array.metadata())
                 .map_err(|e| Error::format(path, format!("encoding metadata: {e}")))?;
-            vec![(dir.join("zarr.json"), meta)]
+            vec![(format!("{prefix}zarr.json"), meta)]
         };
         // Another kind of node, or an array of the other Zarr format, is in the way.
-        let ours_exist = files.iter().all(|(f, _)| f.is_file());
-        if !ours_exist && node_exists(&root, &inner) {
+        let ours_exist = files
+            .iter()
+            .all(|(k, _)| store.get(k).is_ok_and(|b| b.is_some()));
+        if !ours_exist && store_has_node(&store, &inner) {
             return Err(Error::Invalid(format!(
                 "{}: a Zarr node of another kind or format is already there (this run writes a Zarr v{} array)",
                 path.display(),
@@ -222,16 +231,16 @@ impl ZarrTarget {
             )));
         }
         let mut created = false;
-        for (file, ours) in &files {
-            if read_json(file)?.is_none() {
-                write_json(file, ours)?;
+        for (key, ours) in &files {
+            if read_json(&store, key)?.is_none() {
+                write_json(&store, key, ours)?;
                 created = true;
             }
         }
         // Read back what is there now: ours, or what a racing worker wrote first.
         let mut complete = false;
-        for (file, ours) in &files {
-            let stored = read_json(file)?.unwrap_or(Value::Null);
+        for (key, ours) in &files {
+            let stored = read_json(&store, key)?.unwrap_or(Value::Null);
             if let Some(diff) = difference(&stored, ours, "") {
                 return Err(Error::Invalid(format!(
                     "{} was made by another run and differs from this one ({diff}); \
@@ -258,7 +267,7 @@ impl ZarrTarget {
     /// # Errors
     /// A missing store or array, or a data type tessera does not handle.
     pub fn open(path: &Path) -> Result<ZarrTarget> {
-        let (array, root, inner) = super::open_array(path)?;
+        let (array, store, _, inner) = super::open_array(path)?;
         let dtype = super::dtype_of(path, array.data_type())?;
         let meta = serde_json::to_value(array.metadata()).unwrap_or_default();
         let format = meta.get("zarr_format").and_then(Value::as_u64).unwrap_or(3) as u8;
@@ -268,11 +277,11 @@ impl ZarrTarget {
             .iter()
             .map(|n| n.get() as usize)
             .collect();
-        let raw = super::raw_chunks(&array, &root, dtype, &chunk).is_some();
+        let raw = super::raw_chunks(&array, Path::new(""), dtype, &chunk).is_some();
         Ok(ZarrTarget {
-            dir: node_dir(&root, &inner),
+            prefix: node_prefix(&inner),
             array,
-            root,
+            store,
             path: path.to_owned(),
             format,
             dtype,
@@ -315,15 +324,14 @@ impl ZarrTarget {
 
     /// The key of chunk `idx` (as `c/0/1`, or `0.1` in Zarr v2), relative to the array.
     pub fn chunk_key(&self, idx: &[usize]) -> String {
-        let file = self.chunk_file(idx);
-        file.strip_prefix(&self.dir)
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| file.to_string_lossy().into_owned())
+        let key = self.store_key(idx);
+        key.strip_prefix(&self.prefix).unwrap_or(&key).to_string()
     }
 
-    fn chunk_file(&self, idx: &[usize]) -> PathBuf {
+    /// The key of chunk `idx` in the store.
+    fn store_key(&self, idx: &[usize]) -> String {
         let idx: Vec<u64> = idx.iter().map(|&i| i as u64).collect();
-        self.root.join(self.array.chunk_key(&idx).as_str())
+        self.array.chunk_key(&idx).as_str().to_string()
     }
 
     fn chunk_shape_nz(&self) -> Vec<NonZeroU64> {
@@ -339,10 +347,9 @@ impl ZarrTarget {
 
     /// Whether chunk `idx` is present and decodes to a whole chunk.
     pub fn chunk_state(&self, idx: &[usize]) -> ChunkState {
-        let file = self.chunk_file(idx);
-        let bytes = match std::fs::read(&file) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return ChunkState::Missing,
+        let bytes = match self.store.get(&self.store_key(idx)) {
+            Ok(Some(b)) => b,
+            Ok(None) => return ChunkState::Missing,
             Err(e) => return ChunkState::Corrupt(format!("unreadable: {e}")),
         };
         if self.raw {
@@ -403,11 +410,14 @@ impl ZarrTarget {
                 )
                 .map_err(|e| fail(format!("encoding: {e}")))?
         };
-        let file = self.chunk_file(idx);
-        if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
-        }
-        write_atomic(&file, &encoded).map_err(|e| fail(format!("writing {}: {e}", file.display())))
+        let key = self.store_key(idx);
+        let shown = match &self.store.dir {
+            Some(d) => d.join(&key).display().to_string(),
+            None => key.clone(),
+        };
+        self.store
+            .put(&key, &encoded)
+            .map_err(|e| fail(format!("writing {shown}: {e}")))
     }
 
     /// Checks every chunk (in parallel): present, and decoding to a whole chunk.
@@ -447,9 +457,9 @@ impl ZarrTarget {
     /// # Errors
     /// Unreadable metadata.
     pub fn is_complete(&self) -> Result<bool> {
-        let (file, attrs_at) = self.attrs_file();
-        let stored = read_json(&file)?.unwrap_or(Value::Null);
-        let attrs = if attrs_at {
+        let (key, nested) = self.attrs_key();
+        let stored = read_json(&self.store, &key)?.unwrap_or(Value::Null);
+        let attrs = if nested {
             stored.get("attributes")
         } else {
             Some(&stored)
@@ -460,12 +470,13 @@ impl ZarrTarget {
             == Some(true))
     }
 
-    /// The file holding the attributes, and whether they sit under `attributes` in it (v3).
-    fn attrs_file(&self) -> (PathBuf, bool) {
+    /// The key of the document holding the attributes, and whether they sit under
+    /// `attributes` in it (v3).
+    fn attrs_key(&self) -> (String, bool) {
         if self.format == 2 {
-            (self.dir.join(".zattrs"), false)
+            (format!("{}.zattrs", self.prefix), false)
         } else {
-            (self.dir.join("zarr.json"), true)
+            (format!("{}zarr.json", self.prefix), true)
         }
     }
 
@@ -475,7 +486,9 @@ impl ZarrTarget {
     /// # Errors
     /// Unreadable or unwritable metadata.
     pub fn mark_complete(&self) -> Result<()> {
-        remove_tmp_files(&self.dir);
+        if let Some(dir) = &self.store.dir {
+            remove_tmp_files(&node_dir(dir, &self.prefix));
+        }
         self.set_complete(true)
     }
 
@@ -488,8 +501,8 @@ impl ZarrTarget {
     }
 
     fn set_complete(&self, done: bool) -> Result<()> {
-        let (file, nested) = self.attrs_file();
-        let mut stored = read_json(&file)?.unwrap_or_else(|| Value::Object(Map::new()));
+        let (key, nested) = self.attrs_key();
+        let mut stored = read_json(&self.store, &key)?.unwrap_or_else(|| Value::Object(Map::new()));
         let attrs = if nested {
             stored.as_object_mut().map(|o| {
                 o.entry("attributes")
@@ -504,12 +517,12 @@ impl ZarrTarget {
             }
             None => {
                 return Err(Error::format(
-                    &file,
-                    "the attributes are not a JSON object".to_string(),
+                    &self.path,
+                    format!("{key}: the attributes are not a JSON object"),
                 ))
             }
         }
-        write_json(&file, &stored)
+        write_json(&self.store, &key, &stored)
     }
 }
 
