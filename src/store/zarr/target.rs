@@ -180,7 +180,10 @@ impl ZarrTarget {
                 DType::F32 | DType::F64 => serde_json::json!(0.0),
                 _ => serde_json::json!(0),
             };
+            // The attributes first: a worker that finds `.zarray` (the file that makes the node
+            // an array) finds its `.zattrs` too, never an array of another tool half made.
             vec![
+                (dir.join(".zattrs"), Value::Object(attrs)),
                 (
                     dir.join(".zarray"),
                     serde_json::json!({
@@ -195,7 +198,6 @@ impl ZarrTarget {
                         "dimension_separator": ".",
                     }),
                 ),
-                (dir.join(".zattrs"), Value::Object(attrs)),
             ]
         } else {
             let store = Arc::new(FilesystemStore::new(&root).map_err(|e| zerr(&root, e))?);
