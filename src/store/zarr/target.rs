@@ -49,6 +49,10 @@ pub struct VerifyReport {
     pub missing: Vec<String>,
     /// Keys of the chunks that do not decode, with the reason.
     pub corrupt: Vec<(String, String)>,
+    /// Chunks absent from an array that no split or resumed run wrote (no [`RUN_ATTRIBUTE`]):
+    /// Zarr reads them as the fill value (zarrs and zarr-python do not store a chunk that is all
+    /// fill value), so they are not missing.
+    pub absent: usize,
 }
 
 impl VerifyReport {
@@ -412,8 +416,12 @@ impl ZarrTarget {
         write_atomic(&file, &encoded).map_err(|e| fail(format!("writing {}: {e}", file.display())))
     }
 
-    /// Checks every chunk (in parallel): present, and decoding to a whole chunk.
+    /// Checks every chunk (in parallel): present, and decoding to a whole chunk. A split or
+    /// resumed run writes every chunk, so in its array an absent chunk is missing; in another
+    /// array (a plain run's, zarr-python's) it is the fill value, counted in
+    /// [`VerifyReport::absent`].
     pub fn verify(&self) -> VerifyReport {
+        let absent_is_fill = self.run().is_none();
         let grid = self.grid_shape();
         let n: usize = grid.iter().product();
         let index = |mut lin: usize| -> Vec<usize> {
@@ -436,6 +444,7 @@ impl ZarrTarget {
         for (lin, state) in states {
             let key = self.chunk_key(&index(lin));
             match state {
+                ChunkState::Missing if absent_is_fill => report.absent += 1,
                 ChunkState::Missing => report.missing.push(key),
                 ChunkState::Corrupt(why) => report.corrupt.push((key, why)),
                 ChunkState::Valid => {}
