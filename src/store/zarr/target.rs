@@ -238,6 +238,20 @@ impl ZarrTarget {
         let mut complete = false;
         for (file, ours) in &files {
             let stored = read_json(file)?.unwrap_or(Value::Null);
+            let attrs = if zopts.zarr_format == 2 {
+                Some(&stored)
+            } else {
+                stored.get("attributes")
+            };
+            let holds_attrs = zopts.zarr_format != 2 || file.ends_with(".zattrs");
+            if holds_attrs && attrs.and_then(|a| a.get(RUN_ATTRIBUTE)).is_none() {
+                return Err(Error::Invalid(format!(
+                    "{} was not written by a split or resumed run (it records no {RUN_ATTRIBUTE}: \
+                     a plain run or another tool made it), so it cannot be continued in place; \
+                     write to another path, or remove it first",
+                    path.display()
+                )));
+            }
             if let Some(diff) = difference(&stored, ours, "") {
                 return Err(Error::Invalid(format!(
                     "{} was made by another run and differs from this one ({diff}); \
@@ -245,11 +259,6 @@ impl ZarrTarget {
                     path.display()
                 )));
             }
-            let attrs = if zopts.zarr_format == 2 {
-                Some(&stored)
-            } else {
-                stored.get("attributes")
-            };
             complete |= attrs
                 .and_then(|a| a.get(COMPLETE_ATTRIBUTE))
                 .and_then(Value::as_bool)
