@@ -21,8 +21,8 @@ cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 cargo --version
 
-step "System libraries (scripts/system-deps.sh)"
-bash scripts/system-deps.sh
+step "System packages (scripts/system-deps.sh --test)"
+bash scripts/system-deps.sh --test
 
 step "Python environment (scripts/python-env.sh)"
 bash scripts/python-env.sh

@@ -777,13 +777,18 @@ fn help_shows_examples() {
         (&["help", "eval"], "tessera eval '"),
         (&["info", "--help"], "tessera info "),
         (&["help", "info"], "tessera info "),
+        (&["verify", "--help"], "tessera verify dist.zarr"),
+        (&["help", "verify"], "--task-index 1 --task-count 2"),
     ] {
         let out = ok(d, args);
         assert!(out.contains("Examples:"), "{args:?}:\n{out}");
         assert!(out.contains(example), "{args:?}:\n{out}");
     }
     let out = ok(d, &["--help"]);
-    assert!(out.contains("eval") && out.contains("info"), "{out}");
+    assert!(
+        out.contains("eval") && out.contains("info") && out.contains("verify"),
+        "{out}"
+    );
 }
 
 /// Features of the language, each checked through a written `.npy` file: expression, dtype,

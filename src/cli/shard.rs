@@ -281,13 +281,21 @@ pub(crate) fn run_verify(args: &VerifyArgs, opts: &ExecOptions) -> Result<()> {
         }
         if report.is_complete() {
             target.mark_complete()?;
-            println!(
-                "{}: {n} of {n} chunks present and valid; marked complete",
-                array.display()
-            );
+            match report.absent {
+                0 => println!(
+                    "{}: {n} of {n} chunks present and valid; marked complete",
+                    array.display()
+                ),
+                k => println!(
+                    "{}: {} of {n} chunks present and valid, the other {k} absent (all fill \
+                     value, as Zarr allows in an array not written in place); marked complete",
+                    array.display(),
+                    n - k
+                ),
+            }
             continue;
         }
-        let bad = report.missing.len() + report.corrupt.len();
+        let bad = report.missing.len() + report.corrupt.len() + report.absent;
         println!(
             "{}: {} of {n} chunks present and valid; {} missing, {} corrupt",
             array.display(),

@@ -9,15 +9,34 @@ use std::process::{Command, Output};
 /// The binary under test.
 pub(crate) const TESSERA: &str = env!("CARGO_BIN_EXE_tessera");
 
+/// The variables from which `tessera` takes its task in a split run (Slurm, Kubernetes, MPI
+/// launchers): removed, so tests run inside such a job still start whole runs.
+pub(crate) const LAUNCHER_VARIABLES: [&str; 11] = [
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_ARRAY_TASK_COUNT",
+    "SLURM_ARRAY_TASK_MIN",
+    "SLURM_ARRAY_TASK_STEP",
+    "JOB_COMPLETION_INDEX",
+    "OMPI_COMM_WORLD_RANK",
+    "OMPI_COMM_WORLD_SIZE",
+    "PMI_RANK",
+    "PMI_SIZE",
+    "SLURM_PROCID",
+    "SLURM_NTASKS",
+];
+
 /// `tessera ARGS` to run in `dir`, without the environment's memory, thread and progress
-/// settings.
-fn command<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Command {
+/// settings or a launcher's task numbers.
+pub(crate) fn command<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Command {
     let mut c = Command::new(TESSERA);
     c.args(args)
         .current_dir(dir)
         .env_remove("TESSERA_ALLOWED_MEM")
         .env_remove("TESSERA_THREADS")
         .env_remove("TESSERA_PROGRESS");
+    for v in LAUNCHER_VARIABLES {
+        c.env_remove(v);
+    }
     c
 }
 

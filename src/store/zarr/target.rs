@@ -47,6 +47,10 @@ pub struct VerifyReport {
     pub missing: Vec<String>,
     /// Keys of the chunks that do not decode, with the reason.
     pub corrupt: Vec<(String, String)>,
+    /// Chunks absent from an array that no split or resumed run wrote (no [`RUN_ATTRIBUTE`]):
+    /// Zarr reads them as the fill value (zarrs and zarr-python do not store a chunk that is all
+    /// fill value), so they are not missing.
+    pub absent: usize,
 }
 
 impl VerifyReport {
@@ -186,7 +190,10 @@ impl ZarrTarget {
                 DType::F32 | DType::F64 => serde_json::json!(0.0),
                 _ => serde_json::json!(0),
             };
+            // The attributes first: a worker that finds `.zarray` (the file that makes the node
+            // an array) finds its `.zattrs` too, never an array of another tool half made.
             vec![
+                (format!("{prefix}.zattrs"), Value::Object(attrs)),
                 (
                     format!("{prefix}.zarray"),
                     serde_json::json!({
@@ -201,7 +208,6 @@ impl ZarrTarget {
                         "dimension_separator": ".",
                     }),
                 ),
-                (format!("{prefix}.zattrs"), Value::Object(attrs)),
             ]
         } else {
             let mut builder = ArrayBuilder::new(
@@ -241,6 +247,20 @@ impl ZarrTarget {
         let mut complete = false;
         for (key, ours) in &files {
             let stored = read_json(&store, key)?.unwrap_or(Value::Null);
+            let attrs = if zopts.zarr_format == 2 {
+                Some(&stored)
+            } else {
+                stored.get("attributes")
+            };
+            let holds_attrs = zopts.zarr_format != 2 || key.ends_with(".zattrs");
+            if holds_attrs && attrs.and_then(|a| a.get(RUN_ATTRIBUTE)).is_none() {
+                return Err(Error::Invalid(format!(
+                    "{} was not written by a split or resumed run (it records no {RUN_ATTRIBUTE}: \
+                     a plain run or another tool made it), so it cannot be continued in place; \
+                     write to another path, or remove it first",
+                    path.display()
+                )));
+            }
             if let Some(diff) = difference(&stored, ours, "") {
                 return Err(Error::Invalid(format!(
                     "{} was made by another run and differs from this one ({diff}); \
@@ -248,11 +268,6 @@ impl ZarrTarget {
                     path.display()
                 )));
             }
-            let attrs = if zopts.zarr_format == 2 {
-                Some(&stored)
-            } else {
-                stored.get("attributes")
-            };
             complete |= attrs
                 .and_then(|a| a.get(COMPLETE_ATTRIBUTE))
                 .and_then(Value::as_bool)
@@ -420,8 +435,12 @@ impl ZarrTarget {
             .map_err(|e| fail(format!("writing {shown}: {e}")))
     }
 
-    /// Checks every chunk (in parallel): present, and decoding to a whole chunk.
+    /// Checks every chunk (in parallel): present, and decoding to a whole chunk. A split or
+    /// resumed run writes every chunk, so in its array an absent chunk is missing; in another
+    /// array (a plain run's, zarr-python's) it is the fill value, counted in
+    /// [`VerifyReport::absent`].
     pub fn verify(&self) -> VerifyReport {
+        let absent_is_fill = self.run().is_none();
         let grid = self.grid_shape();
         let n: usize = grid.iter().product();
         let index = |mut lin: usize| -> Vec<usize> {
@@ -444,6 +463,7 @@ impl ZarrTarget {
         for (lin, state) in states {
             let key = self.chunk_key(&index(lin));
             match state {
+                ChunkState::Missing if absent_is_fill => report.absent += 1,
                 ChunkState::Missing => report.missing.push(key),
                 ChunkState::Corrupt(why) => report.corrupt.push((key, why)),
                 ChunkState::Valid => {}
