@@ -27,6 +27,9 @@ const X_ROWS: usize = 256;
 /// Rows of `y` per tile.
 const Y_ROWS: usize = 4096;
 
+/// Candidates of a tile row rejected together when all are farther than the k-th best.
+const SKIP_RUN: usize = 16;
+
 /// `(d1, i1)` comes strictly before `(d2, i2)`: by distance, NaN last, ties by index.
 #[inline(always)]
 fn before<T: DistFloat>(d1: T, i1: i64, d2: T, i2: i64) -> bool {
@@ -63,8 +66,21 @@ impl<T: DistFloat> TopK<T> {
             let ds = &mut self.dist[i * k..(i + 1) * k];
             let is = &mut self.idx[i * k..(i + 1) * k];
             let mut len = self.len[i];
-            for (j, &v) in row.iter().enumerate() {
-                let jj = (col0 + j) as i64;
+            let mut j = 0;
+            while j < c {
+                if len == k {
+                    // Most candidates are farther than the k-th best: a run of them is rejected
+                    // by one vectorised comparison (a NaN distance or a tie fails it and goes on
+                    // to the exact test below).
+                    let worst = ds[k - 1];
+                    let end = (j + SKIP_RUN).min(c);
+                    if row[j..end].iter().fold(true, |all, &v| all & (v > worst)) {
+                        j = end;
+                        continue;
+                    }
+                }
+                let (v, jj) = (row[j], (col0 + j) as i64);
+                j += 1;
                 if len == k && !before(v, jj, ds[k - 1], is[k - 1]) {
                     continue;
                 }
