@@ -357,13 +357,17 @@ fn rows_against_panels<T: DistFloat, O: Op<T>, const P: usize, const RR: usize, 
         let n = P.min(c - j0);
         for rr in 0..RR {
             // Finished over the whole panel at once, a fixed-length loop the compiler turns
-            // into vector instructions (a square root for 8 or 16 lanes): at small d this
-            // step, not the sums, sets the speed.
+            // into vector instructions (square roots of 8 or 16 lanes), then stored as one
+            // fixed-size copy: at small d this step, not the sums, sets the speed.
             let mut done = [T::zero(); P];
             for l in 0..P {
                 done[l] = op.finish(a[rr][l], b[rr][l], d);
             }
-            out.row(i0 + rr)[j0..j0 + n].copy_from_slice(&done[..n]);
+            let dst = &mut out.row(i0 + rr)[j0..j0 + n];
+            match <&mut [T; P]>::try_from(&mut *dst) {
+                Ok(full) => *full = done,
+                Err(_) => dst.copy_from_slice(&done[..n]),
+            }
         }
     }
 }
