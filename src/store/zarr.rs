@@ -766,6 +766,17 @@ pub struct PartReport {
     pub complete: bool,
 }
 
+/// Refuses a Zarr format tessera does not write.
+fn check_format(zopts: &ZarrWriteOptions) -> Result<()> {
+    if matches!(zopts.zarr_format, 2 | 3) {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "Zarr format {} is not one tessera writes (2 or 3)",
+        zopts.zarr_format
+    )))
+}
+
 /// Stores each finished block as the Zarr chunk it is.
 struct ChunkSink<'a> {
     array: &'a ZArray,
@@ -865,12 +876,7 @@ impl<T: Element> ChunkedArray<T> {
         opts: &ExecOptions,
     ) -> Result<()> {
         let path = path.as_ref();
-        if !matches!(zopts.zarr_format, 2 | 3) {
-            return Err(Error::Invalid(format!(
-                "Zarr format {} is not one tessera writes (2 or 3)",
-                zopts.zarr_format
-            )));
-        }
+        check_format(zopts)?;
         exec::check_memory(self.node().as_ref(), opts)?;
         let (root, inner) = split_path(path)?;
         if root.to_string_lossy().contains("://") {
@@ -983,12 +989,7 @@ impl<T: Element> ChunkedArray<T> {
         opts: &ExecOptions,
     ) -> Result<PartReport> {
         let path = path.as_ref();
-        if !matches!(zopts.zarr_format, 2 | 3) {
-            return Err(Error::Invalid(format!(
-                "Zarr format {} is not one tessera writes (2 or 3)",
-                zopts.zarr_format
-            )));
-        }
+        check_format(zopts)?;
         exec::check_memory(self.node().as_ref(), opts)?;
         let (data, chunk) = self.regular_blocks()?;
         let (target, joined) =
