@@ -41,7 +41,7 @@ impl Store {
     /// exist yet.
     pub(crate) fn at(root: &Path) -> Result<Store> {
         let url = root.to_string_lossy();
-        if url.contains("://") {
+        if is_url(root) {
             #[cfg(feature = "s3")]
             if crate::store::object::is_object_url(&url) {
                 return Ok(Store {
@@ -60,14 +60,8 @@ impl Store {
         }
         Ok(Store {
             storage: Arc::new(FilesystemStore::new(root).map_err(|e| zerr(root, e))?),
-            dir: None,
-        }
-        .with_dir(root))
-    }
-
-    fn with_dir(mut self, dir: &Path) -> Store {
-        self.dir = Some(dir.to_owned());
-        self
+            dir: Some(root.to_owned()),
+        })
     }
 
     /// The bytes under `key`, or `None`.
@@ -98,6 +92,11 @@ impl Store {
             }
         }
     }
+}
+
+/// Whether a store root is a URL (`s3://bucket/x.zarr`) rather than a local directory.
+fn is_url(root: &Path) -> bool {
+    root.to_string_lossy().contains("://")
 }
 
 fn store_key(key: &str) -> Result<StoreKey> {
@@ -149,7 +148,7 @@ fn node_dir(root: &Path, inner: &str) -> PathBuf {
 
 /// Whether a Zarr node (array or group, v2 or v3) exists at `inner` in the store at `root`.
 pub fn node_exists(root: &Path, inner: &str) -> bool {
-    if root.to_string_lossy().contains("://") {
+    if is_url(root) {
         return Store::at(root).is_ok_and(|s| store_has_node(&s, inner));
     }
     let d = node_dir(root, inner);
@@ -879,7 +878,7 @@ impl<T: Element> ChunkedArray<T> {
         check_format(zopts)?;
         exec::check_memory(self.node().as_ref(), opts)?;
         let (root, inner) = split_path(path)?;
-        if root.to_string_lossy().contains("://") {
+        if is_url(&root) {
             return self.to_zarr_object(path, zopts, opts);
         }
         let target = node_dir(&root, &inner);
@@ -1093,6 +1092,49 @@ fn v2_compressor(codec: Codec) -> serde_json::Value {
     }
 }
 
+/// The v2 `.zarray` document of an array tessera writes: C order, no filters, `.` between the
+/// chunk indices of a key, zero as the fill value.
+fn v2_array_metadata(
+    shape: &[u64],
+    chunk: &[u64],
+    dtype: DType,
+    codec: Codec,
+) -> serde_json::Value {
+    let fill = match dtype {
+        DType::Bool => serde_json::json!(false),
+        DType::F32 | DType::F64 => serde_json::json!(0.0),
+        _ => serde_json::json!(0),
+    };
+    serde_json::json!({
+        "zarr_format": 2,
+        "shape": shape,
+        "chunks": chunk,
+        "dtype": v2_dtype(dtype),
+        "compressor": v2_compressor(codec),
+        "fill_value": fill,
+        "order": "C",
+        "filters": null,
+        "dimension_separator": ".",
+    })
+}
+
+/// The builder of a v3 array tessera writes (zero as the fill value), without attributes.
+fn v3_builder(
+    shape: Vec<u64>,
+    chunk: Vec<u64>,
+    dtype: DType,
+    codec: Codec,
+) -> Result<ArrayBuilder> {
+    let mut builder = ArrayBuilder::new(
+        shape,
+        chunk,
+        zarr_dtype(dtype),
+        zarrs::array::FillValue::from(vec![0u8; dtype.size()]),
+    );
+    builder.bytes_to_bytes_codecs(build_codecs(codec, dtype.size())?);
+    Ok(builder)
+}
+
 /// Writes `data` (blocks of exactly `chunk`) as a new array `inner` of the store at `root`:
 /// metadata with `tessera_complete` = false, the chunks, then `tessera_complete` = true.
 fn write_array<T: Element>(
@@ -1122,24 +1164,9 @@ fn write_array<T: Element>(
     if zopts.zarr_format == 2 {
         let dir = node_dir(root, inner);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let fill = match T::DTYPE {
-            DType::Bool => serde_json::json!(false),
-            DType::F32 | DType::F64 => serde_json::json!(0.0),
-            _ => serde_json::json!(0),
-        };
         write_json(
             &dir.join(".zarray"),
-            &serde_json::json!({
-                "zarr_format": 2,
-                "shape": shape,
-                "chunks": chunk_u64,
-                "dtype": v2_dtype(T::DTYPE),
-                "compressor": v2_compressor(zopts.codec),
-                "fill_value": fill,
-                "order": "C",
-                "filters": null,
-                "dimension_separator": ".",
-            }),
+            &v2_array_metadata(&shape, &chunk_u64, T::DTYPE, zopts.codec),
         )?;
         let attrs = |done: bool| serde_json::json!({ COMPLETE_ATTRIBUTE: done });
         write_json(&dir.join(".zattrs"), &attrs(false))?;
@@ -1147,13 +1174,7 @@ fn write_array<T: Element>(
         run(&array)?;
         write_json(&dir.join(".zattrs"), &attrs(true))
     } else {
-        let mut builder = ArrayBuilder::new(
-            shape,
-            chunk_u64,
-            zarr_dtype(T::DTYPE),
-            zarrs::array::FillValue::from(vec![0u8; T::DTYPE.size()]),
-        );
-        builder.bytes_to_bytes_codecs(build_codecs(zopts.codec, T::DTYPE.size())?);
+        let mut builder = v3_builder(shape, chunk_u64, T::DTYPE, zopts.codec)?;
         builder
             .attributes_mut()
             .insert(COMPLETE_ATTRIBUTE.into(), serde_json::Value::Bool(false));

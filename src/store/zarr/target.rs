@@ -7,8 +7,8 @@
 //! to; a plain run writes the whole array aside and renames it instead.
 
 use super::{
-    build_codecs, node_dir, node_prefix, split_path, store_has_node, v2_compressor, v2_dtype,
-    zarr_dtype, zerr, Store, ZArray, ZarrWriteOptions, COMPLETE_ATTRIBUTE,
+    node_dir, node_prefix, split_path, store_has_node, v2_array_metadata, v3_builder, zerr, Store,
+    ZArray, ZarrWriteOptions, COMPLETE_ATTRIBUTE,
 };
 use crate::element::DType;
 use crate::error::{Error, Result};
@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use zarrs::array::{ArrayBuilder, ArrayBytes, ArrayToBytesCodecTraits, CodecOptions};
+use zarrs::array::{ArrayBytes, ArrayToBytesCodecTraits, CodecOptions};
 
 /// The attribute that records which command, with which parameters, writes an array in place;
 /// a worker or a resumed run with other parameters is refused.
@@ -185,38 +185,17 @@ impl ZarrTarget {
         let chunk_u64: Vec<u64> = chunk.iter().map(|&n| n.max(1) as u64).collect();
         // The metadata files this run would write: (file, JSON).
         let files: Vec<(String, Value)> = if zopts.zarr_format == 2 {
-            let fill = match dtype {
-                DType::Bool => serde_json::json!(false),
-                DType::F32 | DType::F64 => serde_json::json!(0.0),
-                _ => serde_json::json!(0),
-            };
             // The attributes first: a worker that finds `.zarray` (the file that makes the node
             // an array) finds its `.zattrs` too, never an array of another tool half made.
             vec![
                 (format!("{prefix}.zattrs"), Value::Object(attrs)),
                 (
                     format!("{prefix}.zarray"),
-                    serde_json::json!({
-                        "zarr_format": 2,
-                        "shape": shape_u64,
-                        "chunks": chunk_u64,
-                        "dtype": v2_dtype(dtype),
-                        "compressor": v2_compressor(zopts.codec),
-                        "fill_value": fill,
-                        "order": "C",
-                        "filters": null,
-                        "dimension_separator": ".",
-                    }),
+                    v2_array_metadata(&shape_u64, &chunk_u64, dtype, zopts.codec),
                 ),
             ]
         } else {
-            let mut builder = ArrayBuilder::new(
-                shape_u64,
-                chunk_u64,
-                zarr_dtype(dtype),
-                zarrs::array::FillValue::from(vec![0u8; dtype.size()]),
-            );
-            builder.bytes_to_bytes_codecs(build_codecs(zopts.codec, dtype.size())?);
+            let mut builder = v3_builder(shape_u64, chunk_u64, dtype, zopts.codec)?;
             *builder.attributes_mut() = attrs;
             let array = builder
                 .build(store.storage.clone(), &inner)
