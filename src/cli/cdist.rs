@@ -4,7 +4,7 @@
 use super::shard::{input_path, write_part, Part, ShardArgs};
 use super::{check_output, open, refuse_input_as_output, write_output, zarr_options, OutputArgs};
 use clap::Args;
-use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
+use ndarray::Axis;
 use serde_json::{Map, Value};
 use std::time::Instant;
 use tessera::chunks::{AxisChunks, Chunks};
@@ -14,7 +14,6 @@ use tessera::error::fmt_bytes;
 use tessera::exec::RunStats;
 use tessera::ops::slice::SliceItem;
 use tessera::store::zarr::{ChunkState, PartReport, ZarrTarget};
-use tessera::Element;
 use tessera::{ChunkedArray, DType, Error, ExecOptions, Result};
 
 pub(crate) const CDIST_EXAMPLES: &str = "Examples:
@@ -317,21 +316,14 @@ where
 pub(crate) fn run_knn(args: &KnnArgs, opts: &ExecOptions) -> Result<()> {
     let a = &args.points;
     let metric = Metric::parse(&a.metric, a.p)?;
-    if let Some(part) = args.shard.part()? {
-        return knn_part(args, &part, metric, opts);
-    }
+    let part = args.shard.part()?;
     // Where the results go, checked before anything runs.
-    let names: &[&str] = if args.radius.is_some() {
-        &["counts"]
-    } else {
-        &["indices", "distances"]
-    };
-    let mut inputs = vec![a.x.as_str()];
-    inputs.extend(a.y.as_deref());
-    for name in names {
-        let spec = member(&args.output, name)?;
-        refuse_input_as_output(&inputs, &spec)?;
-        check_output(&spec, a.overwrite)?;
+    let outputs = knn_outputs(args, |spec| match &part {
+        Some(p) => p.check_output(spec, a.overwrite),
+        None => check_output(spec, a.overwrite),
+    })?;
+    if let Some(part) = part {
+        return knn_part(args, &part, metric, &outputs, opts);
     }
     let t0 = Instant::now();
     let members = match open_points(a, opts)? {
@@ -355,27 +347,44 @@ pub(crate) fn run_knn(args: &KnnArgs, opts: &ExecOptions) -> Result<()> {
     Ok(())
 }
 
-/// A split or resumed knn: this task's share of the row blocks of X, each written as one chunk
-/// (of `--chunk` rows) of every output array, in place.
-fn knn_part(args: &KnnArgs, part: &Part, metric: Metric, opts: &ExecOptions) -> Result<()> {
+/// The arrays of a knn output (`indices` and `distances`, or `counts`), each refused when it
+/// is also an input, then checked by `check`.
+fn knn_outputs(
+    args: &KnnArgs,
+    check: impl Fn(&str) -> Result<std::path::PathBuf>,
+) -> Result<Vec<std::path::PathBuf>> {
     let a = &args.points;
-    let mut inputs = vec![a.x.as_str()];
-    inputs.extend(a.y.as_deref());
     let names: &[&str] = if args.radius.is_some() {
         &["counts"]
     } else {
         &["indices", "distances"]
     };
-    let mut outputs = Vec::new();
-    for name in names {
-        let spec = member(&args.output, name)?;
-        refuse_input_as_output(&inputs, &spec)?;
-        outputs.push(part.check_output(&spec, a.overwrite)?);
-    }
+    let mut inputs = vec![a.x.as_str()];
+    inputs.extend(a.y.as_deref());
+    names
+        .iter()
+        .map(|name| {
+            let spec = member(&args.output, name)?;
+            refuse_input_as_output(&inputs, &spec)?;
+            check(&spec)
+        })
+        .collect()
+}
+
+/// A split or resumed knn: this task's share of the row blocks of X, each written as one chunk
+/// (of `--chunk` rows) of every output array (`outputs`, checked), in place.
+fn knn_part(
+    args: &KnnArgs,
+    part: &Part,
+    metric: Metric,
+    outputs: &[std::path::PathBuf],
+    opts: &ExecOptions,
+) -> Result<()> {
+    let a = &args.points;
     let t0 = Instant::now();
     let report = match open_points(a, opts)? {
-        Points::F32(x, y) => knn_part_typed(x, y, args, part, metric, &outputs, opts)?,
-        Points::F64(x, y) => knn_part_typed(x, y, args, part, metric, &outputs, opts)?,
+        Points::F32(x, y) => knn_part_typed(x, y, args, part, metric, outputs, opts)?,
+        Points::F64(x, y) => knn_part_typed(x, y, args, part, metric, outputs, opts)?,
     };
     let root = std::path::PathBuf::from(args.output.trim_end_matches('/'));
     println!(
@@ -384,17 +393,6 @@ fn knn_part(args: &KnnArgs, part: &Part, metric: Metric, opts: &ExecOptions) -> 
         t0.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-/// The bytes of a whole chunk of `rows` rows holding `block` (fewer rows at the end are padded
-/// with zeros, as Zarr stores edge chunks whole).
-fn chunk_rows<E: Element>(block: ArrayViewD<'_, E>, rows: usize) -> Vec<u8> {
-    let mut shape = block.shape().to_vec();
-    shape[0] = rows;
-    let mut full = ArrayD::from_elem(IxDyn(&shape), E::default());
-    full.slice_axis_mut(Axis(0), (0..block.shape()[0]).into())
-        .assign(&block);
-    E::to_bytes(full.as_slice().unwrap_or(&[])).to_vec()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -455,24 +453,13 @@ fn knn_part_typed<T: DistFloat>(
         complete &= joined.complete;
         targets.push(t);
     }
-    if complete {
-        if !part.resume {
-            return Err(Error::Invalid(format!(
-                "{} is already complete; --resume checks it, --overwrite replaces it",
-                args.output
-            )));
-        }
-        // Resuming a complete output checks it; it is repaired if a chunk has gone.
-        if targets.iter().all(|t| t.verify().is_complete()) {
-            return Ok(PartReport {
-                stats: RunStats::default(),
-                created,
-                complete,
-            });
-        }
-        for t in &targets {
-            t.mark_incomplete()?;
-        }
+    let all: Vec<&ZarrTarget> = targets.iter().collect();
+    if complete && ZarrTarget::reopen_complete(&all, part.resume, &args.output)? {
+        return Ok(PartReport {
+            stats: RunStats::default(),
+            created,
+            complete,
+        });
     }
     let chunk_index = |b: usize, ndim: usize| -> Vec<usize> {
         let mut idx = vec![0; ndim];
@@ -511,7 +498,7 @@ fn knn_part_typed<T: DistFloat>(
                 let counts = distance::count_within(&xs, yy, r, metric, opts)?.into_dyn();
                 for (b, span) in &blocks {
                     let block = counts.slice_axis(Axis(0), span.clone().into());
-                    targets[0].write_chunk(&[*b], &chunk_rows(block, rows))?;
+                    targets[0].write_block(&[*b], block)?;
                 }
             }
             None => {
@@ -519,9 +506,9 @@ fn knn_part_typed<T: DistFloat>(
                 let (ind, dist) = (nn.indices.into_dyn(), nn.distances.into_dyn());
                 for (b, span) in &blocks {
                     let i = ind.slice_axis(Axis(0), span.clone().into());
-                    targets[0].write_chunk(&[*b, 0], &chunk_rows(i, rows))?;
+                    targets[0].write_block(&[*b, 0], i)?;
                     let dd = dist.slice_axis(Axis(0), span.clone().into());
-                    targets[1].write_chunk(&[*b, 0], &chunk_rows(dd, rows))?;
+                    targets[1].write_block(&[*b, 0], dd)?;
                 }
             }
         }

@@ -727,9 +727,7 @@ impl<T: Element> BlockSink<T> for TargetSink<'_> {
             // The empty block of an empty axis: a Zarr array of that shape has no chunks.
             return Ok(());
         }
-        let std = block.as_standard_layout();
-        let bytes = chunk_bytes(std.view(), self.target.chunk_shape())?;
-        self.target.write_chunk(&self.chunk_index(region), &bytes)
+        self.target.write_block(&self.chunk_index(region), block)
     }
 
     fn stored(&self, region: &[Range<usize>]) -> Result<bool> {
@@ -994,22 +992,15 @@ impl<T: Element> ChunkedArray<T> {
         let (target, joined) =
             ZarrTarget::create_or_join(path, data.shape(), &chunk, T::DTYPE, zopts, &part.run)?;
         let ctx = ExecContext::new(opts.clone())?;
-        if joined.complete {
-            if !part.resume {
-                return Err(Error::Invalid(format!(
-                    "{} is already complete; --resume checks it, --overwrite replaces it",
-                    path.display()
-                )));
-            }
-            // Resuming a complete array checks it; it is repaired if a chunk has gone.
-            if ctx.install(|| target.verify()).is_complete() {
-                return Ok(PartReport {
-                    stats: RunStats::default(),
-                    created: false,
-                    complete: true,
-                });
-            }
-            target.mark_incomplete()?;
+        let output = path.display().to_string();
+        if joined.complete
+            && ctx.install(|| ZarrTarget::reopen_complete(&[&target], part.resume, &output))?
+        {
+            return Ok(PartReport {
+                stats: RunStats::default(),
+                created: false,
+                complete: true,
+            });
         }
         let sink = TargetSink { target: &target };
         let stats = exec::run_part(data.node().as_ref(), &sink, &ctx, part.shard, part.resume)?;

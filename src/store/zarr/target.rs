@@ -10,8 +10,9 @@ use super::{
     node_dir, node_prefix, split_path, store_has_node, v2_array_metadata, v3_builder, zerr, Store,
     ZArray, ZarrWriteOptions, COMPLETE_ATTRIBUTE,
 };
-use crate::element::DType;
+use crate::element::{DType, Element};
 use crate::error::{Error, Result};
+use ndarray::ArrayViewD;
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 use std::num::NonZeroU64;
@@ -412,6 +413,47 @@ impl ZarrTarget {
         self.store
             .put(&key, &encoded)
             .map_err(|e| fail(format!("writing {shown}: {e}")))
+    }
+
+    /// Pads `block` (the elements of chunk `idx`, fewer at the array's edge) to a whole chunk
+    /// and writes it, as [`write_chunk`](Self::write_chunk) does.
+    ///
+    /// # Errors
+    /// An element type other than the array's, or as [`write_chunk`](Self::write_chunk).
+    pub fn write_block<E: Element>(&self, idx: &[usize], block: ArrayViewD<'_, E>) -> Result<()> {
+        if E::DTYPE != self.dtype {
+            return Err(Error::DType(format!(
+                "{}: a block of {} for an array of {}",
+                self.path.display(),
+                E::DTYPE,
+                self.dtype
+            )));
+        }
+        let std = block.as_standard_layout();
+        let bytes = super::chunk_bytes(std.view(), &self.chunk)?;
+        self.write_chunk(idx, &bytes)
+    }
+
+    /// Before a run writes in place into `targets` (the arrays of one output, `output`), all
+    /// marked complete: refused unless `resume`; when resuming, every chunk is checked.
+    /// `Ok(true)`: all are valid, nothing is left to do. `Ok(false)`: a chunk has gone, and the
+    /// arrays are marked incomplete while the run repairs them.
+    ///
+    /// # Errors
+    /// A complete output without `resume`, or unwritable metadata.
+    pub fn reopen_complete(targets: &[&ZarrTarget], resume: bool, output: &str) -> Result<bool> {
+        if !resume {
+            return Err(Error::Invalid(format!(
+                "{output} is already complete; --resume checks it, --overwrite replaces it"
+            )));
+        }
+        if targets.iter().all(|t| t.verify().is_complete()) {
+            return Ok(true);
+        }
+        for t in targets {
+            t.mark_incomplete()?;
+        }
+        Ok(false)
     }
 
     /// Checks every chunk (in parallel): present, and decoding to a whole chunk. A split or
