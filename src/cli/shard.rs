@@ -158,18 +158,21 @@ impl ShardArgs {
 }
 
 impl Part {
-    /// Checks that `spec` can be written in place: a Zarr output, and no `--overwrite`.
-    pub(crate) fn check_output(&self, spec: &str, overwrite: bool) -> Result<PathBuf> {
-        let what = if self.shard.is_whole() {
-            "--resume".to_string()
-        } else {
+    /// `task I of N (from SOURCE)`, or `None` for a whole (resumed) run.
+    fn task(&self) -> Option<String> {
+        (!self.shard.is_whole()).then(|| {
             format!(
-                "task {} of {} ({})",
+                "task {} of {} (from {})",
                 self.shard.index(),
                 self.shard.count(),
                 self.source
             )
-        };
+        })
+    }
+
+    /// Checks that `spec` can be written in place: a Zarr output, and no `--overwrite`.
+    pub(crate) fn check_output(&self, spec: &str, overwrite: bool) -> Result<PathBuf> {
+        let what = self.task().unwrap_or_else(|| "--resume".to_string());
         if overwrite {
             return Err(Error::Invalid(format!(
                 "{what} writes into {spec} in place: --overwrite cannot be combined with it \
@@ -198,16 +201,7 @@ impl Part {
     /// The line a task prints once its share is written.
     pub(crate) fn summary(&self, dst: &Path, report: &PartReport) -> String {
         let s = report.stats;
-        let who = if self.shard.is_whole() {
-            "resumed run".to_string()
-        } else {
-            format!(
-                "task {} of {} (from {})",
-                self.shard.index(),
-                self.shard.count(),
-                self.source
-            )
-        };
+        let who = self.task().unwrap_or_else(|| "resumed run".to_string());
         let state = if report.complete {
             "the array is complete".to_string()
         } else {
