@@ -228,6 +228,26 @@ pub fn check_memory_with(
     sink_per_task: usize,
     sink_shared: usize,
 ) -> Result<()> {
+    check(root, opts, sink_per_task, sink_shared, false)
+}
+
+/// [`check_memory`] for a sink that stores blocks in parts ([`BlockSink::parts`]): a root that
+/// computes its blocks in parts ([`PlanNode::part_task_bytes`]) is held to the memory of its
+/// parts, not of a whole block.
+///
+/// # Errors
+/// As [`check_memory`].
+pub fn check_memory_parts(root: &dyn PlanNode, opts: &ExecOptions) -> Result<()> {
+    check(root, opts, 0, 0, true)
+}
+
+fn check(
+    root: &dyn PlanNode,
+    opts: &ExecOptions,
+    sink_per_task: usize,
+    sink_shared: usize,
+    parts: bool,
+) -> Result<()> {
     let threads = opts.threads.max(1);
     if sink_shared > opts.allowed_mem / 2 {
         return Err(Error::MemoryLimit {
@@ -277,10 +297,13 @@ pub fn check_memory_with(
         }
         Ok(())
     })?;
-    // The root's blocks are at least copied out, whatever the plan.
-    let t = task_bytes(root)
-        .max(crate::plan::max_block_bytes(root.grid(), root.dtype()))
-        .saturating_add(sink_per_task);
+    let t = match root.part_task_bytes().filter(|_| parts) {
+        // Blocks made and stored in parts: the parts and the inputs fused into the root.
+        Some(own) => own.saturating_add(task_bytes(root) - root.own_task_bytes()),
+        // The root's blocks are at least copied out, whatever the plan.
+        None => task_bytes(root).max(crate::plan::max_block_bytes(root.grid(), root.dtype())),
+    }
+    .saturating_add(sink_per_task);
     if t > per_thread {
         return Err(fail(root, t));
     }
@@ -309,6 +332,38 @@ pub trait BlockSink<T: Element>: Sync {
         let _ = region;
         Ok(false)
     }
+    /// Whether the sink stores blocks piece by piece ([`BlockSink::parts`]): the memory check
+    /// then holds a node that computes its blocks in parts to its parts
+    /// ([`check_memory_parts`]). The default: false.
+    fn takes_parts(&self) -> bool {
+        false
+    }
+    /// A writer that stores the block covering `region` piece by piece, when the sink can
+    /// (an uncompressed chunk file): a node that computes its blocks in parts
+    /// ([`Node::region_parts`]) then never holds a whole block. `None` (the default): the sink
+    /// takes whole blocks only.
+    ///
+    /// # Errors
+    /// Whatever the storage reports when it cannot start the block.
+    fn parts(&self, region: &[Range<usize>]) -> Result<Option<Box<dyn PartWriter<T> + '_>>> {
+        let _ = region;
+        Ok(None)
+    }
+}
+
+/// One block of a sink being stored piece by piece ([`BlockSink::parts`]). A writer dropped
+/// before [`PartWriter::finish`] leaves no block that looks complete.
+pub trait PartWriter<T: Element> {
+    /// Stores `data`, the values of `part` (a region of the output inside the block's).
+    ///
+    /// # Errors
+    /// A part outside the block or of another shape than `data`, or the storage's error.
+    fn write(&mut self, part: &[Range<usize>], data: ArrayViewD<'_, T>) -> Result<()>;
+    /// Completes the block once every part of it has been written.
+    ///
+    /// # Errors
+    /// The storage's error.
+    fn finish(self: Box<Self>) -> Result<()>;
 }
 
 /// One process's share of a run split over several processes (a Slurm array job, a Kubernetes
@@ -414,7 +469,7 @@ pub fn run_part<T: Element>(
     shard: Shard,
     resume: bool,
 ) -> Result<RunStats> {
-    check_memory(root, ctx.options())?;
+    check(root, ctx.options(), 0, 0, sink.takes_parts())?;
     ctx.install(|| {
         let grid = root.grid();
         let mirrored = root.mirrored() && grid.ndim() == 2 && grid.chunks()[0] == grid.chunks()[1];
@@ -468,6 +523,12 @@ pub fn run_part<T: Element>(
                     return written(dst.view());
                 }
             }
+            if root.part_task_bytes().is_some() && in_parts(root, sink, &region, &swapped)? {
+                let nb =
+                    region.iter().map(|r| r.len()).product::<usize>() * std::mem::size_of::<T>();
+                report(weight(&idx), weight(&idx) * nb);
+                return Ok(());
+            }
             let block = root.region(&region)?;
             sink.write_block(&region, block.view())?;
             written(block.view())
@@ -479,6 +540,42 @@ pub fn run_part<T: Element>(
             skipped,
         })
     })
+}
+
+/// Computes the block covering `region` in parts straight into the sink's part writers (and
+/// each part mirrored into the block `swapped`, when given), and says whether it did: false
+/// when the sink or the node cannot, and nothing was written.
+fn in_parts<T: Element>(
+    root: &dyn Node<T>,
+    sink: &dyn BlockSink<T>,
+    region: &[Range<usize>],
+    swapped: &[Range<usize>],
+) -> Result<bool> {
+    let Some(mut block) = sink.parts(region)? else {
+        return Ok(false);
+    };
+    let mut mirror = match swapped.is_empty() {
+        true => None,
+        false => match sink.parts(swapped)? {
+            Some(w) => Some(w),
+            None => return Ok(false),
+        },
+    };
+    let done = root.region_parts(region, &mut |part, data| {
+        block.write(part, data.view())?;
+        if let Some(m) = mirror.as_mut() {
+            m.write(&[part[1].clone(), part[0].clone()], data.reversed_axes())?;
+        }
+        Ok(())
+    })?;
+    if !done {
+        return Ok(false);
+    }
+    block.finish()?;
+    if let Some(m) = mirror {
+        m.finish()?;
+    }
+    Ok(true)
 }
 
 /// Runs `root` into a new in-memory array.

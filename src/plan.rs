@@ -53,6 +53,12 @@ pub trait PlanNode: Send + Sync {
     fn mirrored(&self) -> bool {
         false
     }
+    /// Bytes this node holds while producing one block in parts ([`Node::region_parts`]), when
+    /// it can: a sink that stores blocks piece by piece then never needs a whole block in
+    /// memory. `None` (the default): the node makes whole blocks only.
+    fn part_task_bytes(&self) -> Option<usize> {
+        None
+    }
     /// Runs whatever must be computed before blocks of this node can be requested (materialised
     /// inputs), inputs first.
     fn prepare(&self, ctx: &ExecContext) -> Result<()> {
@@ -78,7 +84,22 @@ pub trait Node<T: Element>: PlanNode {
         let _ = (region, dst);
         Ok(false)
     }
+    /// Computes the block covering `region` piece by piece, handing each piece to `emit` as
+    /// its region (in output coordinates) and its values, when the node can do so at no more
+    /// cost than computing the block whole ([`PlanNode::part_task_bytes`] is then `Some`), and
+    /// says whether it did. The pieces are disjoint and together cover `region`; each is
+    /// valid only during its call.
+    ///
+    /// # Errors
+    /// As [`Node::region`], or the first error of `emit`.
+    fn region_parts(&self, region: &[Range<usize>], emit: &mut PartFn<'_, T>) -> Result<bool> {
+        let _ = (region, emit);
+        Ok(false)
+    }
 }
+
+/// Where [`Node::region_parts`] hands each piece: its region and its values.
+pub type PartFn<'a, T> = dyn FnMut(&[Range<usize>], ndarray::ArrayViewD<'_, T>) -> Result<()> + 'a;
 
 /// Projected bytes of one task of `node`: its own buffers plus those of the inputs fused into
 /// it (inputs that are stages of their own count nothing here: they are checked on their own).

@@ -6,7 +6,7 @@ use crate::array::ChunkedArray;
 use crate::chunks::{ChunkGrid, Chunks};
 use crate::element::{plain_bytes_mut, DType, Element};
 use crate::error::{Error, Result};
-use crate::exec::{self, BlockSink, ExecContext, ExecOptions, RunStats, Shard};
+use crate::exec::{self, BlockSink, ExecContext, ExecOptions, PartWriter, RunStats, Shard};
 use crate::plan::{Block, Node, PlanNode};
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use std::borrow::Cow;
@@ -23,6 +23,7 @@ use zarrs::storage::{ReadableWritableListableStorage, StoreKey};
 /// The attribute tessera writes last, once every chunk of an output is stored.
 pub const COMPLETE_ATTRIBUTE: &str = "tessera_complete";
 
+mod parts;
 mod target;
 pub use target::{ChunkState, Joined, VerifyReport, ZarrTarget, RUN_ATTRIBUTE};
 
@@ -736,6 +737,20 @@ impl<T: Element> BlockSink<T> for TargetSink<'_> {
         }
         Ok(self.target.chunk_state(&self.chunk_index(region)) == ChunkState::Valid)
     }
+
+    fn takes_parts(&self) -> bool {
+        self.target.takes_parts()
+    }
+
+    fn parts(&self, region: &[Range<usize>]) -> Result<Option<Box<dyn PartWriter<T> + '_>>> {
+        if region.iter().any(|r| r.is_empty()) {
+            return Ok(None);
+        }
+        let writer = self
+            .target
+            .chunk_parts::<T>(&self.chunk_index(region), region)?;
+        Ok(writer.map(|w| Box::new(w) as Box<dyn PartWriter<T>>))
+    }
 }
 
 /// How one process takes part in writing a Zarr array in place
@@ -761,6 +776,22 @@ pub struct PartReport {
     /// The array is marked complete (a whole run that stored every chunk, or an array that was
     /// already complete).
     pub complete: bool,
+}
+
+/// Checks the memory of writing `data` as a Zarr array in the store at `root`: uncompressed
+/// chunks in a directory are written part by part ([`BlockSink::parts`]), so a node that
+/// computes its blocks in parts (a distance tile, strip by strip) is held to its parts.
+fn check_memory<T: Element>(
+    data: &ChunkedArray<T>,
+    zopts: &ZarrWriteOptions,
+    root: &Path,
+    opts: &ExecOptions,
+) -> Result<()> {
+    if zopts.codec == Codec::None && cfg!(target_endian = "little") && !is_url(root) {
+        exec::check_memory_parts(data.node().as_ref(), opts)
+    } else {
+        exec::check_memory(data.node().as_ref(), opts)
+    }
 }
 
 /// Refuses a Zarr format tessera does not write.
@@ -810,6 +841,30 @@ impl<T: Element> BlockSink<T> for ChunkSink<'_> {
         self.array
             .store_chunk(&idx, ArrayBytes::new_flen(bytes))
             .map_err(|e| Error::format(self.path, format!("writing chunk {idx:?}: {e}")))
+    }
+
+    fn takes_parts(&self) -> bool {
+        self.raw.is_some()
+    }
+
+    fn parts(&self, region: &[Range<usize>]) -> Result<Option<Box<dyn PartWriter<T> + '_>>> {
+        let Some(root) = self.raw else {
+            return Ok(None);
+        };
+        if region.iter().any(|r| r.is_empty()) {
+            return Ok(None);
+        }
+        let idx: Vec<u64> = region
+            .iter()
+            .zip(&self.chunk)
+            .map(|(r, &c)| (r.start / c.max(1)) as u64)
+            .collect();
+        let key = self.array.chunk_key(&idx);
+        let what = format!("writing chunk {idx:?} (key {})", key.as_str());
+        let file = root.join(key.as_str());
+        let writer =
+            parts::ChunkFile::<T>::create(file, None, region, &self.chunk, self.path, what)?;
+        Ok(Some(Box::new(writer)))
     }
 }
 
@@ -874,7 +929,6 @@ impl<T: Element> ChunkedArray<T> {
     ) -> Result<()> {
         let path = path.as_ref();
         check_format(zopts)?;
-        exec::check_memory(self.node().as_ref(), opts)?;
         let (root, inner) = split_path(path)?;
         if is_url(&root) {
             return self.to_zarr_object(path, zopts, opts);
@@ -892,6 +946,7 @@ impl<T: Element> ChunkedArray<T> {
         }
         // Stored chunks all have one shape: make the blocks regular first.
         let (data, chunk) = self.regular_blocks()?;
+        check_memory(&data, zopts, &root, opts)?;
         let created_root = !root.exists();
         // Written aside, beside the final node, then renamed into place.
         let leaf = target
@@ -987,8 +1042,8 @@ impl<T: Element> ChunkedArray<T> {
     ) -> Result<PartReport> {
         let path = path.as_ref();
         check_format(zopts)?;
-        exec::check_memory(self.node().as_ref(), opts)?;
         let (data, chunk) = self.regular_blocks()?;
+        check_memory(&data, zopts, &split_path(path)?.0, opts)?;
         let (target, joined) =
             ZarrTarget::create_or_join(path, data.shape(), &chunk, T::DTYPE, zopts, &part.run)?;
         let ctx = ExecContext::new(opts.clone())?;

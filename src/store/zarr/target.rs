@@ -89,17 +89,23 @@ pub struct Joined {
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Writes `bytes` to `file` aside, then renames it into place.
-pub(super) fn write_atomic(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// A new name beside `file` to write it under before renaming it into place
+/// (`.NAME.tessera-tmp-PID-N`).
+fn aside(file: &Path) -> PathBuf {
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = file.with_file_name(format!(
+    file.with_file_name(format!(
         ".{name}{TMP_MARK}{}-{}",
         std::process::id(),
         TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    ))
+}
+
+/// Writes `bytes` to `file` aside, then renames it into place.
+pub(super) fn write_atomic(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = aside(file);
     let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, file));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -415,20 +421,53 @@ impl ZarrTarget {
             .map_err(|e| fail(format!("writing {shown}: {e}")))
     }
 
+    /// Refuses blocks of another element type than the array's.
+    fn check_dtype<E: Element>(&self) -> Result<()> {
+        if E::DTYPE == self.dtype {
+            return Ok(());
+        }
+        Err(Error::DType(format!(
+            "{}: a block of {} for an array of {}",
+            self.path.display(),
+            E::DTYPE,
+            self.dtype
+        )))
+    }
+
+    /// Whether chunks can be written part by part ([`ZarrTarget::chunk_parts`]).
+    pub(super) fn takes_parts(&self) -> bool {
+        self.raw && self.store.dir.is_some()
+    }
+
+    /// A writer of chunk `idx` (holding the block covering `region`) part by part, written
+    /// aside and renamed into place when finished, for an uncompressed array in a local
+    /// directory; `None` for other arrays (a chunk there is encoded or sent whole).
+    ///
+    /// # Errors
+    /// An element type other than the array's, or the file system's error naming the chunk.
+    pub(super) fn chunk_parts<E: Element>(
+        &self,
+        idx: &[usize],
+        region: &[std::ops::Range<usize>],
+    ) -> Result<Option<super::parts::ChunkFile<E>>> {
+        let Some(dir) = self.store.dir.as_ref().filter(|_| self.raw) else {
+            return Ok(None);
+        };
+        self.check_dtype::<E>()?;
+        let file = dir.join(self.store_key(idx));
+        let what = format!("chunk {}: writing {}", self.chunk_key(idx), file.display());
+        let tmp = aside(&file);
+        super::parts::ChunkFile::create(tmp, Some(file), region, &self.chunk, &self.path, what)
+            .map(Some)
+    }
+
     /// Pads `block` (the elements of chunk `idx`, fewer at the array's edge) to a whole chunk
     /// and writes it, as [`write_chunk`](Self::write_chunk) does.
     ///
     /// # Errors
     /// An element type other than the array's, or as [`write_chunk`](Self::write_chunk).
     pub fn write_block<E: Element>(&self, idx: &[usize], block: ArrayViewD<'_, E>) -> Result<()> {
-        if E::DTYPE != self.dtype {
-            return Err(Error::DType(format!(
-                "{}: a block of {} for an array of {}",
-                self.path.display(),
-                E::DTYPE,
-                self.dtype
-            )));
-        }
+        self.check_dtype::<E>()?;
         let std = block.as_standard_layout();
         let bytes = super::chunk_bytes(std.view(), &self.chunk)?;
         self.write_chunk(idx, &bytes)

@@ -1,0 +1,264 @@
+//! Uncompressed Zarr chunks written piece by piece: a block that its node computes in parts (a
+//! distance tile, strip by strip) goes to its chunk file part by part, with positioned writes,
+//! so the block is never whole in memory. An uncompressed chunk is its elements in C order
+//! (an edge chunk stored whole, zero-padded), so every part has a known place in the file.
+
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::exec::PartWriter;
+use crate::plan::for_each_index;
+use ndarray::{ArrayViewD, Axis, Slice};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// One uncompressed chunk file being written part by part. A file dropped before
+/// [`PartWriter::finish`] is removed, so a failed block never leaves a chunk behind.
+pub(super) struct ChunkFile<T> {
+    file: std::fs::File,
+    /// The file written.
+    path: PathBuf,
+    /// Where the file is renamed once complete (a chunk written aside); `None`: in place.
+    dest: Option<PathBuf>,
+    /// The output region of the block the chunk holds.
+    region: Vec<Range<usize>>,
+    /// The chunk's element strides (C order over its full shape).
+    strides: Vec<usize>,
+    /// The array, and what is being written, for errors.
+    array: PathBuf,
+    what: String,
+    finished: bool,
+    /// A lane of a part that is not contiguous, gathered.
+    lane: Vec<T>,
+}
+
+impl<T: Element> ChunkFile<T> {
+    /// Starts chunk `path` (of shape `chunk`) for the block covering `region`: the file is
+    /// created at its full length, then filled by the parts; with `dest`, it is renamed there
+    /// by [`PartWriter::finish`]. `array` and `what` ("chunk c/0/1: writing PATH") name it
+    /// in errors.
+    pub(super) fn create(
+        path: PathBuf,
+        dest: Option<PathBuf>,
+        region: &[Range<usize>],
+        chunk: &[usize],
+        array: &Path,
+        what: String,
+    ) -> Result<Self> {
+        let fail = |e: std::io::Error| Error::format(array, format!("{what}: {e}"));
+        if region.len() != chunk.len()
+            || region.is_empty()
+            || region.iter().zip(chunk).any(|(r, &c)| r.len() > c)
+        {
+            return Err(Error::Shape(format!(
+                "internal: a block of region {region:?} for a chunk of shape {chunk:?}"
+            )));
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(fail)?;
+        }
+        let file = std::fs::File::create(&path).map_err(fail)?;
+        let bytes = chunk.iter().product::<usize>() * std::mem::size_of::<T>();
+        let mut strides = vec![1usize; chunk.len()];
+        for ax in (0..chunk.len() - 1).rev() {
+            strides[ax] = strides[ax + 1] * chunk[ax + 1];
+        }
+        let writer = ChunkFile {
+            file,
+            path,
+            dest,
+            region: region.to_vec(),
+            strides,
+            array: array.to_owned(),
+            what,
+            finished: false,
+            lane: Vec::new(),
+        };
+        // The whole length at once: an edge chunk's padding reads as zeros.
+        writer
+            .file
+            .set_len(bytes as u64)
+            .map_err(|e| writer.fail(e))?;
+        Ok(writer)
+    }
+
+    fn fail(&self, e: std::io::Error) -> Error {
+        Error::format(&self.array, format!("{}: {e}", self.what))
+    }
+
+    fn write_at(&self, values: &[T], element: usize) -> Result<()> {
+        let offset = (element * std::mem::size_of::<T>()) as u64;
+        self.file
+            .write_all_at(T::to_bytes(values), offset)
+            .map_err(|e| self.fail(e))
+    }
+}
+
+impl<T: Element> PartWriter<T> for ChunkFile<T> {
+    fn write(&mut self, part: &[Range<usize>], data: ArrayViewD<'_, T>) -> Result<()> {
+        let n = self.region.len();
+        let inside = part.len() == n
+            && part
+                .iter()
+                .zip(&self.region)
+                .all(|(p, r)| p.start >= r.start && p.end <= r.end && p.start <= p.end)
+            && data.shape().iter().zip(part).all(|(&s, p)| s == p.len());
+        if !inside || data.ndim() != n {
+            return Err(Error::Shape(format!(
+                "internal: a part {part:?} of shape {:?} for the block {:?}",
+                data.shape(),
+                self.region
+            )));
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let local: Vec<usize> = part
+            .iter()
+            .zip(&self.region)
+            .map(|(p, r)| p.start - r.start)
+            .collect();
+        let at = |idx: &[usize]| -> usize {
+            idx.iter()
+                .zip(&local)
+                .zip(&self.strides)
+                .map(|((i, l), s)| (i + l) * s)
+                .sum()
+        };
+        // Whole rows of the chunk, contiguous in memory: one write.
+        let full_rows = (1..n)
+            .all(|ax| local[ax] == 0 && part[ax].len() * self.strides[ax] == self.strides[ax - 1]);
+        if full_rows {
+            if let Some(values) = data.as_slice() {
+                return self.write_at(values, at(&vec![0; n]));
+            }
+        }
+        // Otherwise lane by lane along the last axis.
+        let last = n - 1;
+        let outer: Vec<Range<usize>> = data.shape()[..last].iter().map(|&s| 0..s).collect();
+        let mut lane = std::mem::take(&mut self.lane);
+        let result = for_each_index(&outer, |idx| {
+            let mut view = data.view();
+            for (ax, &i) in idx.iter().enumerate() {
+                view.slice_axis_inplace(Axis(ax), Slice::from(i..i + 1));
+            }
+            let mut start = idx.to_vec();
+            start.push(0);
+            match view.as_slice() {
+                Some(values) => self.write_at(values, at(&start)),
+                None => {
+                    lane.clear();
+                    lane.extend(view.iter().copied());
+                    self.write_at(&lane, at(&start))
+                }
+            }
+        });
+        self.lane = lane;
+        result
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        if let Some(dest) = &self.dest {
+            std::fs::rename(&self.path, dest).map_err(|e| self.fail(e))?;
+        }
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl<T> Drop for ChunkFile<T> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{ArrayD, IxDyn};
+
+    fn read(path: &Path) -> Vec<f64> {
+        let bytes = std::fs::read(path).unwrap();
+        bytes
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+            .collect()
+    }
+
+    /// An edge block (3 x 4 of a 5 x 6 chunk, at output rows 10.., columns 6..) written as a
+    /// row strip, a transposed column strip and a lone element: the file is the chunk in C
+    /// order, the block's values in place and zeros around them, renamed once finished.
+    #[test]
+    fn parts_land_at_their_place_in_the_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tmp, dest) = (dir.path().join("c/1/.1.tmp"), dir.path().join("c/1/1"));
+        let region = [10..13, 6..10];
+        let mut w = ChunkFile::<f64>::create(
+            tmp.clone(),
+            Some(dest.clone()),
+            &region,
+            &[5, 6],
+            dir.path(),
+            "chunk c/1/1".into(),
+        )
+        .unwrap();
+        let value = |i: usize, j: usize| (100 * i + j) as f64;
+        // Row 10, all four columns.
+        let row = ArrayD::from_shape_fn(IxDyn(&[1, 4]), |ix| value(10, 6 + ix[1]));
+        PartWriter::write(&mut w, &[10..11, 6..10], row.view()).unwrap();
+        // Rows 11..13 of columns 6..9, from a transposed (column-major) view.
+        let t = ArrayD::from_shape_fn(IxDyn(&[3, 2]), |ix| value(11 + ix[1], 6 + ix[0]));
+        PartWriter::write(&mut w, &[11..13, 6..9], t.view().reversed_axes()).unwrap();
+        // The last column, rows 11..13.
+        let col = ArrayD::from_shape_fn(IxDyn(&[2, 1]), |ix| value(11 + ix[0], 9));
+        PartWriter::write(&mut w, &[11..13, 9..10], col.view()).unwrap();
+        // A part outside the block is refused.
+        let out = ArrayD::<f64>::zeros(IxDyn(&[1, 1]));
+        assert!(PartWriter::write(&mut w, &[13..14, 6..7], out.view()).is_err());
+        assert!(!dest.exists());
+        Box::new(w).finish().unwrap();
+        assert!(!tmp.exists());
+        let got = read(&dest);
+        let mut want = vec![0.0; 30];
+        for i in 0..3 {
+            for j in 0..4 {
+                want[i * 6 + j] = value(10 + i, 6 + j);
+            }
+        }
+        assert_eq!(got, want);
+    }
+
+    /// A writer dropped before it finished removes its file; an error names the chunk.
+    #[test]
+    fn an_unfinished_chunk_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join(".c.tmp");
+        let mut w = ChunkFile::<f64>::create(
+            tmp.clone(),
+            Some(dir.path().join("c")),
+            &[0..2, 0..2, 0..3],
+            &[2, 2, 3],
+            dir.path(),
+            "chunk c/0/0/0".into(),
+        )
+        .unwrap();
+        let a = ArrayD::from_shape_fn(IxDyn(&[1, 2, 3]), |ix| (ix[1] * 3 + ix[2]) as f64);
+        PartWriter::write(&mut w, &[1..2, 0..2, 0..3], a.view()).unwrap();
+        assert_eq!(read(&tmp)[6..], [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        drop(w);
+        assert!(!tmp.exists());
+        std::fs::write(dir.path().join("a-file"), b"").unwrap();
+        let again = ChunkFile::<f64>::create(
+            dir.path().join("a-file/inside"),
+            None,
+            &[0..1, 0..1],
+            &[1, 1],
+            dir.path(),
+            "chunk c/0".into(),
+        );
+        let again = again.err().expect("a file in the way").to_string();
+        assert!(again.contains("chunk c/0"), "{again}");
+    }
+}

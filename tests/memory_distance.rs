@@ -1,0 +1,82 @@
+//! Memory bound of a distance matrix streamed to an uncompressed Zarr array: tiles far larger
+//! than the memory given are computed and written strip by strip, so the peak stays at a few
+//! strips whatever the tile. Alone in its test binary, so the process's peak resident set
+//! (VmHWM) belongs to this test.
+
+use ndarray::Array2;
+use tessera::distance::{cdist, pdist, Metric};
+use tessera::store::zarr::{Codec, PartOptions, ZarrWriteOptions};
+use tessera::{ChunkedArray, Chunks, Error, ExecOptions};
+
+#[path = "common/rss.rs"]
+mod rss;
+use rss::peak_rss;
+
+fn points(n: usize, d: usize, seed: u64) -> Array2<f64> {
+    let mut s = seed;
+    Array2::from_shape_fn((n, d), |_| {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    })
+}
+
+/// pdist of 6000 points and cdist of 6000 against 4500, in 3000 x 3000 tiles (72 MB each, the
+/// mirror image of pdist's tile above the diagonal beside it), under 96 MiB for two threads:
+/// the run is allowed because the tiles are written in 16 MB strips, the process grows by
+/// less than 64 MiB (one whole tile per thread would be 144 MB), and the arrays read back
+/// equal the in-memory results bit for bit. With compression, chunks are encoded whole, and
+/// the same plan is refused before anything is written.
+#[test]
+fn distance_tiles_stream_to_zarr_in_strips() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = ChunkedArray::from_array(points(6000, 3, 1).into_dyn(), 3000).unwrap();
+    let y = ChunkedArray::from_array(points(4500, 3, 2).into_dyn(), 3000).unwrap();
+    let p = pdist(&x, Metric::Euclidean).unwrap();
+    let c = cdist(&x, &y, Metric::Cityblock).unwrap();
+    let opts = ExecOptions::default().threads(2).allowed_mem(96 << 20);
+    let none = ZarrWriteOptions {
+        codec: Codec::None,
+        ..ZarrWriteOptions::default()
+    };
+    let before = peak_rss().expect("VmHWM is readable on Linux");
+    p.to_zarr(dir.path().join("p.zarr"), &none, &opts).unwrap();
+    // In place, as split and resumed runs write (chunks written aside and renamed).
+    let v2 = ZarrWriteOptions {
+        zarr_format: 2,
+        ..none.clone()
+    };
+    c.to_zarr_part(
+        dir.path().join("c.zarr"),
+        &v2,
+        &PartOptions::default(),
+        &opts,
+    )
+    .unwrap();
+    let grown = peak_rss().unwrap().saturating_sub(before);
+    assert!(grown < 64 << 20, "peak RSS grew by {grown} bytes");
+
+    let zstd = ZarrWriteOptions::default();
+    let refused = p.to_zarr(dir.path().join("z.zarr"), &zstd, &opts);
+    assert!(
+        matches!(refused, Err(Error::MemoryLimit { .. })),
+        "{refused:?}"
+    );
+    assert!(!dir.path().join("z.zarr").exists());
+
+    let roomy = ExecOptions::default().threads(2).allowed_mem(4 << 30);
+    for (name, lazy) in [("p.zarr", &p), ("c.zarr", &c)] {
+        let stored = ChunkedArray::<f64>::from_zarr(dir.path().join(name), Chunks::Auto)
+            .unwrap()
+            .compute_with(&roomy)
+            .unwrap();
+        let want = lazy.compute_with(&roomy).unwrap();
+        assert_eq!(stored.shape(), want.shape(), "{name}");
+        let equal = stored
+            .iter()
+            .zip(want.iter())
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(equal, "{name} differs from the in-memory result");
+    }
+}
