@@ -45,9 +45,11 @@ use std::sync::Arc;
 const TILE_SLACK: usize = 4 << 20;
 
 /// Bytes of one strip of a tile computed in parts ([`Node::region_parts`]): large enough that
-/// the kernels run at full speed and a strip's mirror image is written in runs of kilobytes,
-/// small enough that a task holds a few megabytes whatever the tile.
-const STRIP_BYTES: usize = 16 << 20;
+/// the kernels run at full speed and that a strip's mirror image goes to its chunk file in
+/// runs of several pages (the kernel zero-fills the partial first and last page of each run:
+/// at 16 MB that was a fifth of the run's CPU time), small enough that a task holds tens of
+/// megabytes whatever the tile.
+const STRIP_BYTES: usize = 32 << 20;
 
 /// Checks that `a` is a non-empty `(n, d)` array of points and returns it with its coordinates
 /// in one block (the row blocks kept).

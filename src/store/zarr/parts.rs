@@ -7,10 +7,13 @@ use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::exec::PartWriter;
 use crate::plan::for_each_index;
-use ndarray::{ArrayViewD, Axis, Slice};
+use ndarray::{s, ArrayViewD, ArrayViewMut2, Axis, Ix2};
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+
+/// Elements of a part gathered at a time when its rows are not contiguous (512 KiB of f64).
+const GATHER_ELEMENTS: usize = 1 << 16;
 
 /// One uncompressed chunk file being written part by part. A file dropped before
 /// [`PartWriter::finish`] is removed, so a failed block never leaves a chunk behind.
@@ -28,7 +31,7 @@ pub(super) struct ChunkFile<T> {
     array: PathBuf,
     what: String,
     finished: bool,
-    /// A lane of a part that is not contiguous, gathered.
+    /// Rows of a part that are not contiguous, gathered.
     lane: Vec<T>,
 }
 
@@ -133,27 +136,49 @@ impl<T: Element> PartWriter<T> for ChunkFile<T> {
                 return self.write_at(values, at(&vec![0; n]));
             }
         }
-        // Otherwise lane by lane along the last axis.
-        let last = n - 1;
-        let outer: Vec<Range<usize>> = data.shape()[..last].iter().map(|&s| 0..s).collect();
-        let mut lane = std::mem::take(&mut self.lane);
+        // Otherwise row by row (the lanes along the last axis), gathered a batch of rows at a
+        // time into a contiguous buffer (a transposed strip is read across its rows).
+        let v = if n == 1 {
+            data.insert_axis(Axis(0))
+        } else {
+            data
+        };
+        let m = v.ndim();
+        let outer: Vec<Range<usize>> = v.shape()[..m - 2].iter().map(|&s| 0..s).collect();
+        let (rows, width) = (v.shape()[m - 2], v.shape()[m - 1]);
+        let batch = (GATHER_ELEMENTS / width).clamp(1, rows);
+        let mut buf = std::mem::take(&mut self.lane);
+        if buf.len() < batch * width {
+            buf.resize(batch * width, T::default());
+        }
         let result = for_each_index(&outer, |idx| {
-            let mut view = data.view();
-            for (ax, &i) in idx.iter().enumerate() {
-                view.slice_axis_inplace(Axis(ax), Slice::from(i..i + 1));
+            let mut plane = v.view();
+            for &i in idx {
+                plane.index_axis_inplace(Axis(0), i);
             }
-            let mut start = idx.to_vec();
-            start.push(0);
-            match view.as_slice() {
-                Some(values) => self.write_at(values, at(&start)),
-                None => {
-                    lane.clear();
-                    lane.extend(view.iter().copied());
-                    self.write_at(&lane, at(&start))
+            let plane = plane
+                .into_dimensionality::<Ix2>()
+                .map_err(|e| Error::Shape(format!("internal: a part's rows: {e}")))?;
+            let mut r0 = 0;
+            while r0 < rows {
+                let r1 = (r0 + batch).min(rows);
+                let gathered = &mut buf[..(r1 - r0) * width];
+                ArrayViewMut2::from_shape((r1 - r0, width), &mut *gathered)
+                    .map_err(|e| Error::Shape(format!("internal: a part's rows: {e}")))?
+                    .assign(&plane.slice(s![r0..r1, ..]));
+                for (k, row) in gathered.chunks_exact(width).enumerate() {
+                    let start: Vec<usize> = if n == 1 {
+                        vec![0]
+                    } else {
+                        idx.iter().copied().chain([r0 + k, 0]).collect()
+                    };
+                    self.write_at(row, at(&start))?;
                 }
+                r0 = r1;
             }
+            Ok(())
         });
-        self.lane = lane;
+        self.lane = buf;
         result
     }
 
