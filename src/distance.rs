@@ -240,6 +240,30 @@ impl<T: DistFloat> Cdist<T> {
         Ok(())
     }
 
+    /// Rows of a strip of a tile `cols` wide.
+    fn strip_rows(&self, cols: usize) -> usize {
+        (self.strip_bytes / (cols.max(1) * T::DTYPE.size())).max(1)
+    }
+
+    /// The tile `(i, j)` holding the non-empty 2-D `region` when the region lies inside one
+    /// tile that is computed rather than mirrored (for pdist, on or above the diagonal).
+    fn computed_tile(&self, region: &[Range<usize>]) -> Option<(usize, usize)> {
+        let [rows, cols] = region else {
+            return None;
+        };
+        if rows.is_empty()
+            || cols.is_empty()
+            || self.grid.blocks_in(region).iter().any(|b| b.len() != 1)
+        {
+            return None;
+        }
+        let tile = (
+            self.grid.block_at(0, rows.start),
+            self.grid.block_at(1, cols.start),
+        );
+        (!self.same || tile.0 <= tile.1).then_some(tile)
+    }
+
     /// The tile between rows `rows` of x and rows `cols` of y, in a new array.
     fn compute(&self, rows: &Range<usize>, cols: &Range<usize>) -> Result<ArrayD<T>> {
         let mut out = crate::exec::zeroed_block::<T>(&[rows.len(), cols.len()]);
@@ -341,16 +365,11 @@ impl<T: DistFloat> Node<T> for Cdist<T> {
         };
         let (r, c) = (rows.len(), cols.len());
         let strides = dst.strides();
-        if r == 0
-            || c == 0
-            || dst.shape() != [r, c]
+        if dst.shape() != [r, c]
             || strides[1] != 1
             || strides[0] < c as isize
-            || self.grid.blocks_in(region).iter().any(|b| b.len() != 1)
+            || self.computed_tile(region).is_none()
         {
-            return Ok(false);
-        }
-        if self.same && self.grid.block_at(0, rows.start) > self.grid.block_at(1, cols.start) {
             return Ok(false);
         }
         self.fill(rows, cols, dst)?;
@@ -365,19 +384,9 @@ impl<T: DistFloat> Node<T> for Cdist<T> {
         let [rows, cols] = region else {
             return Ok(false);
         };
-        if rows.is_empty()
-            || cols.is_empty()
-            || self.grid.blocks_in(region).iter().any(|b| b.len() != 1)
-        {
+        let Some((bi, bj)) = self.computed_tile(region) else {
             return Ok(false);
-        }
-        let (bi, bj) = (
-            self.grid.block_at(0, rows.start),
-            self.grid.block_at(1, cols.start),
-        );
-        if self.same && bi > bj {
-            return Ok(false);
-        }
+        };
         let diagonal = self.same && bi == bj;
         if diagonal && rows != cols {
             return Ok(false);
@@ -402,13 +411,6 @@ impl<T: DistFloat> Node<T> for Cdist<T> {
             r0 = r1;
         }
         Ok(true)
-    }
-}
-
-impl<T: DistFloat> Cdist<T> {
-    /// Rows of a strip of a tile `cols` wide.
-    fn strip_rows(&self, cols: usize) -> usize {
-        (self.strip_bytes / (cols.max(1) * T::DTYPE.size())).max(1)
     }
 }
 

@@ -507,15 +507,14 @@ pub fn run_part<T: Element>(
                 report(weight(&idx), 0);
                 return Ok(());
             }
-            // The block, written once (and once more mirrored below the diagonal).
+            // The block is stored once (and once more mirrored below the diagonal).
+            let nb = region.iter().map(|r| r.len()).product::<usize>() * std::mem::size_of::<T>();
+            let stored = || report(weight(&idx), weight(&idx) * nb);
             let written = |block: ArrayViewD<'_, T>| -> Result<()> {
-                let nb = block.len() * std::mem::size_of::<T>();
                 if twice {
                     sink.write_block(&swapped, block.reversed_axes())?;
-                    report(2, 2 * nb);
-                } else {
-                    report(1, nb);
                 }
+                stored();
                 Ok(())
             };
             if let Some(mut dst) = sink.direct(&region) {
@@ -524,9 +523,7 @@ pub fn run_part<T: Element>(
                 }
             }
             if root.part_task_bytes().is_some() && in_parts(root, sink, &region, &swapped)? {
-                let nb =
-                    region.iter().map(|r| r.len()).product::<usize>() * std::mem::size_of::<T>();
-                report(weight(&idx), weight(&idx) * nb);
+                stored();
                 return Ok(());
             }
             let block = root.region(&region)?;
