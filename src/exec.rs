@@ -605,14 +605,10 @@ impl<T> RawSink<T> {
     /// A sink over `shape` elements in C order starting at `ptr`. The buffer must stay alive and
     /// unaliased while the sink is used.
     pub(crate) fn new(ptr: *mut T, shape: &[usize]) -> Self {
-        let mut strides = vec![1usize; shape.len()];
-        for ax in (0..shape.len().saturating_sub(1)).rev() {
-            strides[ax] = strides[ax + 1] * shape[ax + 1].max(1);
-        }
         RawSink {
             ptr,
             shape: shape.to_vec(),
-            strides,
+            strides: crate::plan::c_strides(shape),
         }
     }
 }

@@ -113,6 +113,16 @@ pub fn task_bytes(node: &dyn PlanNode) -> usize {
             .sum::<usize>()
 }
 
+/// Element strides of a C-ordered array of `shape` (a zero-length axis counted as one, so that
+/// the strides stay distinct).
+pub fn c_strides(shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![1usize; shape.len()];
+    for ax in (0..shape.len().saturating_sub(1)).rev() {
+        strides[ax] = strides[ax + 1] * shape[ax + 1].max(1);
+    }
+    strides
+}
+
 /// Bytes of the largest block of a grid for elements of `dtype`.
 pub fn max_block_bytes(grid: &ChunkGrid, dtype: DType) -> usize {
     grid.max_block_len().saturating_mul(dtype.size())

@@ -778,6 +778,13 @@ pub struct PartReport {
     pub complete: bool,
 }
 
+/// Whether tessera writes the chunks of an array with `zopts` straight to their files (in a
+/// local store): uncompressed chunks are the elements' little-endian bytes as they are in
+/// memory.
+fn raw_chunk_files(zopts: &ZarrWriteOptions) -> bool {
+    zopts.codec == Codec::None && cfg!(target_endian = "little")
+}
+
 /// Checks the memory of writing `data` as a Zarr array in the store at `root`: uncompressed
 /// chunks in a directory are written part by part ([`BlockSink::parts`]), so a node that
 /// computes its blocks in parts (a distance tile, strip by strip) is held to its parts.
@@ -787,7 +794,7 @@ fn check_memory<T: Element>(
     root: &Path,
     opts: &ExecOptions,
 ) -> Result<()> {
-    if zopts.codec == Codec::None && cfg!(target_endian = "little") && !is_url(root) {
+    if raw_chunk_files(zopts) && !is_url(root) {
         exec::check_memory_parts(data.node().as_ref(), opts)
     } else {
         exec::check_memory(data.node().as_ref(), opts)
@@ -815,24 +822,35 @@ struct ChunkSink<'a> {
     raw: Option<&'a Path>,
 }
 
-impl<T: Element> BlockSink<T> for ChunkSink<'_> {
-    fn write_block(&self, region: &[Range<usize>], block: ArrayViewD<'_, T>) -> Result<()> {
-        let idx: Vec<u64> = region
+impl ChunkSink<'_> {
+    /// The index of the chunk holding the block covering `region`.
+    fn chunk_index(&self, region: &[Range<usize>]) -> Vec<u64> {
+        region
             .iter()
             .zip(&self.chunk)
             .map(|(r, &c)| (r.start / c.max(1)) as u64)
-            .collect();
+            .collect()
+    }
+
+    /// For chunk `idx` of an array written straight to its files under `root`: the chunk's
+    /// file and what writing it is called in errors.
+    fn chunk_file(&self, root: &Path, idx: &[u64]) -> (PathBuf, String) {
+        let key = self.array.chunk_key(idx);
+        (
+            root.join(key.as_str()),
+            format!("writing chunk {idx:?} (key {})", key.as_str()),
+        )
+    }
+}
+
+impl<T: Element> BlockSink<T> for ChunkSink<'_> {
+    fn write_block(&self, region: &[Range<usize>], block: ArrayViewD<'_, T>) -> Result<()> {
+        let idx = self.chunk_index(region);
         let std = block.as_standard_layout();
         let bytes = chunk_bytes(std.view(), &self.chunk)?;
         if let Some(root) = self.raw {
-            let key = self.array.chunk_key(&idx);
-            let file = root.join(key.as_str());
-            let failed = |e: std::io::Error| {
-                Error::format(
-                    self.path,
-                    format!("writing chunk {idx:?} (key {}): {e}", key.as_str()),
-                )
-            };
+            let (file, what) = self.chunk_file(root, &idx);
+            let failed = |e: std::io::Error| Error::format(self.path, format!("{what}: {e}"));
             if let Some(parent) = file.parent() {
                 std::fs::create_dir_all(parent).map_err(failed)?;
             }
@@ -854,14 +872,7 @@ impl<T: Element> BlockSink<T> for ChunkSink<'_> {
         if region.iter().any(|r| r.is_empty()) {
             return Ok(None);
         }
-        let idx: Vec<u64> = region
-            .iter()
-            .zip(&self.chunk)
-            .map(|(r, &c)| (r.start / c.max(1)) as u64)
-            .collect();
-        let key = self.array.chunk_key(&idx);
-        let what = format!("writing chunk {idx:?} (key {})", key.as_str());
-        let file = root.join(key.as_str());
+        let (file, what) = self.chunk_file(root, &self.chunk_index(region));
         let writer =
             parts::ChunkFile::<T>::create(file, None, region, &self.chunk, self.path, what)?;
         Ok(Some(Box::new(writer)))
@@ -1197,7 +1208,7 @@ fn write_array<T: Element>(
     let shape: Vec<u64> = data.shape().iter().map(|&n| n as u64).collect();
     let chunk_u64: Vec<u64> = chunk.iter().map(|&n| n as u64).collect();
     let run = |array: &ZArray| -> Result<()> {
-        let raw = zopts.codec == Codec::None && cfg!(target_endian = "little");
+        let raw = raw_chunk_files(zopts);
         let sink = ChunkSink {
             array,
             chunk: chunk.to_vec(),

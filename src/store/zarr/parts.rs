@@ -6,7 +6,7 @@
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::exec::PartWriter;
-use crate::plan::for_each_index;
+use crate::plan::{c_strides, for_each_index};
 use ndarray::{s, ArrayViewD, ArrayViewMut2, Axis, Ix2};
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
@@ -62,16 +62,12 @@ impl<T: Element> ChunkFile<T> {
         }
         let file = std::fs::File::create(&path).map_err(fail)?;
         let bytes = chunk.iter().product::<usize>() * std::mem::size_of::<T>();
-        let mut strides = vec![1usize; chunk.len()];
-        for ax in (0..chunk.len() - 1).rev() {
-            strides[ax] = strides[ax + 1] * chunk[ax + 1];
-        }
         let writer = ChunkFile {
             file,
             path,
             dest,
             region: region.to_vec(),
-            strides,
+            strides: c_strides(chunk),
             array: array.to_owned(),
             what,
             finished: false,
@@ -136,8 +132,9 @@ impl<T: Element> PartWriter<T> for ChunkFile<T> {
                 return self.write_at(values, at(&vec![0; n]));
             }
         }
-        // Otherwise row by row (the lanes along the last axis), gathered a batch of rows at a
-        // time into a contiguous buffer (a transposed strip is read across its rows).
+        // Otherwise row by row (the lanes along the last axis): each row straight from the
+        // part when its elements are contiguous, else gathered a batch of rows at a time into
+        // a contiguous buffer (a transposed strip is read across its rows).
         let v = if n == 1 {
             data.insert_axis(Axis(0))
         } else {
@@ -146,11 +143,10 @@ impl<T: Element> PartWriter<T> for ChunkFile<T> {
         let m = v.ndim();
         let outer: Vec<Range<usize>> = v.shape()[..m - 2].iter().map(|&s| 0..s).collect();
         let (rows, width) = (v.shape()[m - 2], v.shape()[m - 1]);
+        // Elements between the starts of consecutive rows in the chunk.
+        let row_stride = if n == 1 { 0 } else { self.strides[n - 2] };
         let batch = (GATHER_ELEMENTS / width).clamp(1, rows);
         let mut buf = std::mem::take(&mut self.lane);
-        if buf.len() < batch * width {
-            buf.resize(batch * width, T::default());
-        }
         let result = for_each_index(&outer, |idx| {
             let mut plane = v.view();
             for &i in idx {
@@ -159,6 +155,21 @@ impl<T: Element> PartWriter<T> for ChunkFile<T> {
             let plane = plane
                 .into_dimensionality::<Ix2>()
                 .map_err(|e| Error::Shape(format!("internal: a part's rows: {e}")))?;
+            // Where the plane's first row starts in the chunk.
+            let first: Vec<usize> = idx.iter().copied().chain([0, 0]).take(n).collect();
+            let base = at(&first);
+            if width == 1 || plane.strides()[1] == 1 {
+                for (r, row) in plane.outer_iter().enumerate() {
+                    let values = row
+                        .to_slice()
+                        .ok_or_else(|| Error::Shape("internal: a part's row".into()))?;
+                    self.write_at(values, base + r * row_stride)?;
+                }
+                return Ok(());
+            }
+            if buf.len() < batch * width {
+                buf.resize(batch * width, T::default());
+            }
             let mut r0 = 0;
             while r0 < rows {
                 let r1 = (r0 + batch).min(rows);
@@ -167,12 +178,7 @@ impl<T: Element> PartWriter<T> for ChunkFile<T> {
                     .map_err(|e| Error::Shape(format!("internal: a part's rows: {e}")))?
                     .assign(&plane.slice(s![r0..r1, ..]));
                 for (k, row) in gathered.chunks_exact(width).enumerate() {
-                    let start: Vec<usize> = if n == 1 {
-                        vec![0]
-                    } else {
-                        idx.iter().copied().chain([r0 + k, 0]).collect()
-                    };
-                    self.write_at(row, at(&start))?;
+                    self.write_at(row, base + (r0 + k) * row_stride)?;
                 }
                 r0 = r1;
             }
