@@ -9,7 +9,10 @@ use tessera::{ChunkedArray, Chunks};
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/points.rs"]
+mod points;
 use cli::{ok, run, run_env};
+use points::points;
 
 /// Runs a command that must fail with one `error:` line holding every needle, and leave the
 /// directory as it was.
@@ -34,19 +37,6 @@ fn listing(dir: &Path) -> Vec<String> {
         .collect();
     v.sort();
     v
-}
-
-/// Deterministic points with distinct coordinates.
-fn points(n: usize, d: usize, seed: u64) -> Array2<f64> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    Array2::from_shape_fn((n, d), |_| {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((s >> 11) as f64) / ((1u64 << 53) as f64) * 10.0 - 5.0
-    })
 }
 
 fn cityblock(a: &[f64], b: &[f64]) -> f64 {

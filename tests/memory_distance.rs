@@ -3,7 +3,6 @@
 //! strips whatever the tile. Alone in its test binary, so the process's peak resident set
 //! (VmHWM) belongs to this test.
 
-use ndarray::Array2;
 use tessera::distance::{cdist, pdist, Metric};
 use tessera::store::zarr::{Codec, PartOptions, ZarrWriteOptions};
 use tessera::{ChunkedArray, Chunks, Error, ExecOptions};
@@ -11,16 +10,9 @@ use tessera::{ChunkedArray, Chunks, Error, ExecOptions};
 #[path = "common/rss.rs"]
 mod rss;
 use rss::peak_rss;
-
-fn points(n: usize, d: usize, seed: u64) -> Array2<f64> {
-    let mut s = seed;
-    Array2::from_shape_fn((n, d), |_| {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (s >> 11) as f64 / (1u64 << 53) as f64
-    })
-}
+#[path = "common/points.rs"]
+mod points;
+use points::points;
 
 /// pdist of 8000 points and cdist of 8000 against 4500, in 4000 x 4000 tiles (128 MB each,
 /// the mirror image of pdist's tile above the diagonal beside it), under 192 MiB for two
