@@ -14,16 +14,7 @@ use tessera::{ChunkedArray, ExecOptions};
 
 #[path = "common/cli.rs"]
 mod cli;
-use cli::{ok, run};
-
-/// A sample file of the repository.
-fn data(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("data")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
+use cli::{data, ok, run};
 
 /// Writes zeros of `shape` as `name` in `dir`.
 fn npy(dir: &Path, name: &str, shape: &[usize]) -> String {

@@ -16,7 +16,7 @@ mod cli;
 #[path = "common/python.rs"]
 mod python;
 
-use cli::{command, ok, run, run_env};
+use cli::{command, data, ok, run, run_env};
 use ndarray::ArrayD;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -26,15 +26,6 @@ use tessera::{ChunkedArray, Chunks, Element};
 // -------------------------------------------------------------------------------------------
 // Helpers
 // -------------------------------------------------------------------------------------------
-
-/// A file of the sample data (`data/NAME`), as an absolute path.
-fn data(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("data")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
 
 /// The inputs the tests share, in `dir`: `x.npy` (the first 1000 sample points) and `y.npy`
 /// (600 other points through a square root that makes some coordinates NaN).

@@ -9,6 +9,15 @@ use std::process::{Command, Output};
 /// The binary under test.
 pub(crate) const TESSERA: &str = env!("CARGO_BIN_EXE_tessera");
 
+/// A file of the repository's sample data (`data/NAME`), as an absolute path.
+pub(crate) fn data(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// The variables from which `tessera` takes its task in a split run (Slurm, Kubernetes, MPI
 /// launchers): removed, so tests run inside such a job still start whole runs.
 pub(crate) const LAUNCHER_VARIABLES: [&str; 11] = [
