@@ -240,9 +240,15 @@ impl<T: DistFloat> Cdist<T> {
         Ok(())
     }
 
-    /// Rows of a strip of a tile `cols` wide.
+    /// Rows of a strip of a tile `cols` wide: at least `strip_bytes`, rounded up to whole rows.
+    /// A strip of 32 MiB or more is always allocated with `mmap` by glibc's `malloc` and
+    /// returned to the system when freed; a smaller one would raise glibc's dynamic `mmap`
+    /// threshold to its size, and the strips of later runs in the same process would stay in
+    /// its arenas once freed.
     fn strip_rows(&self, cols: usize) -> usize {
-        (self.strip_bytes / (cols.max(1) * T::DTYPE.size())).max(1)
+        self.strip_bytes
+            .div_ceil(cols.max(1) * T::DTYPE.size())
+            .max(1)
     }
 
     /// The tile `(i, j)` holding the non-empty 2-D `region` when the region lies inside one

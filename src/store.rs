@@ -8,5 +8,6 @@ pub mod mapped;
 pub mod npy;
 #[cfg(feature = "s3")]
 pub mod object;
+mod parts;
 pub mod raw;
 pub mod zarr;

@@ -392,13 +392,25 @@ fn explain_counts_the_hdf5_writer_for_an_hdf5_output() {
         "--explain",
         "-o",
         "y.h5:/y",
+        "--codec",
+        "gzip",
     ];
     let plan = ok(dir.path(), &args);
     let x = ChunkedArray::<f64>::from_npy(&points, Chunks::Auto).unwrap();
     let y = x.mul(2.0).unwrap();
     let opts = ExecOptions::default().threads(2);
-    let (per_task, _) =
-        tessera::store::hdf5::writer_bytes(&y.grid().max_chunk_shape(), tessera::DType::F64, &opts);
+    let gzip = tessera::store::hdf5::Hdf5WriteOptions {
+        deflate: Some(4),
+        shuffle: true,
+        overwrite: false,
+    };
+    let (per_task, _) = tessera::store::hdf5::writer_bytes(
+        &y.grid().max_chunk_shape(),
+        tessera::DType::F64,
+        &gzip,
+        &opts,
+    );
+    assert!(per_task > 0);
     assert_eq!(
         largest(&plan),
         projection(y.node().as_ref()) + per_task,
@@ -408,6 +420,11 @@ fn explain_counts_the_hdf5_writer_for_an_hdf5_output() {
         plan.contains("HDF5 output's chunk writer is counted"),
         "{plan}"
     );
+    assert!(!dir.path().join("y.h5").exists());
+    // Unfiltered, the chunks are written in place: no writer is added to the tasks.
+    let plan = ok(dir.path(), &args[..args.len() - 2]);
+    assert_eq!(largest(&plan), projection(y.node().as_ref()), "{plan}");
+    assert!(plan.contains("written in place"), "{plan}");
     assert!(!dir.path().join("y.h5").exists());
 }
 

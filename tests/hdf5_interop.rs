@@ -1058,6 +1058,56 @@ fn library_round_trip_with_ragged_chunks() {
     assert_eq!(members(&path, "g"), ["x", "y"]);
 }
 
+/// Unfiltered datasets are written in place: their chunks are allocated when the dataset is
+/// created and filled from every worker with positioned writes. Ragged edge chunks, 3-D,
+/// single-element chunks, one chunk, a transposed input (its blocks gathered row by row) and a
+/// zero-length axis read back exactly through the HDF5 library itself. In a file with a user
+/// block, chunk addresses are not file offsets: the same writes go through the library's
+/// writer, read back the same, and keep the user block.
+#[test]
+fn unfiltered_datasets_are_written_in_place_or_through_the_library() {
+    let _h5 = in_process();
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain.h5");
+    let with_block = dir.path().join("userblock.h5");
+    drop(
+        hdf5::File::with_options()
+            .with_fcpl(|p| p.userblock(512))
+            .create(&with_block)
+            .unwrap(),
+    );
+    let ragged = Chunks::PerAxis(vec![
+        AxisChunks::Explicit(vec![3, 5, 2]),
+        AxisChunks::Explicit(vec![4, 4, 1]),
+    ]);
+    let cases: Vec<(ArrayD<f64>, Chunks)> = vec![
+        (sample(&[10, 9]), ragged),
+        (sample(&[4, 5, 6]), Chunks::from([3, 2, 4])),
+        (sample(&[3, 4]), Chunks::from([1, 1])),
+        (sample(&[7]), Chunks::from([7])),
+        (sample(&[9, 10]).reversed_axes(), Chunks::from([4, 3])),
+        (sample(&[0, 5]), Chunks::from([2, 2])),
+    ];
+    for path in [&plain, &with_block] {
+        for (k, (data, chunks)) in cases.iter().enumerate() {
+            let x = ChunkedArray::<f64>::from_array(data.clone(), chunks.clone()).unwrap();
+            let name = format!("/g/c{k}");
+            x.to_hdf5(path, &name, &hopts(None, false, false), &opts())
+                .unwrap();
+            let file = hdf5::File::open(path).unwrap();
+            let ds = file.dataset(&name).unwrap();
+            assert!(ds.filters().is_empty(), "{name}");
+            let back = ds.read_dyn::<f64>().unwrap();
+            assert_eq!(bits(&back), bits(data), "{}:{name}", path.display());
+            drop((ds, file));
+            let ours = ChunkedArray::<f64>::from_hdf5(path, &name, Chunks::Auto).unwrap();
+            assert_eq!(bits(&ours.compute_with(&opts()).unwrap()), bits(data));
+        }
+    }
+    let file = hdf5::File::open(&with_block).unwrap();
+    assert_eq!(file.create_plist().unwrap().userblock(), 512);
+}
+
 #[test]
 fn library_refuses_an_existing_dataset_unless_overwrite() {
     let _h5 = in_process();

@@ -117,7 +117,10 @@ pub(crate) fn run(args: &EvalArgs, opts: &ExecOptions) -> Result<()> {
         }
     };
     if args.explain {
-        print!("{}", explain(&array, args.output.as_deref(), opts)?);
+        print!(
+            "{}",
+            explain(&array, args.output.as_deref(), &args.out, opts)?
+        );
         return Ok(());
     }
     match (out, &part) {
@@ -157,30 +160,44 @@ pub(crate) fn run(args: &EvalArgs, opts: &ExecOptions) -> Result<()> {
 }
 
 /// The plan as the run would check it: with an HDF5 output, its writer's buffers count too.
-fn explain(array: &DynArray, output: Option<&str>, opts: &ExecOptions) -> Result<String> {
+fn explain(
+    array: &DynArray,
+    output: Option<&str>,
+    out: &OutputArgs,
+    opts: &ExecOptions,
+) -> Result<String> {
     let hdf5 = matches!(output.map(locate).transpose()?, Some(Location::Hdf5(..)));
     Ok(if hdf5 {
-        hdf5_explain(array, opts)
+        hdf5_explain(array, out, opts)?
     } else {
         array.explain_with(opts).to_string()
     })
 }
 
 #[cfg(feature = "hdf5")]
-fn hdf5_explain(array: &DynArray, opts: &ExecOptions) -> String {
-    let (per_task, shared) =
-        tessera::store::hdf5::writer_bytes(&array.grid().max_chunk_shape(), array.dtype(), opts);
-    format!(
-        "{}(the HDF5 output's chunk writer is counted: {} in every output task, {} shared)\n",
-        Explain::with_sink(array.node(), opts, per_task, shared),
-        tessera::error::fmt_bytes(per_task),
-        tessera::error::fmt_bytes(shared)
-    )
+fn hdf5_explain(array: &DynArray, out: &OutputArgs, opts: &ExecOptions) -> Result<String> {
+    let hopts = super::hdf5_options(out, false)?;
+    let (per_task, shared) = tessera::store::hdf5::writer_bytes(
+        &array.grid().max_chunk_shape(),
+        array.dtype(),
+        &hopts,
+        opts,
+    );
+    let plan = Explain::with_sink(array.node(), opts, per_task, shared);
+    Ok(if per_task == 0 && shared == 0 {
+        format!("{plan}(the HDF5 output is unfiltered: its chunks are written in place, with no chunk writer)\n")
+    } else {
+        format!(
+            "{plan}(the HDF5 output's chunk writer is counted: {} in every output task, {} shared)\n",
+            tessera::error::fmt_bytes(per_task),
+            tessera::error::fmt_bytes(shared)
+        )
+    })
 }
 
 #[cfg(not(feature = "hdf5"))]
-fn hdf5_explain(array: &DynArray, opts: &ExecOptions) -> String {
-    array.explain_with(opts).to_string()
+fn hdf5_explain(array: &DynArray, _out: &OutputArgs, opts: &ExecOptions) -> Result<String> {
+    Ok(array.explain_with(opts).to_string())
 }
 
 fn format_tuple(items: &[Value]) -> String {

@@ -277,6 +277,35 @@ pub(crate) fn zarr_options(
     })
 }
 
+/// The HDF5 write options of `--codec` (none or gzip) and `--level`.
+#[cfg(feature = "hdf5")]
+pub(crate) fn hdf5_options(
+    out: &OutputArgs,
+    overwrite: bool,
+) -> Result<tessera::store::hdf5::Hdf5WriteOptions> {
+    let deflate = match out.codec.as_deref().unwrap_or("none") {
+        "none" => None,
+        "gzip" | "deflate" => match out.level.unwrap_or(4) {
+            l @ 0..=9 => Some(l as u8),
+            l => {
+                return Err(Error::Invalid(format!(
+                    "level {l} is out of range for gzip (0 to 9)"
+                )))
+            }
+        },
+        other => {
+            return Err(Error::Invalid(format!(
+                "codec {other:?} is not available for HDF5; use none or gzip"
+            )))
+        }
+    };
+    Ok(tessera::store::hdf5::Hdf5WriteOptions {
+        deflate,
+        shuffle: deflate.is_some(),
+        overwrite,
+    })
+}
+
 /// Writes `array` to an output path checked by [`check_output`].
 pub(crate) fn write_output(
     array: &DynArray,
@@ -298,27 +327,7 @@ pub(crate) fn write_output(
                     "--zarr-format applies to Zarr outputs, not HDF5".into(),
                 ));
             }
-            let deflate = match out.codec.as_deref().unwrap_or("none") {
-                "none" => None,
-                "gzip" | "deflate" => match out.level.unwrap_or(4) {
-                    l @ 0..=9 => Some(l as u8),
-                    l => {
-                        return Err(Error::Invalid(format!(
-                            "level {l} is out of range for gzip (0 to 9)"
-                        )))
-                    }
-                },
-                other => {
-                    return Err(Error::Invalid(format!(
-                        "codec {other:?} is not available for HDF5; use none or gzip"
-                    )))
-                }
-            };
-            let hopts = tessera::store::hdf5::Hdf5WriteOptions {
-                deflate,
-                shuffle: deflate.is_some(),
-                overwrite,
-            };
+            let hopts = hdf5_options(out, overwrite)?;
             array.to_hdf5(path, &d, &hopts, opts)
         }
         _ => {

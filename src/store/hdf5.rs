@@ -16,9 +16,11 @@ use crate::array::ChunkedArray;
 use crate::chunks::{ChunkGrid, Chunks};
 use crate::element::{plain_bytes_mut, DType, Element};
 use crate::error::{Error, Result};
-use crate::exec::{self, BlockSink, ExecContext, ExecOptions, RawSink};
+use crate::exec::{self, BlockSink, ExecContext, ExecOptions, PartWriter, RawSink};
 use crate::plan::{for_each_index, slice_info, Block, Node, PlanNode};
 use crate::store::hdf5_chunks::{self, ChunkBuf, Pipeline, Scratch};
+use crate::store::parts::ChunkPlacer;
+use hdf5::dataset::{AllocTime, FillTime};
 use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
 use hdf5::{H5Type, Hyperslab, Selection};
 use ndarray::{ArrayD, ArrayViewD, IxDyn, SliceInfo, SliceInfoElem};
@@ -543,6 +545,110 @@ impl<T: H5Element> BlockSink<T> for ChunkSink<'_> {
     }
 }
 
+/// Writes blocks of an unfiltered dataset whose chunks were allocated when it was created (each
+/// chunk then has its file address) straight into the file with positioned writes, from every
+/// worker at once: no copy, no queue, and the library's lock only to find a chunk. A block
+/// whose node computes it in parts (a distance tile) is written part by part, so it is never
+/// whole in memory.
+struct PlacedSink<'a> {
+    /// Our own handle on the file, for writing.
+    file: std::fs::File,
+    ds: &'a hdf5::Dataset,
+    chunk: &'a [usize],
+    path: &'a Path,
+    name: &'a str,
+}
+
+impl<'a> PlacedSink<'a> {
+    fn open(
+        path: &'a Path,
+        ds: &'a hdf5::Dataset,
+        chunk: &'a [usize],
+        name: &'a str,
+    ) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::format(path, format!("opening the file to write {name}: {e}")))?;
+        Ok(PlacedSink {
+            file,
+            ds,
+            chunk,
+            path,
+            name,
+        })
+    }
+
+    /// An error writing the chunk of the block covering `region`.
+    fn fail(&self, region: &[Range<usize>], e: &dyn std::fmt::Display) -> Error {
+        let start: Vec<usize> = region.iter().map(|r| r.start).collect();
+        Error::format(
+            self.path,
+            format!("{}: writing the chunk at {start:?}: {e}", self.name),
+        )
+    }
+
+    /// The placer of the block covering `region` (exactly one chunk) at its chunk's address.
+    fn placer<T: H5Element>(&self, region: &[Range<usize>]) -> Result<ChunkPlacer<T>> {
+        let start: Vec<usize> = region.iter().map(|r| r.start).collect();
+        let bytes = self.chunk.iter().product::<usize>() * T::DTYPE.size();
+        let loc = hdf5_chunks::locate(self.ds, &start)
+            .ok_or_else(|| self.fail(region, &"the library allocated no storage for it"))?;
+        if loc.size != bytes as u64 {
+            return Err(self.fail(
+                region,
+                &format!("its storage is {} bytes, not {bytes}", loc.size),
+            ));
+        }
+        ChunkPlacer::new(region, self.chunk, loc.addr)
+    }
+}
+
+impl<T: H5Element> BlockSink<T> for PlacedSink<'_> {
+    fn write_block(&self, region: &[Range<usize>], block: ArrayViewD<'_, T>) -> Result<()> {
+        if block.is_empty() {
+            return Ok(());
+        }
+        self.placer::<T>(region)?
+            .write(&self.file, region, block, &|e| self.fail(region, &e))
+    }
+
+    fn takes_parts(&self) -> bool {
+        true
+    }
+
+    fn parts(&self, region: &[Range<usize>]) -> Result<Option<Box<dyn PartWriter<T> + '_>>> {
+        if region.iter().any(|r| r.is_empty()) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(PlacedChunk {
+            placer: self.placer::<T>(region)?,
+            sink: self,
+            region: region.to_vec(),
+        })))
+    }
+}
+
+/// One block of a [`PlacedSink`] being written part by part. A block left unfinished needs no
+/// undoing: the dataset is not marked complete, and a failed write removes it.
+struct PlacedChunk<'a, T> {
+    sink: &'a PlacedSink<'a>,
+    placer: ChunkPlacer<T>,
+    region: Vec<Range<usize>>,
+}
+
+impl<T: H5Element> PartWriter<T> for PlacedChunk<'_, T> {
+    fn write(&mut self, part: &[Range<usize>], data: ArrayViewD<'_, T>) -> Result<()> {
+        let (sink, region) = (self.sink, &self.region);
+        self.placer
+            .write(&sink.file, part, data, &|e| sink.fail(region, &e))
+    }
+
+    fn finish(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// How to write an HDF5 dataset.
 #[derive(Clone, Debug, Default)]
 pub struct Hdf5WriteOptions {
@@ -616,8 +722,17 @@ impl<T: H5Element> ChunkedArray<T> {
         opts: &ExecOptions,
     ) -> Result<()> {
         let path = path.as_ref();
-        let (per_task, shared) = writer_bytes(&self.grid().max_chunk_shape(), T::DTYPE, opts);
-        exec::check_memory_with(self.node().as_ref(), opts, per_task, shared)?;
+        // An unfiltered dataset is written in place, straight into the file; filtered chunks go
+        // through the single writer.
+        let mut placed = hopts.deflate.is_none() && !hopts.shuffle && self.ndim() > 0;
+        let node = self.node();
+        let chunk_max = self.grid().max_chunk_shape();
+        if placed {
+            exec::check_memory_parts(node.as_ref(), opts)?;
+        } else {
+            let (per_task, shared) = queued_bytes(&chunk_max, T::DTYPE, opts);
+            exec::check_memory_with(node.as_ref(), opts, per_task, shared)?;
+        }
         let existed = path.exists();
         let file = if existed {
             hdf5::File::open_rw(path).map_err(|e| herr(path, "not a writable HDF5 file", e))?
@@ -662,6 +777,12 @@ impl<T: H5Element> ChunkedArray<T> {
                     }
                 };
             }
+            // Chunk addresses are file offsets only in a file without a user block.
+            if placed && !file.create_plist().is_ok_and(|p| p.userblock() == 0) {
+                placed = false;
+                let (per_task, shared) = queued_bytes(&chunk_max, T::DTYPE, opts);
+                exec::check_memory_with(node.as_ref(), opts, per_task, shared)?;
+            }
             if group.link_exists(&aside) {
                 let _ = group.unlink(&aside);
             }
@@ -682,6 +803,15 @@ impl<T: H5Element> ChunkedArray<T> {
                 Some(level) if filtered => builder.deflate(level),
                 _ => builder,
             };
+            // Placed writes need every chunk's storage from the start; the chunks are filled by
+            // the run, so the library need not write fill values first.
+            let builder = if placed {
+                builder
+                    .alloc_time(Some(AllocTime::Early))
+                    .fill_time(FillTime::Never)
+            } else {
+                builder
+            };
             let ds = builder
                 .create(aside.as_str())
                 .map_err(|e| herr(path, &format!("creating {dataset}"), e))?;
@@ -692,7 +822,11 @@ impl<T: H5Element> ChunkedArray<T> {
             attr.write_scalar(&false)
                 .map_err(|e| herr(path, "writing the completion attribute", e))?;
             let ctx = ExecContext::new(opts.clone())?;
-            match Pipeline::of(&ds.filters()).filter(|_| self.ndim() > 0) {
+            match Pipeline::of(&ds.filters()).filter(|_| self.ndim() > 0 && !placed) {
+                _ if placed => {
+                    let sink = PlacedSink::open(path, &ds, &chunk, dataset)?;
+                    exec::run(data.node().as_ref(), &sink, &ctx)?;
+                }
                 Some(pipeline) => write_chunks(&data, &ds, &chunk, &pipeline, path, &ctx)?,
                 None => {
                     let sink = DatasetSink { ds: &ds, path };
@@ -734,11 +868,26 @@ fn writer_queue(opts: &ExecOptions) -> usize {
 }
 
 /// Memory the chunk writer of [`ChunkedArray::to_hdf5`] adds to a run writing chunks of
-/// `chunk` elements of `dtype`: per task, a padded copy, its shuffle and its deflate output;
-/// shared, the queued chunks and the one being written. Returns `(per task, shared)`, what
+/// `chunk` elements of `dtype` with the filters of `hopts`. Returns `(per task, shared)`, what
 /// [`check_memory_with`](crate::exec::check_memory_with) and
-/// [`Explain::with_sink`](crate::plan::explain::Explain::with_sink) take.
-pub fn writer_bytes(chunk: &[usize], dtype: DType, opts: &ExecOptions) -> (usize, usize) {
+/// [`Explain::with_sink`](crate::plan::explain::Explain::with_sink) take. Filtered chunks go
+/// through the single writer: per task, a padded copy, its shuffle and its deflate output;
+/// shared, the queued chunks and the one being written. An unfiltered dataset (in a file
+/// without a user block, as tessera creates them) is written in place and adds nothing.
+pub fn writer_bytes(
+    chunk: &[usize],
+    dtype: DType,
+    hopts: &Hdf5WriteOptions,
+    opts: &ExecOptions,
+) -> (usize, usize) {
+    if hopts.deflate.is_none() && !hopts.shuffle {
+        return (0, 0);
+    }
+    queued_bytes(chunk, dtype, opts)
+}
+
+/// What the single writer of filtered chunks holds: see [`writer_bytes`].
+fn queued_bytes(chunk: &[usize], dtype: DType, opts: &ExecOptions) -> (usize, usize) {
     let bytes = chunk
         .iter()
         .map(|&c| c.max(1))

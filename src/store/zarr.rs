@@ -23,7 +23,6 @@ use zarrs::storage::{ReadableWritableListableStorage, StoreKey};
 /// The attribute tessera writes last, once every chunk of an output is stored.
 pub const COMPLETE_ATTRIBUTE: &str = "tessera_complete";
 
-mod parts;
 mod target;
 pub use target::{ChunkState, Joined, VerifyReport, ZarrTarget, RUN_ATTRIBUTE};
 
@@ -873,8 +872,14 @@ impl<T: Element> BlockSink<T> for ChunkSink<'_> {
             return Ok(None);
         }
         let (file, what) = self.chunk_file(root, &self.chunk_index(region));
-        let writer =
-            parts::ChunkFile::<T>::create(file, None, region, &self.chunk, self.path, what)?;
+        let writer = crate::store::parts::ChunkFile::<T>::create(
+            file,
+            None,
+            region,
+            &self.chunk,
+            self.path,
+            what,
+        )?;
         Ok(Some(Box::new(writer)))
     }
 }

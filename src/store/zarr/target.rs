@@ -449,7 +449,7 @@ impl ZarrTarget {
         &self,
         idx: &[usize],
         region: &[std::ops::Range<usize>],
-    ) -> Result<Option<super::parts::ChunkFile<E>>> {
+    ) -> Result<Option<crate::store::parts::ChunkFile<E>>> {
         let Some(dir) = self.store.dir.as_ref().filter(|_| self.raw) else {
             return Ok(None);
         };
@@ -457,8 +457,15 @@ impl ZarrTarget {
         let file = dir.join(self.store_key(idx));
         let what = format!("chunk {}: writing {}", self.chunk_key(idx), file.display());
         let tmp = aside(&file);
-        super::parts::ChunkFile::create(tmp, Some(file), region, &self.chunk, &self.path, what)
-            .map(Some)
+        crate::store::parts::ChunkFile::create(
+            tmp,
+            Some(file),
+            region,
+            &self.chunk,
+            &self.path,
+            what,
+        )
+        .map(Some)
     }
 
     /// Pads `block` (the elements of chunk `idx`, fewer at the array's edge) to a whole chunk

@@ -1,7 +1,9 @@
-//! Uncompressed Zarr chunks written piece by piece: a block that its node computes in parts (a
-//! distance tile, strip by strip) goes to its chunk file part by part, with positioned writes,
-//! so the block is never whole in memory. An uncompressed chunk is its elements in C order
-//! (an edge chunk stored whole, zero-padded), so every part has a known place in the file.
+//! Uncompressed chunks written piece by piece: a block that its node computes in parts (a
+//! distance tile, strip by strip) goes to its chunk part by part, with positioned writes, so the
+//! block is never whole in memory. An uncompressed chunk is its elements in C order (an edge
+//! chunk stored whole, padded), so every part has a known place in the file: in a Zarr chunk
+//! file of its own ([`ChunkFile`]), or at the chunk's address inside an HDF5 file
+//! ([`ChunkPlacer`] with the chunk's base offset).
 
 use crate::element::Element;
 use crate::error::{Error, Result};
@@ -15,40 +17,25 @@ use std::path::{Path, PathBuf};
 /// Elements of a part gathered at a time when its rows are not contiguous (512 KiB of f64).
 const GATHER_ELEMENTS: usize = 1 << 16;
 
-/// One uncompressed chunk file being written part by part. A file dropped before
-/// [`PartWriter::finish`] is removed, so a failed block never leaves a chunk behind.
-pub(super) struct ChunkFile<T> {
-    file: std::fs::File,
-    /// The file written.
-    path: PathBuf,
-    /// Where the file is renamed once complete (a chunk written aside); `None`: in place.
-    dest: Option<PathBuf>,
+/// Places the parts of one block in its uncompressed chunk, stored in C order from byte `base`
+/// of a file: each part goes to its place with positioned writes.
+pub(crate) struct ChunkPlacer<T> {
     /// The output region of the block the chunk holds.
     region: Vec<Range<usize>>,
     /// The chunk's element strides (C order over its full shape).
     strides: Vec<usize>,
-    /// The array, and what is being written, for errors.
-    array: PathBuf,
-    what: String,
-    finished: bool,
+    /// Where the chunk starts in the file, in bytes.
+    base: u64,
     /// Rows of a part that are not contiguous, gathered.
     lane: Vec<T>,
 }
 
-impl<T: Element> ChunkFile<T> {
-    /// Starts chunk `path` (of shape `chunk`) for the block covering `region`: the file is
-    /// created at its full length, then filled by the parts; with `dest`, it is renamed there
-    /// by [`PartWriter::finish`]. `array` and `what` ("chunk c/0/1: writing PATH") name it
-    /// in errors.
-    pub(super) fn create(
-        path: PathBuf,
-        dest: Option<PathBuf>,
-        region: &[Range<usize>],
-        chunk: &[usize],
-        array: &Path,
-        what: String,
-    ) -> Result<Self> {
-        let fail = |e: std::io::Error| Error::format(array, format!("{what}: {e}"));
+impl<T: Element> ChunkPlacer<T> {
+    /// A placer for the block covering `region` in a chunk of shape `chunk` at byte `base`.
+    ///
+    /// # Errors
+    /// A region of another rank than the chunk, empty, or larger than the chunk.
+    pub(crate) fn new(region: &[Range<usize>], chunk: &[usize], base: u64) -> Result<Self> {
         if region.len() != chunk.len()
             || region.is_empty()
             || region.iter().zip(chunk).any(|(r, &c)| r.len() > c)
@@ -57,44 +44,26 @@ impl<T: Element> ChunkFile<T> {
                 "internal: a block of region {region:?} for a chunk of shape {chunk:?}"
             )));
         }
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(fail)?;
-        }
-        let file = std::fs::File::create(&path).map_err(fail)?;
-        let bytes = chunk.iter().product::<usize>() * std::mem::size_of::<T>();
-        let writer = ChunkFile {
-            file,
-            path,
-            dest,
+        Ok(ChunkPlacer {
             region: region.to_vec(),
             strides: c_strides(chunk),
-            array: array.to_owned(),
-            what,
-            finished: false,
+            base,
             lane: Vec::new(),
-        };
-        // The whole length at once: an edge chunk's padding reads as zeros.
-        writer
-            .file
-            .set_len(bytes as u64)
-            .map_err(|e| writer.fail(e))?;
-        Ok(writer)
+        })
     }
 
-    fn fail(&self, e: std::io::Error) -> Error {
-        Error::format(&self.array, format!("{}: {e}", self.what))
-    }
-
-    fn write_at(&self, values: &[T], element: usize) -> Result<()> {
-        let offset = (element * std::mem::size_of::<T>()) as u64;
-        self.file
-            .write_all_at(T::to_bytes(values), offset)
-            .map_err(|e| self.fail(e))
-    }
-}
-
-impl<T: Element> PartWriter<T> for ChunkFile<T> {
-    fn write(&mut self, part: &[Range<usize>], data: ArrayViewD<'_, T>) -> Result<()> {
+    /// Writes `data`, the values of `part` (a region of the output inside the block's), to
+    /// `file` at its place; `fail` turns an I/O error into the caller's error naming the chunk.
+    ///
+    /// # Errors
+    /// A part outside the block or of another shape than `data`, or `fail`'s error.
+    pub(crate) fn write(
+        &mut self,
+        file: &std::fs::File,
+        part: &[Range<usize>],
+        data: ArrayViewD<'_, T>,
+        fail: &dyn Fn(std::io::Error) -> Error,
+    ) -> Result<()> {
         let n = self.region.len();
         let inside = part.len() == n
             && part
@@ -112,6 +81,11 @@ impl<T: Element> PartWriter<T> for ChunkFile<T> {
         if data.is_empty() {
             return Ok(());
         }
+        let base = self.base;
+        let write_at = |values: &[T], element: usize| -> Result<()> {
+            let offset = base + (element * std::mem::size_of::<T>()) as u64;
+            file.write_all_at(T::to_bytes(values), offset).map_err(fail)
+        };
         let local: Vec<usize> = part
             .iter()
             .zip(&self.region)
@@ -129,7 +103,7 @@ impl<T: Element> PartWriter<T> for ChunkFile<T> {
             .all(|ax| local[ax] == 0 && part[ax].len() * self.strides[ax] == self.strides[ax - 1]);
         if full_rows {
             if let Some(values) = data.as_slice() {
-                return self.write_at(values, at(&vec![0; n]));
+                return write_at(values, at(&vec![0; n]));
             }
         }
         // Otherwise row by row (the lanes along the last axis): each row straight from the
@@ -157,13 +131,13 @@ impl<T: Element> PartWriter<T> for ChunkFile<T> {
                 .map_err(|e| Error::Shape(format!("internal: a part's rows: {e}")))?;
             // Where the plane's first row starts in the chunk.
             let first: Vec<usize> = idx.iter().copied().chain([0, 0]).take(n).collect();
-            let base = at(&first);
+            let start = at(&first);
             if width == 1 || plane.strides()[1] == 1 {
                 for (r, row) in plane.outer_iter().enumerate() {
                     let values = row
                         .to_slice()
                         .ok_or_else(|| Error::Shape("internal: a part's row".into()))?;
-                    self.write_at(values, base + r * row_stride)?;
+                    write_at(values, start + r * row_stride)?;
                 }
                 return Ok(());
             }
@@ -178,7 +152,7 @@ impl<T: Element> PartWriter<T> for ChunkFile<T> {
                     .map_err(|e| Error::Shape(format!("internal: a part's rows: {e}")))?
                     .assign(&plane.slice(s![r0..r1, ..]));
                 for (k, row) in gathered.chunks_exact(width).enumerate() {
-                    self.write_at(row, base + (r0 + k) * row_stride)?;
+                    write_at(row, start + (r0 + k) * row_stride)?;
                 }
                 r0 = r1;
             }
@@ -186,6 +160,71 @@ impl<T: Element> PartWriter<T> for ChunkFile<T> {
         });
         self.lane = buf;
         result
+    }
+}
+
+/// One uncompressed chunk file being written part by part. A file dropped before
+/// [`PartWriter::finish`] is removed, so a failed block never leaves a chunk behind.
+pub(crate) struct ChunkFile<T> {
+    file: std::fs::File,
+    /// The file written.
+    path: PathBuf,
+    /// Where the file is renamed once complete (a chunk written aside); `None`: in place.
+    dest: Option<PathBuf>,
+    /// The array, and what is being written, for errors.
+    array: PathBuf,
+    what: String,
+    finished: bool,
+    placer: ChunkPlacer<T>,
+}
+
+impl<T: Element> ChunkFile<T> {
+    /// Starts chunk `path` (of shape `chunk`) for the block covering `region`: the file is
+    /// created at its full length, then filled by the parts; with `dest`, it is renamed there
+    /// by [`PartWriter::finish`]. `array` and `what` ("chunk c/0/1: writing PATH") name it
+    /// in errors.
+    pub(crate) fn create(
+        path: PathBuf,
+        dest: Option<PathBuf>,
+        region: &[Range<usize>],
+        chunk: &[usize],
+        array: &Path,
+        what: String,
+    ) -> Result<Self> {
+        let fail = |e: std::io::Error| Error::format(array, format!("{what}: {e}"));
+        let placer = ChunkPlacer::new(region, chunk, 0)?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(fail)?;
+        }
+        let file = std::fs::File::create(&path).map_err(fail)?;
+        let bytes = chunk.iter().product::<usize>() * std::mem::size_of::<T>();
+        let writer = ChunkFile {
+            file,
+            path,
+            dest,
+            array: array.to_owned(),
+            what,
+            finished: false,
+            placer,
+        };
+        // The whole length at once: an edge chunk's padding reads as zeros.
+        writer
+            .file
+            .set_len(bytes as u64)
+            .map_err(|e| writer.fail(e))?;
+        Ok(writer)
+    }
+
+    fn fail(&self, e: std::io::Error) -> Error {
+        Error::format(&self.array, format!("{}: {e}", self.what))
+    }
+}
+
+impl<T: Element> PartWriter<T> for ChunkFile<T> {
+    fn write(&mut self, part: &[Range<usize>], data: ArrayViewD<'_, T>) -> Result<()> {
+        let (array, what) = (&self.array, &self.what);
+        let fail = |e: std::io::Error| Error::format(array, format!("{what}: {e}"));
+        self.placer.write(&self.file, part, data, &fail)
     }
 
     fn finish(mut self: Box<Self>) -> Result<()> {
