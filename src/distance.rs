@@ -241,10 +241,11 @@ impl<T: DistFloat> Cdist<T> {
     }
 
     /// Rows of a strip of a tile `cols` wide: at least `strip_bytes`, rounded up to whole rows.
-    /// A strip of 32 MiB or more is always allocated with `mmap` by glibc's `malloc` and
-    /// returned to the system when freed; a smaller one would raise glibc's dynamic `mmap`
-    /// threshold to its size, and the strips of later runs in the same process would stay in
-    /// its arenas once freed.
+    /// With 64-bit glibc's default settings, a strip of 32 MiB or more is always allocated with
+    /// `mmap` and returned to the system when freed; a smaller one would raise glibc's dynamic
+    /// `mmap` threshold to its size, and the strips of later runs in the same process would
+    /// stay in its arenas once freed. (A tile smaller than a strip is computed whole, and is
+    /// small.)
     fn strip_rows(&self, cols: usize) -> usize {
         self.strip_bytes
             .div_ceil(cols.max(1) * T::DTYPE.size())

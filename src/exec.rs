@@ -318,7 +318,7 @@ pub trait BlockSink<T: Element>: Sync {
     /// Whatever the storage reports.
     fn write_block(&self, region: &[Range<usize>], block: ArrayViewD<'_, T>) -> Result<()>;
     /// The sink's own memory for `region`, for a node to compute into directly
-    /// ([`Node::region_into`](crate::plan::Node::region_into)), when the sink is memory.
+    /// ([`Node::region_into`]), when the sink is memory.
     fn direct(&self, region: &[Range<usize>]) -> Option<ArrayViewMutD<'_, T>> {
         let _ = region;
         None

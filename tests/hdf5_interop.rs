@@ -1106,6 +1106,88 @@ fn unfiltered_datasets_are_written_in_place_or_through_the_library() {
     }
     let file = hdf5::File::open(&with_block).unwrap();
     assert_eq!(file.create_plist().unwrap().userblock(), 512);
+    drop(file);
+
+    // Other element types, unfiltered, in both files: bool, the extremes of i8 and u16, and
+    // float32 specials, in ragged chunks.
+    let b = ArrayD::from_shape_vec(IxDyn(&[3, 5]), (0..15).map(|i| i % 4 == 1).collect()).unwrap();
+    let i8s = ArrayD::from_shape_vec(IxDyn(&[5]), vec![i8::MIN, -1, 0, 1, i8::MAX]).unwrap();
+    let u16s = ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![0, 1, 2, u16::MAX, 1 << 15, 7]).unwrap();
+    let f32s = ArrayD::from_shape_vec(
+        IxDyn(&[6]),
+        vec![f32::NAN, -0.0, f32::INFINITY, f32::MIN, f32::MAX, 1e-45],
+    )
+    .unwrap();
+    let none = hopts(None, false, false);
+    for path in [&plain, &with_block] {
+        let o = opts();
+        ChunkedArray::<bool>::from_array(b.clone(), 2)
+            .unwrap()
+            .to_hdf5(path, "/t/b", &none, &o)
+            .unwrap();
+        ChunkedArray::<i8>::from_array(i8s.clone(), 2)
+            .unwrap()
+            .to_hdf5(path, "/t/i8", &none, &o)
+            .unwrap();
+        ChunkedArray::<u16>::from_array(u16s.clone(), [1, 2])
+            .unwrap()
+            .to_hdf5(path, "/t/u16", &none, &o)
+            .unwrap();
+        ChunkedArray::<f32>::from_array(f32s.clone(), 4)
+            .unwrap()
+            .to_hdf5(path, "/t/f32", &none, &o)
+            .unwrap();
+        let file = hdf5::File::open(path).unwrap();
+        let read = |name: &str| file.dataset(name).unwrap();
+        assert_eq!(read("/t/b").read_dyn::<bool>().unwrap(), b);
+        assert_eq!(read("/t/i8").read_dyn::<i8>().unwrap(), i8s);
+        assert_eq!(read("/t/u16").read_dyn::<u16>().unwrap(), u16s);
+        let f = read("/t/f32").read_dyn::<f32>().unwrap();
+        let fbits = |a: &ArrayD<f32>| a.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(fbits(&f), fbits(&f32s));
+        drop(file);
+
+        // An unfiltered dataset replaced by another of a new shape: the new values only.
+        let again = sample(&[6, 4]).mapv(|v| v * 2.0);
+        ChunkedArray::<f64>::from_array(again.clone(), [4, 3])
+            .unwrap()
+            .to_hdf5(path, "/g/c0", &hopts(None, false, true), &o)
+            .unwrap();
+        let file = hdf5::File::open(path).unwrap();
+        let back = file.dataset("/g/c0").unwrap().read_dyn::<f64>().unwrap();
+        assert_eq!(bits(&back), bits(&again));
+    }
+}
+
+/// A distance matrix whose tiles are not all one shape is re-blocked into regular chunks
+/// before it is written, and then needs whole tiles: under memory that only strips would fit,
+/// it is refused, and the file keeps its size and its members.
+#[test]
+fn an_irregular_distance_matrix_is_checked_before_the_file_grows() {
+    let _h5 = in_process();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.h5");
+    ChunkedArray::<f64>::from_array(sample(&[4]), 4)
+        .unwrap()
+        .to_hdf5(&path, "/keep", &hopts(None, false, false), &opts())
+        .unwrap();
+    let before = std::fs::metadata(&path).unwrap().len();
+    let n = 8000;
+    let pts = ArrayD::from_shape_fn(IxDyn(&[n, 3]), |ix| ((ix[0] * 7 + ix[1] * 13) % 101) as f64);
+    let ragged = Chunks::PerAxis(vec![
+        AxisChunks::Explicit(vec![4000, 3000, 1000]),
+        AxisChunks::Whole,
+    ]);
+    let x = ChunkedArray::<f64>::from_array(pts, ragged).unwrap();
+    let d = tessera::distance::pdist(&x, tessera::distance::Metric::Euclidean).unwrap();
+    let tight = ExecOptions::default().threads(2).allowed_mem(192 << 20);
+    let refused = d.to_hdf5(&path, "/d", &hopts(None, false, false), &tight);
+    assert!(
+        matches!(refused, Err(Error::MemoryLimit { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), before);
+    assert_eq!(members(&path, "/"), ["keep"]);
 }
 
 #[test]

@@ -6,8 +6,9 @@
 //! datasets whose filters are only shuffle and deflate therefore bypass its filter path (module
 //! `store::hdf5_chunks`): chunks are located under the lock, read with `pread`
 //! and decoded in parallel; written chunks are filtered in the workers and appended by one
-//! writer thread fed through a bounded channel. Other layouts and filters go through the
-//! library.
+//! writer thread fed through a bounded channel. An unfiltered output is created with every
+//! chunk allocated, and the workers write their blocks (or a distance tile's strips) at the
+//! chunks' file offsets with `pwrite`. Other layouts and filters go through the library.
 //!
 //! Outputs get the attribute `tessera_complete` = false when the dataset is created and true
 //! once every block is written; a failed write removes the dataset.
@@ -182,11 +183,24 @@ fn direct_reader<T: H5Element>(
 }
 
 /// Whether the stored elements of `ds` are `T` in this machine's byte order, at addresses that
-/// are file offsets (no user block): what reading them around the library needs.
+/// are file offsets ([`addresses_are_file_offsets`]): what reading them around the library
+/// needs.
 fn raw_elements_at_file_offsets<T: H5Element>(file: &hdf5::File, ds: &hdf5::Dataset) -> bool {
     let native = hdf5::Datatype::from_type::<T>().ok();
-    native.is_some_and(|n| ds.dtype().is_ok_and(|d| d == n))
-        && file.create_plist().is_ok_and(|p| p.userblock() == 0)
+    native.is_some_and(|n| ds.dtype().is_ok_and(|d| d == n)) && addresses_are_file_offsets(file)
+}
+
+/// Whether the addresses of `file` are offsets into the one file at its path: the library's
+/// default single-file driver (not one chosen through `HDF5_DRIVER`, such as family or split)
+/// and no user block.
+fn addresses_are_file_offsets(file: &hdf5::File) -> bool {
+    file.create_plist().is_ok_and(|p| p.userblock() == 0)
+        && file.access_plist().is_ok_and(|p| {
+            matches!(
+                p.get_driver(),
+                Ok(hdf5::plist::file_access::FileDriver::Sec2)
+            )
+        })
 }
 
 /// A contiguous dataset's raw elements: our own handle on the file and their file offset.
@@ -579,6 +593,24 @@ impl<'a> PlacedSink<'a> {
         })
     }
 
+    /// Closes our handle on the file, reporting the error a file system may keep for the close
+    /// (a network file system's delayed write error), so a dataset is never marked complete
+    /// over a failed write.
+    fn close(self) -> Result<()> {
+        use std::os::fd::IntoRawFd;
+        let fd = self.file.into_raw_fd();
+        // SAFETY: `fd` was just taken from the `File`, which no longer owns it; it is closed
+        // exactly once here.
+        if unsafe { libc::close(fd) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(Error::format(
+                self.path,
+                format!("{}: closing the file after writing: {e}", self.name),
+            ));
+        }
+        Ok(())
+    }
+
     /// An error writing the chunk of the block covering `region`.
     fn fail(&self, region: &[Range<usize>], e: &dyn std::fmt::Display) -> Error {
         let start: Vec<usize> = region.iter().map(|r| r.start).collect();
@@ -660,6 +692,14 @@ pub struct Hdf5WriteOptions {
     pub overwrite: bool,
 }
 
+impl Hdf5WriteOptions {
+    /// Whether the dataset is stored without filters (no deflate, no shuffle): its chunks are
+    /// then written in place in the file.
+    pub fn unfiltered(&self) -> bool {
+        self.deflate.is_none() && !self.shuffle
+    }
+}
+
 impl<T: H5Element> ChunkedArray<T> {
     /// Opens dataset `dataset` (like `/group/x`) of the HDF5 file at `path`. With
     /// [`Chunks::Auto`], blocks are whole multiples of the dataset's own chunks, about 128 MiB.
@@ -722,17 +762,20 @@ impl<T: H5Element> ChunkedArray<T> {
         opts: &ExecOptions,
     ) -> Result<()> {
         let path = path.as_ref();
+        // Stored chunks all have one shape: make the blocks regular first.
+        let (data, chunk) = self.regular_blocks()?;
         // An unfiltered dataset is written in place, straight into the file; filtered chunks go
-        // through the single writer.
-        let mut placed = hopts.deflate.is_none() && !hopts.shuffle && self.ndim() > 0;
-        let node = self.node();
-        let chunk_max = self.grid().max_chunk_shape();
-        if placed {
-            exec::check_memory_parts(node.as_ref(), opts)?;
-        } else {
-            let (per_task, shared) = queued_bytes(&chunk_max, T::DTYPE, opts);
-            exec::check_memory_with(node.as_ref(), opts, per_task, shared)?;
-        }
+        // through the single writer. Either is checked before anything is written.
+        let mut placed = hopts.unfiltered() && self.ndim() > 0;
+        let check = |placed: bool| {
+            let node = data.node();
+            if placed {
+                return exec::check_memory_parts(node.as_ref(), opts);
+            }
+            let (per_task, shared) = queued_bytes(&chunk, T::DTYPE, opts);
+            exec::check_memory_with(node.as_ref(), opts, per_task, shared)
+        };
+        check(placed)?;
         let existed = path.exists();
         let file = if existed {
             hdf5::File::open_rw(path).map_err(|e| herr(path, "not a writable HDF5 file", e))?
@@ -747,8 +790,6 @@ impl<T: H5Element> ChunkedArray<T> {
                 path.display()
             ))));
         }
-        // Stored chunks all have one shape: make the blocks regular first.
-        let (data, chunk) = self.regular_blocks()?;
         // The first group this write creates: removed with everything below it on failure.
         let mut created_group: Option<String> = None;
         // Written aside under a temporary name in the same group, then renamed over the old one.
@@ -760,6 +801,11 @@ impl<T: H5Element> ChunkedArray<T> {
             None => aside.clone(),
         };
         let result = (|| -> Result<()> {
+            // Placed writes need chunk addresses that are offsets into this one file.
+            if placed && !addresses_are_file_offsets(&file) {
+                placed = false;
+                check(placed)?;
+            }
             // Groups on the way to the dataset.
             let mut group = file
                 .as_group()
@@ -776,12 +822,6 @@ impl<T: H5Element> ChunkedArray<T> {
                             .map_err(|e| herr(path, &format!("creating group {p}"), e))?
                     }
                 };
-            }
-            // Chunk addresses are file offsets only in a file without a user block.
-            if placed && !file.create_plist().is_ok_and(|p| p.userblock() == 0) {
-                placed = false;
-                let (per_task, shared) = queued_bytes(&chunk_max, T::DTYPE, opts);
-                exec::check_memory_with(node.as_ref(), opts, per_task, shared)?;
             }
             if group.link_exists(&aside) {
                 let _ = group.unlink(&aside);
@@ -822,10 +862,11 @@ impl<T: H5Element> ChunkedArray<T> {
             attr.write_scalar(&false)
                 .map_err(|e| herr(path, "writing the completion attribute", e))?;
             let ctx = ExecContext::new(opts.clone())?;
-            match Pipeline::of(&ds.filters()).filter(|_| self.ndim() > 0 && !placed) {
+            match Pipeline::of(&ds.filters()).filter(|_| self.ndim() > 0) {
                 _ if placed => {
                     let sink = PlacedSink::open(path, &ds, &chunk, dataset)?;
                     exec::run(data.node().as_ref(), &sink, &ctx)?;
+                    sink.close()?;
                 }
                 Some(pipeline) => write_chunks(&data, &ds, &chunk, &pipeline, path, &ctx)?,
                 None => {
@@ -872,15 +913,16 @@ fn writer_queue(opts: &ExecOptions) -> usize {
 /// [`check_memory_with`](crate::exec::check_memory_with) and
 /// [`Explain::with_sink`](crate::plan::explain::Explain::with_sink) take. Filtered chunks go
 /// through the single writer: per task, a padded copy, its shuffle and its deflate output;
-/// shared, the queued chunks and the one being written. An unfiltered dataset (in a file
-/// without a user block, as tessera creates them) is written in place and adds nothing.
+/// shared, the queued chunks and the one being written. An unfiltered dataset of rank one or
+/// more is written in place and adds nothing (unless its file has a user block or another
+/// driver than the default one: it then goes through the single writer too).
 pub fn writer_bytes(
     chunk: &[usize],
     dtype: DType,
     hopts: &Hdf5WriteOptions,
     opts: &ExecOptions,
 ) -> (usize, usize) {
-    if hopts.deflate.is_none() && !hopts.shuffle {
+    if hopts.unfiltered() && !chunk.is_empty() {
         return (0, 0);
     }
     queued_bytes(chunk, dtype, opts)

@@ -5,7 +5,8 @@
 //! keeps only what must be serial: finding a chunk (`H5Dget_chunk_info_by_coord`, under the lock)
 //! and appending its bytes (`H5Dwrite_chunk`, from a single writer thread fed through a bounded
 //! channel). The raw bytes of a chunk are read with `pread` on our own file handle, and shuffle
-//! and deflate run in the worker threads. Pipelines with any other filter (fletcher32, szip,
+//! and deflate run in the worker threads. (Unfiltered outputs need no appending: their chunks
+//! are allocated up front and written in place with `pwrite`; see `store::hdf5`.) Pipelines with any other filter (fletcher32, szip,
 //! scale-offset, plugins) go through the library as before.
 
 use crate::element::Element;
