@@ -297,17 +297,22 @@ fn check(
         }
         Ok(())
     })?;
-    let t = match root.part_task_bytes().filter(|_| parts) {
-        // Blocks made and stored in parts: the parts and the inputs fused into the root.
-        Some(own) => own.saturating_add(task_bytes(root) - root.own_task_bytes()),
-        // The root's blocks are at least copied out, whatever the plan.
-        None => task_bytes(root).max(crate::plan::max_block_bytes(root.grid(), root.dtype())),
-    }
-    .saturating_add(sink_per_task);
+    let t = output_task_bytes(root, parts).saturating_add(sink_per_task);
     if t > per_thread {
         return Err(fail(root, t));
     }
     Ok(())
+}
+
+/// Projected bytes of one task of the output `root`, before the sink's own: with `parts` (a
+/// sink that stores blocks piece by piece) and a root that computes its blocks in parts, its
+/// parts and the inputs fused into it; otherwise its whole task, and at least one block (the
+/// root's blocks are at least copied out, whatever the plan).
+pub(crate) fn output_task_bytes(root: &dyn PlanNode, parts: bool) -> usize {
+    match root.part_task_bytes().filter(|_| parts) {
+        Some(own) => own.saturating_add(task_bytes(root) - root.own_task_bytes()),
+        None => task_bytes(root).max(crate::plan::max_block_bytes(root.grid(), root.dtype())),
+    }
 }
 
 /// Where the executor puts finished blocks.

@@ -30,6 +30,8 @@ use tessera::distance::{
     cdist, count_within, detected_isa, knn, nearest, pdist, DistFloat, Isa, Metric, Neighbours,
     DIRECT_EUCLIDEAN_MAX_D, METRIC_NAMES,
 };
+use tessera::plan::explain::Explain;
+use tessera::store::zarr::{Codec, ZarrWriteOptions};
 use tessera::{ChunkedArray, Chunks, Error, ExecOptions};
 
 // ---------------------------------------------------------------------------------------------
@@ -1040,6 +1042,42 @@ fn too_little_memory_is_a_clear_error() {
         );
         assert!(!path.exists(), "a refused run left {}", path.display());
     }
+}
+
+/// The plan of a distance matrix written to an output that stores tiles in strips (uncompressed
+/// Zarr in a directory) is explained as the run checks it: 4000 x 4000 tiles (128 MB) under
+/// 192 MiB for two threads do not fit whole ([`Explain::new`], what an in-memory or compressed
+/// output needs) but fit in strips ([`Explain::in_parts`]), and the output's projection is the
+/// strip's. Under 64 MiB even the strips are refused, with the run's own message, before
+/// anything is written.
+#[test]
+fn explain_in_parts_agrees_with_the_run() {
+    let pts = ndarray::Array2::from_shape_fn((8000, 3), |(i, j)| ((i * 7 + j * 13) % 101) as f64);
+    let x = ChunkedArray::from_array(pts.into_dyn(), 4000).unwrap();
+    let d = pdist(&x, Metric::Euclidean).unwrap();
+    let roomy = ExecOptions::default().threads(2).allowed_mem(192 << 20);
+    let whole = Explain::new(d.node().as_ref(), &roomy);
+    let strips = Explain::in_parts(d.node().as_ref(), &roomy);
+    assert!(!whole.fits(), "{whole}");
+    assert!(strips.fits(), "{strips}");
+    let output = |e: &Explain| e.nodes[0].bytes;
+    assert!(output(&whole) >= 128 << 20, "{whole}");
+    assert!(output(&strips) < 48 << 20, "{strips}");
+    assert!(output(&strips) >= 32 << 20, "{strips}");
+
+    let tight = ExecOptions::default().threads(2).allowed_mem(64 << 20);
+    let refused = Explain::in_parts(d.node().as_ref(), &tight);
+    let dir = tempfile::tempdir().unwrap();
+    let none = ZarrWriteOptions {
+        codec: Codec::None,
+        ..ZarrWriteOptions::default()
+    };
+    let path = dir.path().join("d.zarr");
+    let run = d
+        .to_zarr(&path, &none, &tight)
+        .expect_err("strips of 32 MiB do not fit");
+    assert_eq!(refused.refusal, Some(run.to_string()));
+    assert!(!path.exists());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ use clap::Args;
 use std::collections::BTreeMap;
 use tessera::dynarray::DynArray;
 use tessera::expr::eval::{evaluate, Value};
-#[cfg(feature = "hdf5")]
 use tessera::plan::explain::Explain;
 use tessera::{Error, ExecOptions, Result};
 
@@ -159,18 +158,23 @@ pub(crate) fn run(args: &EvalArgs, opts: &ExecOptions) -> Result<()> {
     Ok(())
 }
 
-/// The plan as the run would check it: with an HDF5 output, its writer's buffers count too.
+/// The plan as the run would check it: an output that stores blocks in parts (uncompressed Zarr
+/// in a directory, unfiltered HDF5) holds a distance tile to its strips; a filtered HDF5
+/// output's writer buffers count too.
 fn explain(
     array: &DynArray,
     output: Option<&str>,
     out: &OutputArgs,
     opts: &ExecOptions,
 ) -> Result<String> {
-    let hdf5 = matches!(output.map(locate).transpose()?, Some(Location::Hdf5(..)));
-    Ok(if hdf5 {
-        hdf5_explain(array, out, opts)?
-    } else {
-        array.explain_with(opts).to_string()
+    Ok(match output.map(locate).transpose()? {
+        Some(Location::Hdf5(..)) => hdf5_explain(array, out, opts)?,
+        Some(Location::Zarr(root))
+            if tessera::store::zarr::writes_in_parts(&super::zarr_options(out, false)?, &root) =>
+        {
+            Explain::in_parts(array.node(), opts).to_string()
+        }
+        _ => array.explain_with(opts).to_string(),
     })
 }
 
@@ -183,10 +187,11 @@ fn hdf5_explain(array: &DynArray, out: &OutputArgs, opts: &ExecOptions) -> Resul
         &hopts,
         opts,
     );
-    let plan = Explain::with_sink(array.node(), opts, per_task, shared);
     Ok(if per_task == 0 && shared == 0 {
+        let plan = Explain::in_parts(array.node(), opts);
         format!("{plan}(the HDF5 output is unfiltered: its chunks are written in place, with no chunk writer)\n")
     } else {
+        let plan = Explain::with_sink(array.node(), opts, per_task, shared);
         format!(
             "{plan}(the HDF5 output's chunk writer is counted: {} in every output task, {} shared)\n",
             tessera::error::fmt_bytes(per_task),

@@ -5,7 +5,9 @@
 use super::{max_block_bytes, task_bytes, PlanNode};
 use crate::element::DType;
 use crate::error::fmt_bytes;
-use crate::exec::{check_memory, check_memory_with, ExecOptions};
+use crate::exec::{
+    check_memory, check_memory_parts, check_memory_with, output_task_bytes, ExecOptions,
+};
 use std::fmt;
 
 /// How a node runs.
@@ -129,14 +131,38 @@ impl Explain {
         sink_per_task: usize,
         sink_shared: usize,
     ) -> Explain {
+        Self::build(root, opts, sink_per_task, sink_shared, false)
+    }
+
+    /// The plan of `root` as it would run with `opts` into an output that stores its blocks
+    /// piece by piece (uncompressed Zarr chunks in a directory, an unfiltered HDF5 dataset):
+    /// an output node that computes its blocks in parts (a distance tile, strip by strip) is
+    /// held to its parts, as [`check_memory_parts`] holds it.
+    pub fn in_parts(root: &dyn PlanNode, opts: &ExecOptions) -> Explain {
+        Self::build(root, opts, 0, 0, true)
+    }
+
+    fn build(
+        root: &dyn PlanNode,
+        opts: &ExecOptions,
+        sink_per_task: usize,
+        sink_shared: usize,
+        parts: bool,
+    ) -> Explain {
         let threads = opts.threads.max(1);
         let mut walk = Walk {
             nodes: Vec::new(),
             seen: Vec::new(),
             stages: Vec::new(),
+            parts,
         };
         walk.visit(root, 0, Role::Output, sink_per_task);
-        let mut refusal = check_memory_with(root, opts, sink_per_task, sink_shared).err();
+        let mut refusal = if parts {
+            check_memory_parts(root, opts)
+        } else {
+            check_memory_with(root, opts, sink_per_task, sink_shared)
+        }
+        .err();
         // Each stage runs as a plan of its own when it is materialised, checked again then.
         for stage in &walk.stages {
             if refusal.is_some() {
@@ -186,6 +212,8 @@ struct Walk<'a> {
     seen: Vec<*const ()>,
     /// The inputs of the materialised nodes, each once.
     stages: Vec<&'a dyn PlanNode>,
+    /// Whether the output stores blocks in parts ([`Explain::in_parts`]).
+    parts: bool,
 }
 
 impl<'a> Walk<'a> {
@@ -193,7 +221,10 @@ impl<'a> Walk<'a> {
         let g = node.grid();
         let task = || task_bytes(node).max(max_block_bytes(g, node.dtype()));
         let (bytes, tasks) = match role {
-            Role::Output => (task().saturating_add(sink_per_task), task_count(node)),
+            Role::Output => (
+                output_task_bytes(node, self.parts).saturating_add(sink_per_task),
+                task_count(node),
+            ),
             Role::Stage => (task(), task_count(node)),
             Role::Materialised | Role::Fused => (node.own_task_bytes(), 0),
         };

@@ -784,6 +784,14 @@ fn raw_chunk_files(zopts: &ZarrWriteOptions) -> bool {
     zopts.codec == Codec::None && cfg!(target_endian = "little")
 }
 
+/// Whether a Zarr array written with `zopts` in the store at `root` stores its blocks piece by
+/// piece: uncompressed chunks in a local directory. A node that computes its blocks in parts (a
+/// distance tile) is then held to its parts, not whole blocks
+/// ([`Explain::in_parts`](crate::plan::explain::Explain::in_parts)).
+pub fn writes_in_parts(zopts: &ZarrWriteOptions, root: &Path) -> bool {
+    raw_chunk_files(zopts) && !is_url(root)
+}
+
 /// Checks the memory of writing `data` as a Zarr array in the store at `root`: uncompressed
 /// chunks in a directory are written part by part ([`BlockSink::parts`]), so a node that
 /// computes its blocks in parts (a distance tile, strip by strip) is held to its parts.
@@ -793,7 +801,7 @@ fn check_memory<T: Element>(
     root: &Path,
     opts: &ExecOptions,
 ) -> Result<()> {
-    if raw_chunk_files(zopts) && !is_url(root) {
+    if writes_in_parts(zopts, root) {
         exec::check_memory_parts(data.node().as_ref(), opts)
     } else {
         exec::check_memory(data.node().as_ref(), opts)
