@@ -586,7 +586,8 @@ fn in_parts<T: Element>(
 /// As [`run`].
 pub fn compute<T: Element>(root: &dyn Node<T>, ctx: &ExecContext) -> Result<ArrayD<T>> {
     let shape = root.grid().shape().to_vec();
-    let mut out = ArrayD::from_elem(IxDyn(&shape), T::default());
+    // Filled once by the tasks: huge pages spare a large result most of its page faults.
+    let mut out = zeroed_block::<T>(&shape);
     {
         let sink = RawSink::new(out.as_mut_ptr(), &shape);
         run(root, &sink, ctx)?;
