@@ -643,7 +643,12 @@ fn direct_cosine<T: DistFloat>(x: &[T], y: &[T]) -> T {
 /// cosine clipped to [-1, 1].
 #[inline(always)]
 fn cosine_from<T: DistFloat>(dot: T, xx: T, yy: T) -> T {
-    let cos = dot / (xx.fsqrt() * yy.fsqrt());
+    cosine_clip(dot / (xx.fsqrt() * yy.fsqrt()))
+}
+
+/// `1 - cos` with the cosine clipped to [-1, 1] (NaN stays NaN).
+#[inline(always)]
+fn cosine_clip<T: DistFloat>(cos: T) -> T {
     let one = T::one();
     let cos = if cos > one {
         one
@@ -653,6 +658,13 @@ fn cosine_from<T: DistFloat>(dot: T, xx: T, yy: T) -> T {
         cos
     };
     one - cos
+}
+
+/// Whether a squared distance `v` from the GEMM identity kept enough digits of
+/// `s = |x|^2 + |y|^2` (false for NaN): otherwise it is recomputed directly.
+#[inline(always)]
+fn kept_digits<T: DistFloat>(v: T, s: T, cancel: T) -> bool {
+    v > cancel * s
 }
 
 fn gemm_tile<T: DistFloat>(
@@ -677,34 +689,57 @@ fn gemm_tile<T: DistFloat>(
     let (fx, fy) = (all_finite(x, r, d), all_finite(y, c, d));
     let cancel = T::of(T::CANCELLATION);
     let two = T::of(2.0);
+    let all_y_finite = fy.iter().all(|&f| f);
+    let ry: Vec<T> = match metric {
+        Metric::Cosine | Metric::Correlation => ny.iter().map(|v| v.fsqrt()).collect(),
+        _ => Vec::new(),
+    };
     for i in 0..r {
         let xi = &x[i * d..(i + 1) * d];
         let row = &mut out.row(i)[..c];
+        if matches!(metric, Metric::Euclidean | Metric::SqEuclidean) {
+            // One pass the compiler vectorises: the identity, and whether any pair lost too
+            // many digits (NaN included) ...
+            let nxi = nx[i];
+            let mut lost = 0u32;
+            for (o, &nyj) in row.iter_mut().zip(&ny[..c]) {
+                let s = nxi + nyj;
+                let v = s - two * *o;
+                lost += u32::from(!kept_digits(v, s, cancel));
+                *o = v;
+            }
+            // ... then, only where needed, those pairs and the ones with a non-finite
+            // coordinate recomputed directly ...
+            if lost > 0 || !fx[i] || !all_y_finite {
+                for (j, o) in row.iter_mut().enumerate() {
+                    let s = nxi + ny[j];
+                    if !(fx[i] && fy[j] && kept_digits(*o, s, cancel)) {
+                        *o = direct_sq(xi, &y[j * d..(j + 1) * d]);
+                    }
+                }
+            }
+            // ... and the square roots, vectorised too.
+            if metric == Metric::Euclidean {
+                for o in row.iter_mut() {
+                    *o = o.fsqrt();
+                }
+            }
+            continue;
+        }
+        if fx[i] && all_y_finite {
+            // Every pair finite: one branch-free pass, with the norms' roots taken once (the
+            // same values `cosine_from` takes per pair).
+            let rx = nx[i].fsqrt();
+            for (o, &ryj) in row.iter_mut().zip(&ry[..c]) {
+                *o = cosine_clip(*o / (rx * ryj));
+            }
+            continue;
+        }
         for (j, o) in row.iter_mut().enumerate() {
-            let yj = &y[j * d..(j + 1) * d];
-            let finite = fx[i] && fy[j];
-            *o = match metric {
-                Metric::Euclidean | Metric::SqEuclidean => {
-                    let s = nx[i] + ny[j];
-                    let mut v = s - two * *o;
-                    // Not finite, or lost too many digits (NaN included): recompute directly.
-                    if !finite || v.partial_cmp(&(cancel * s)) != Some(std::cmp::Ordering::Greater)
-                    {
-                        v = direct_sq(xi, yj);
-                    }
-                    if metric == Metric::Euclidean {
-                        v.fsqrt()
-                    } else {
-                        v
-                    }
-                }
-                _ => {
-                    if finite {
-                        cosine_from(*o, nx[i], ny[j])
-                    } else {
-                        direct_cosine(xi, yj)
-                    }
-                }
+            *o = if fx[i] && fy[j] {
+                cosine_from(*o, nx[i], ny[j])
+            } else {
+                direct_cosine(xi, &y[j * d..(j + 1) * d])
             };
         }
     }

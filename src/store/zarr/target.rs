@@ -211,11 +211,15 @@ impl ZarrTarget {
                 .map_err(|e| Error::format(path, format!("encoding metadata: {e}")))?;
             vec![(format!("{prefix}zarr.json"), meta)]
         };
-        // Another kind of node, or an array of the other Zarr format, is in the way.
+        // Another kind of node, or an array of the other Zarr format, is in the way. The node
+        // is looked for before our files: a racing worker may write them in between, and a
+        // node found first is then seen as ours (looked the other way round, a worker that
+        // missed our files but then found the node they make refused its own array).
+        let has_node = store_has_node(&store, &inner);
         let ours_exist = files
             .iter()
             .all(|(k, _)| store.get(k).is_ok_and(|b| b.is_some()));
-        if !ours_exist && store_has_node(&store, &inner) {
+        if has_node && !ours_exist {
             return Err(Error::Invalid(format!(
                 "{}: a Zarr node of another kind or format is already there (this run writes a Zarr v{} array)",
                 path.display(),
