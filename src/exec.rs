@@ -241,7 +241,9 @@ pub fn check_memory_parts(root: &dyn PlanNode, opts: &ExecOptions) -> Result<()>
     check(root, opts, 0, 0, true)
 }
 
-fn check(
+/// The memory check of every run: [`check_memory_with`], or with `parts` (a sink that stores
+/// blocks piece by piece) [`check_memory_parts`] with the sink's own bytes added.
+pub(crate) fn check(
     root: &dyn PlanNode,
     opts: &ExecOptions,
     sink_per_task: usize,

@@ -181,23 +181,25 @@ fn explain(
 #[cfg(feature = "hdf5")]
 fn hdf5_explain(array: &DynArray, out: &OutputArgs, opts: &ExecOptions) -> Result<String> {
     let hopts = super::hdf5_options(out, false)?;
-    let (per_task, shared) = tessera::store::hdf5::writer_bytes(
-        &array.grid().max_chunk_shape(),
-        array.dtype(),
-        &hopts,
-        opts,
-    );
-    Ok(if per_task == 0 && shared == 0 {
-        let plan = Explain::in_parts(array.node(), opts);
-        format!("{plan}(the HDF5 output is unfiltered: its chunks are written in place, with no chunk writer)\n")
-    } else {
-        let plan = Explain::with_sink(array.node(), opts, per_task, shared);
-        format!(
+    Ok(
+        if tessera::store::hdf5::writes_in_parts(&hopts, array.shape().len()) {
+            let plan = Explain::in_parts(array.node(), opts);
+            format!("{plan}(the HDF5 output is unfiltered: its chunks are written in place, with no chunk writer)\n")
+        } else {
+            let (per_task, shared) = tessera::store::hdf5::writer_bytes(
+                &array.grid().max_chunk_shape(),
+                array.dtype(),
+                &hopts,
+                opts,
+            );
+            let plan = Explain::with_sink(array.node(), opts, per_task, shared);
+            format!(
             "{plan}(the HDF5 output's chunk writer is counted: {} in every output task, {} shared)\n",
             tessera::error::fmt_bytes(per_task),
             tessera::error::fmt_bytes(shared)
         )
-    })
+        },
+    )
 }
 
 #[cfg(not(feature = "hdf5"))]

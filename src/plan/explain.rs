@@ -5,9 +5,7 @@
 use super::{max_block_bytes, task_bytes, PlanNode};
 use crate::element::DType;
 use crate::error::fmt_bytes;
-use crate::exec::{
-    check_memory, check_memory_parts, check_memory_with, output_task_bytes, ExecOptions,
-};
+use crate::exec::{check, check_memory, output_task_bytes, ExecOptions};
 use std::fmt;
 
 /// How a node runs.
@@ -124,7 +122,7 @@ impl Explain {
     /// The plan of `root` as it would run with `opts` into an output that holds
     /// `sink_per_task` bytes in every task writing a block and `sink_shared` bytes in all (an
     /// HDF5 writer's chunk buffers and queue; see
-    /// [`check_memory_with`]).
+    /// [`check_memory_with`](crate::exec::check_memory_with)).
     pub fn with_sink(
         root: &dyn PlanNode,
         opts: &ExecOptions,
@@ -137,7 +135,7 @@ impl Explain {
     /// The plan of `root` as it would run with `opts` into an output that stores its blocks
     /// piece by piece (uncompressed Zarr chunks in a directory, an unfiltered HDF5 dataset):
     /// an output node that computes its blocks in parts (a distance tile, strip by strip) is
-    /// held to its parts, as [`check_memory_parts`] holds it.
+    /// held to its parts, as [`check_memory_parts`](crate::exec::check_memory_parts) holds it.
     pub fn in_parts(root: &dyn PlanNode, opts: &ExecOptions) -> Explain {
         Self::build(root, opts, 0, 0, true)
     }
@@ -157,12 +155,7 @@ impl Explain {
             parts,
         };
         walk.visit(root, 0, Role::Output, sink_per_task);
-        let mut refusal = if parts {
-            check_memory_parts(root, opts)
-        } else {
-            check_memory_with(root, opts, sink_per_task, sink_shared)
-        }
-        .err();
+        let mut refusal = check(root, opts, sink_per_task, sink_shared, parts).err();
         // Each stage runs as a plan of its own when it is materialised, checked again then.
         for stage in &walk.stages {
             if refusal.is_some() {

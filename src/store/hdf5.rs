@@ -693,11 +693,20 @@ pub struct Hdf5WriteOptions {
 }
 
 impl Hdf5WriteOptions {
-    /// Whether the dataset is stored without filters (no deflate, no shuffle): its chunks are
-    /// then written in place in the file.
+    /// Whether the dataset is stored without filters (no deflate, no shuffle).
     pub fn unfiltered(&self) -> bool {
         self.deflate.is_none() && !self.shuffle
     }
+}
+
+/// Whether a dataset of `ndim` dimensions written with `hopts` has its chunks written in place
+/// in the file, piece by piece ([`BlockSink::parts`]): unfiltered, of rank one or more (a 0-d
+/// dataset has no chunks), in a file whose addresses are file offsets (as every file tessera
+/// creates; one with a user block or another driver falls back to the single writer). A node
+/// that computes its blocks in parts (a distance tile) is then held to its parts
+/// ([`Explain::in_parts`](crate::plan::explain::Explain::in_parts)).
+pub fn writes_in_parts(hopts: &Hdf5WriteOptions, ndim: usize) -> bool {
+    hopts.unfiltered() && ndim > 0
 }
 
 impl<T: H5Element> ChunkedArray<T> {
@@ -766,7 +775,7 @@ impl<T: H5Element> ChunkedArray<T> {
         let (data, chunk) = self.regular_blocks()?;
         // An unfiltered dataset is written in place, straight into the file; filtered chunks go
         // through the single writer. Either is checked before anything is written.
-        let mut placed = hopts.unfiltered() && self.ndim() > 0;
+        let mut placed = writes_in_parts(hopts, self.ndim());
         let check = |placed: bool| {
             let node = data.node();
             if placed {
@@ -922,7 +931,7 @@ pub fn writer_bytes(
     hopts: &Hdf5WriteOptions,
     opts: &ExecOptions,
 ) -> (usize, usize) {
-    if hopts.unfiltered() && !chunk.is_empty() {
+    if writes_in_parts(hopts, chunk.len()) {
         return (0, 0);
     }
     queued_bytes(chunk, dtype, opts)

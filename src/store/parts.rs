@@ -191,7 +191,7 @@ impl<T: Element> ChunkFile<T> {
         array: &Path,
         what: String,
     ) -> Result<Self> {
-        let fail = |e: std::io::Error| Error::format(array, format!("{what}: {e}"));
+        let fail = |e| Self::error(array, &what, e);
         let placer = ChunkPlacer::new(region, chunk, 0)?;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(fail)?;
@@ -216,15 +216,20 @@ impl<T: Element> ChunkFile<T> {
     }
 
     fn fail(&self, e: std::io::Error) -> Error {
-        Error::format(&self.array, format!("{}: {e}", self.what))
+        Self::error(&self.array, &self.what, e)
+    }
+
+    /// An I/O error on the chunk `what` of the array `array`.
+    fn error(array: &Path, what: &str, e: std::io::Error) -> Error {
+        Error::format(array, format!("{what}: {e}"))
     }
 }
 
 impl<T: Element> PartWriter<T> for ChunkFile<T> {
     fn write(&mut self, part: &[Range<usize>], data: ArrayViewD<'_, T>) -> Result<()> {
         let (array, what) = (&self.array, &self.what);
-        let fail = |e: std::io::Error| Error::format(array, format!("{what}: {e}"));
-        self.placer.write(&self.file, part, data, &fail)
+        self.placer
+            .write(&self.file, part, data, &|e| Self::error(array, what, e))
     }
 
     fn finish(mut self: Box<Self>) -> Result<()> {
