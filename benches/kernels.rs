@@ -38,6 +38,8 @@ fn kernels(c: &mut Criterion) {
         Metric::Cityblock,
         Metric::Chebyshev,
         Metric::Canberra,
+        Metric::BrayCurtis,
+        Metric::Minkowski(3.0),
     ] {
         group.bench_function(BenchmarkId::from_parameter(metric.name()), |b| {
             b.iter(|| {

@@ -38,8 +38,9 @@ use tessera::{ChunkedArray, Chunks, Error, ExecOptions};
 // The reference: SciPy's definitions, one pair at a time, in f64
 // ---------------------------------------------------------------------------------------------
 
-/// Every metric, minkowski with p = 1, 2, 3, 0.5 and infinity.
-const METRICS: [Metric; 14] = [
+/// Every metric, minkowski with p = 1, 2, 3, 4 (whole p: multiplications), 2.5, 0.5 and
+/// infinity.
+const METRICS: [Metric; 16] = [
     Metric::Euclidean,
     Metric::SqEuclidean,
     Metric::Cityblock,
@@ -47,6 +48,8 @@ const METRICS: [Metric; 14] = [
     Metric::Minkowski(1.0),
     Metric::Minkowski(2.0),
     Metric::Minkowski(3.0),
+    Metric::Minkowski(4.0),
+    Metric::Minkowski(2.5),
     Metric::Minkowski(0.5),
     Metric::Minkowski(f64::INFINITY),
     Metric::Cosine,

@@ -1,5 +1,5 @@
-//! Distances against SciPy: `cdist` for every metric (minkowski with p = 1, 2, 3, 0.5 and
-//! infinity), f64 and f32 points (SciPy computes in f64), on both sides of the direct/GEMM
+//! Distances against SciPy: `cdist` for every metric (minkowski with p = 1, 2, 3, 4, 2.5, 0.5
+//! and infinity), f64 and f32 points (SciPy computes in f64), on both sides of the direct/GEMM
 //! switch and with NaN, infinite, zero, constant, duplicate and opposite points mixed in;
 //! `pdist` against `squareform(pdist(x))`; `knn` against NumPy's stable `argsort` of SciPy's
 //! matrix.
@@ -29,8 +29,8 @@ use tessera::chunks::AxisChunks;
 use tessera::distance::{cdist, knn, pdist, DistFloat, Metric, DIRECT_EUCLIDEAN_MAX_D};
 use tessera::{ChunkedArray, Chunks, ExecOptions};
 
-/// Every metric, minkowski with p = 1, 2, 3, 0.5 and infinity.
-const METRICS: [Metric; 14] = [
+/// Every metric, minkowski with p = 1, 2, 3, 4, 2.5, 0.5 and infinity.
+const METRICS: [Metric; 16] = [
     Metric::Euclidean,
     Metric::SqEuclidean,
     Metric::Cityblock,
@@ -38,6 +38,8 @@ const METRICS: [Metric; 14] = [
     Metric::Minkowski(1.0),
     Metric::Minkowski(2.0),
     Metric::Minkowski(3.0),
+    Metric::Minkowski(4.0),
+    Metric::Minkowski(2.5),
     Metric::Minkowski(0.5),
     Metric::Minkowski(f64::INFINITY),
     Metric::Cosine,
