@@ -31,7 +31,9 @@
 # benches/python/distance_peer.py, one process per implementation, d and dtype (SciPy
 # cdist converts float32 to float64; the GEMM trick covers euclidean and sqeuclidean only;
 # Numba kernels are compiled, or loaded from DIR/numba-cache, before timing). Rate: G
-# pair-dims/s = n*m*d / seconds / 1e9.
+# pair-dims/s = n*m*d / seconds / 1e9. The machine's limit for each kernel (the table's last
+# column, tessera's rate over it): `machine_peak --threads T` (examples/machine_peak.rs), the
+# rate of the kernel's smallest AVX-512 instruction sequence with its operands in registers.
 # Streaming (40000 x 64 f64 points, a 40000 x 40000 f64 matrix, 12.8 GB, tiles of 4000):
 # Dask blockwise cdist .to_zarr (zarr-python 3, compressors=None), benches/python/
 # distance_stream_peer.py; `tessera cdist X.npy --metric euclidean --chunk 4000 --mem 1GiB
@@ -129,11 +131,12 @@ SKLEARN_ERR="$("$PY" -c 'import sklearn' 2>&1 | tail -n 1)" || SKLEARN_OK=0
 
 BENCH="$ROOT/target/release/examples/distance_bench"
 BENCH_NATIVE="$ROOT/target/native/release/examples/distance_bench"
+PEAK="$ROOT/target/release/examples/machine_peak"
 TESSERA="$ROOT/target/release/tessera"
 if [[ $PY_ONLY == 0 ]]; then
-  log "cargo build --release --example distance_bench"
-  cargo build --release --example distance_bench >&2 ||
-    die "cargo build --release --example distance_bench failed (the distance_bench example is tessera's side of this benchmark; run with --python-only to measure the Python peers alone)"
+  log "cargo build --release --example distance_bench --example machine_peak"
+  cargo build --release --example distance_bench --example machine_peak >&2 ||
+    die "cargo build --release --example distance_bench --example machine_peak failed (the distance_bench example is tessera's side of this benchmark; run with --python-only to measure the Python peers alone)"
   log "RUSTFLAGS='-C target-cpu=native' cargo build --release --example distance_bench --target-dir target/native"
   RUSTFLAGS="-C target-cpu=native" cargo build --release --example distance_bench --target-dir target/native >&2 ||
     die "the target-cpu=native build of the distance_bench example failed"
@@ -232,6 +235,12 @@ print(json.dumps({"source": "check", "part": part, "impl": impl, **rec}))' "$par
     log "$part: the check of $impl exited non-zero (see the table)"
   return 0
 }
+
+# --- the machine's limits for the kernels ---------------------------------------------------
+if [[ $PY_ONLY == 0 ]]; then
+  log "the machine's limits (machine_peak --threads $THREADS)"
+  timed part=peak impl=machine metric=all dtype=all d=0 -- "$PEAK" --threads "$THREADS"
+fi
 
 # --- kernels ------------------------------------------------------------------------------
 PEERS=(scipy numpy-gemm numba dask)

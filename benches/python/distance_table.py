@@ -142,6 +142,28 @@ def main():
         if line.get("threading_layer"):
             layers.add(line["threading_layer"])
 
+    # --- the machine's limits (examples/machine_peak.rs) ------------------------------
+    limits = {}  # (mix, dtype, threads) -> G pair-dims/s
+    for r in (r for r in proc if r.get("part") == "peak"):
+        if r["rc"] != 0:
+            notes.append("no limits measured: " + failure(r))
+            continue
+        for line in json_lines(r["stdout"]):
+            limits[(line["mix"], norm_dtype(line["dtype"]), int(line["threads"]))] = \
+                float(line["g_pair_dims"])
+
+    def limit(metric, dtype, d):
+        """The limit of the row's kernel on a.threads threads, or None."""
+        mixes = {"cityblock": ["cityblock (add)", "cityblock (fma)"], "chebyshev": ["chebyshev"],
+                 "minkowski": ["minkowski3"], "canberra": ["canberra"],
+                 "braycurtis": ["braycurtis"], "cosine": ["fma"]}.get(metric)
+        if metric in ("euclidean", "sqeuclidean"):
+            # Up to d = 16 these run the direct loop, which has no measured limit.
+            mixes = ["fma"] if d > 16 else None
+        got = [limits.get((mx, dtype, a.threads)) for mx in mixes or []]
+        got = [g for g in got if g]
+        return max(got) if got else None
+
     # --- kernels ---------------------------------------------------------------------
     cells = {}  # (metric, dtype, d) -> impl -> {"rate", "text"}
     flags_used = set()
@@ -208,6 +230,8 @@ def main():
                 else:
                     row.append("–")
                 row.append(f"{tn / t:.2f}×" if t and tn else "–")
+                lim = limit(metric, dtype, d)
+                row.append(f"{100 * t / lim:.0f}%" if t and lim else "–")
                 kernel_rows.append(row)
 
     # --- streaming -------------------------------------------------------------------
@@ -324,8 +348,9 @@ def main():
         print(f"\n#### Kernels: x {a.n}×d, y {a.m}×d, uniform [0, 1); G pair-dims/s "
               "(n·m·d / seconds / 1e9), higher is faster\n")
         print("| metric | dtype | d | SciPy cdist | NumPy GEMM | Numba | Dask | tessera "
-              "| tessera-native | tessera / best peer | native / tessera |")
-        print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+              "| tessera-native | tessera / best peer | native / tessera | tessera / limit |")
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+              "| ---: |")
         for row in kernel_rows:
             print("| " + " | ".join(row) + " |")
         print("\nIn-process time of the whole (n, m) matrix, output allocated inside the timed "
@@ -337,7 +362,10 @@ def main():
               "`da.blockwise(cdist)` over x and y chunked by rows (ceil(n/4)), threaded "
               "scheduler. tessera: `distance_bench` (default `cargo build --release`); "
               "tessera-native: the same built with `-C target-cpu=native`. Ratios use the "
-              "best peer of the row (named); > 1: tessera is faster.")
+              "best peer of the row (named); > 1: tessera is faster. tessera / limit: "
+              "tessera's rate over the machine's limit for the row's kernel on the same "
+              "threads (below; – for euclidean and sqeuclidean at d <= 16, which run a "
+              "direct loop).")
         if "‡" in flags_used:
             print("‡ computed and returned in float64 although the input is float32 (SciPy "
                   "`cdist` converts its inputs; Dask calls it per tile); reported anyway.")
@@ -346,6 +374,23 @@ def main():
                   f"{a.budget:g} s budget); the rate is per pair-dimension, y complete.")
         if "✗" in flags_used:
             print("✗ differs from SciPy on the checked rows (see below); left out of the ratios.")
+    if limits:
+        mixes = list(dict.fromkeys(k[0] for k in limits))
+        tcounts = sorted({k[2] for k in limits})
+        print("\n#### The machine's limits (`machine_peak`): G pair-dims/s\n")
+        head = [f"{dt} {t} thread{'s' if t > 1 else ''}" for dt in ("f64", "f32") for t in tcounts]
+        print("| kernel's instructions | " + " | ".join(head) + " |")
+        print("| --- | " + " | ".join("---:" for _ in head) + " |")
+        for mx in mixes:
+            vals = [limits.get((mx, dt, t)) for dt in ("float64", "float32") for t in tcounts]
+            print(f"| {mx} | " + " | ".join(fmt_rate(v) if v else "–" for v in vals) + " |")
+        print("\nThe smallest AVX-512 instruction sequence each kernel needs per vector of "
+              "pair-dimensions, eight independent chains in a loop, operands in registers "
+              "(no loads or stores): what the cores can issue for that kernel. fma: one "
+              "multiply-add per pair-dimension, the inner product under the GEMM metrics "
+              "(twice it is the FLOP peak). cityblock: `x - y`, `|.|`, the sum through the "
+              "adder or the multiply-add unit (the faster counts). minkowski3: with two "
+              "products for `|.|^3`. canberra: with the division, bound by the divider.")
     if stream_rows:
         print(f"\n#### A {a.stream_n}×{a.stream_n} float64 distance matrix "
               f"({sbytes / 1e9:.1f} GB) streamed to disk: euclidean, {a.stream_n}×{a.stream_d} "
