@@ -8,7 +8,9 @@
 //! and decoded in parallel; written chunks are filtered in the workers and appended by one
 //! writer thread fed through a bounded channel. An unfiltered output is created with every
 //! chunk allocated, and the workers write their blocks (or a distance tile's strips) at the
-//! chunks' file offsets with `pwrite`. Other layouts and filters go through the library.
+//! chunks' file offsets with `pwrite`. Unfiltered chunks and contiguous datasets are read as
+//! views of a memory map of the file where a block's elements lie there in one piece. Other
+//! layouts and filters go through the library.
 //!
 //! Outputs get the attribute `tessera_complete` = false when the dataset is created and true
 //! once every block is written; a failed write removes the dataset.
@@ -20,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::exec::{self, BlockSink, ExecContext, ExecOptions, PartWriter, RawSink};
 use crate::plan::{for_each_index, slice_info, Block, Node, PlanNode};
 use crate::store::hdf5_chunks::{self, ChunkBuf, Pipeline, Scratch};
+use crate::store::npy::{self, dense_span, Resident};
 use crate::store::parts::ChunkPlacer;
 use hdf5::dataset::{AllocTime, FillTime};
 use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
@@ -147,7 +150,16 @@ struct Hdf5Source<T: H5Element> {
     direct: Option<Direct>,
     /// Set when the dataset is one contiguous run of raw elements in the file.
     contiguous: Option<Contiguous>,
+    /// The file mapped read-only, when its raw elements can be read as views: a contiguous
+    /// dataset, or a chunked one without filters.
+    map: Option<FileMap>,
     _t: std::marker::PhantomData<fn() -> T>,
+}
+
+/// A read-only map of an HDF5 file and the ranges the latest blocks populated.
+struct FileMap {
+    map: memmap2::Mmap,
+    resident: Resident,
 }
 
 /// What reading chunks directly needs: our own handle on the file, the chunk shape and the
@@ -482,11 +494,89 @@ fn contiguous_offset(sub: &[Range<usize>], shape: &[usize]) -> Option<usize> {
     Some(offset)
 }
 
+impl<T: H5Element> Hdf5Source<T> {
+    /// `region` as a view of the mapped file, when its elements lie there in one piece: a
+    /// contiguous dataset; the chunk holding the whole region; or chunks that span every axis
+    /// but the first and lie end to end in the file, in order. `None` otherwise (and for chunks
+    /// never written, which hold fill values): the region is then read with `pread`.
+    fn mapped_view(&self, region: &[Range<usize>]) -> Option<ArrayViewD<'_, T>> {
+        let fm = self.map.as_ref()?;
+        let dims = self.grid.shape();
+        if T::DTYPE == DType::Bool || region.is_empty() {
+            return None;
+        }
+        let elem = T::DTYPE.size();
+        // The run of elements that holds the region: its file offset, its shape and the
+        // dataset index of its first element.
+        let (addr, shape, origin) = if let Some(c) = &self.contiguous {
+            (c.addr, dims.to_vec(), vec![0; dims.len()])
+        } else {
+            let direct = self.direct.as_ref().filter(|d| d.pipeline.len() == 0)?;
+            let chunk = &direct.chunk;
+            let lo: Vec<usize> = region
+                .iter()
+                .zip(chunk)
+                .map(|(r, &c)| r.start / c)
+                .collect();
+            let hi: Vec<usize> = region
+                .iter()
+                .zip(chunk)
+                .map(|(r, &c)| (r.end - 1) / c)
+                .collect();
+            if lo[1..] != hi[1..] || (lo[0] != hi[0] && chunk[1..] != dims[1..]) {
+                return None;
+            }
+            let chunk_bytes = chunk.iter().product::<usize>() * elem;
+            let origin: Vec<usize> = lo.iter().zip(chunk).map(|(&i, &c)| i * c).collect();
+            let mut first = None;
+            for i in lo[0]..=hi[0] {
+                let mut start = origin.clone();
+                start[0] = i * chunk[0];
+                let loc = hdf5_chunks::locate(&self.ds, &start)?;
+                if loc.size != chunk_bytes as u64 || loc.mask != 0 {
+                    return None;
+                }
+                let want = *first.get_or_insert(loc.addr) + ((i - lo[0]) * chunk_bytes) as u64;
+                if loc.addr != want {
+                    return None;
+                }
+            }
+            let mut shape = chunk.clone();
+            shape[0] *= hi[0] - lo[0] + 1;
+            (first?, shape, origin)
+        };
+        let start = usize::try_from(addr).ok()?;
+        let end = start.checked_add(shape.iter().product::<usize>() * elem)?;
+        // A file shorter than its chunks say is left to `pread`, which names the chunk.
+        let values = T::from_bytes(fm.map.get(start..end)?).ok()?;
+        let run = ArrayViewD::from_shape(IxDyn(&shape), values).ok()?;
+        let local: Vec<Range<usize>> = region
+            .iter()
+            .zip(&origin)
+            .map(|(r, &o)| r.start - o..r.end - o)
+            .collect();
+        let strides: Vec<usize> = run.strides().iter().map(|&s| s as usize).collect();
+        if let Some(bytes) = dense_span(&local, &strides, elem) {
+            // File offsets: the ranges outlive this block's run.
+            let map = Some(&fm.map);
+            fm.resident.touch(
+                start + bytes.start..start + bytes.end,
+                |r| npy::populate(map, 0, r),
+                |r| npy::release(map, 0, r),
+            );
+        }
+        Some(run.slice_move(slice_info(&local).as_slice()))
+    }
+}
+
 impl<T: H5Element> Node<T> for Hdf5Source<T> {
     fn region(&self, region: &[Range<usize>]) -> Result<Block<'_, T>> {
         let shape: Vec<usize> = region.iter().map(|r| r.len()).collect();
         if shape.contains(&0) {
             return Ok(ArrayD::from_elem(IxDyn(&shape), T::default()).into());
+        }
+        if let Some(view) = self.mapped_view(region) {
+            return Ok(view.into());
         }
         if let Some(c) = self.contiguous.as_ref().filter(|_| !region.is_empty()) {
             if let Some(data) = self.contiguous_read(c, region) {
@@ -713,6 +803,11 @@ impl<T: H5Element> ChunkedArray<T> {
     /// Opens dataset `dataset` (like `/group/x`) of the HDF5 file at `path`. With
     /// [`Chunks::Auto`], blocks are whole multiples of the dataset's own chunks, about 128 MiB.
     ///
+    /// A contiguous dataset, or a chunked one without filters, is read through a read-only
+    /// memory map of the file: a block whose elements lie in the file in one piece is a view of
+    /// it, as with [`from_npy`](ChunkedArray::from_npy). As there, the file must not be
+    /// truncated while the array is in use.
+    ///
     /// # Errors
     /// A missing file or dataset, another dtype than `T`, or invalid chunks.
     pub fn from_hdf5(
@@ -746,9 +841,21 @@ impl<T: H5Element> ChunkedArray<T> {
             ChunkGrid::new_aligned(&shape, &chunks.into(), T::DTYPE.size(), native.as_deref())?;
         let direct = direct_reader::<T>(path, &file, &ds);
         let contiguous = contiguous_reader::<T>(path, &file, &ds);
+        let unfiltered = direct.as_ref().is_some_and(|d| d.pipeline.len() == 0);
+        let map = if unfiltered || contiguous.is_some() {
+            // Without a map (an empty file, one too large to map), every region is read with
+            // `pread`.
+            npy::map_readonly(path).ok().flatten().map(|map| FileMap {
+                map,
+                resident: Resident::default(),
+            })
+        } else {
+            None
+        };
         Ok(Self::from_node(Arc::new(Hdf5Source {
             direct,
             contiguous,
+            map,
             ds,
             _file: file,
             path: path.to_owned(),
@@ -989,6 +1096,103 @@ fn write_chunks<T: H5Element>(
 #[cfg(test)]
 mod tests {
     use super::contiguous_offset;
+    use crate::array::ChunkedArray;
+    use ndarray::{s, Array2};
+    use std::ops::Range;
+
+    /// 10 x 6 values, distinct.
+    fn values() -> Array2<f64> {
+        Array2::from_shape_fn((10, 6), |(i, j)| (i * 6 + j) as f64 + 0.5)
+    }
+
+    /// Reads `region` of `path:name` through the node; whether the block was a view of the
+    /// map, after checking its values against `values()` (`fill` where a chunk was never
+    /// written, from row `fill_from` on).
+    fn read(
+        path: &std::path::Path,
+        name: &str,
+        region: [Range<usize>; 2],
+        fill_from: usize,
+    ) -> bool {
+        let a = ChunkedArray::<f64>::from_hdf5(path, name, vec![10, 6])
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let block = a
+            .node()
+            .region(&region)
+            .unwrap_or_else(|e| panic!("{name} {region:?}: {e}"));
+        let want = values();
+        let want = want.slice(s![region[0].clone(), region[1].clone()]);
+        for ((i, j), &w) in want.indexed_iter() {
+            let row = region[0].start + i;
+            let w = if row >= fill_from { -1.0 } else { w };
+            assert_eq!(block[[i, j]], w, "{name} {region:?} at {:?}", [i, j]);
+        }
+        block.is_view()
+    }
+
+    #[test]
+    fn unfiltered_regions_in_one_piece_are_views_of_the_map() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("v.h5");
+        let v = values();
+        {
+            let f = hdf5::File::create(&path).unwrap_or_else(|e| panic!("{e}"));
+            let make = |name: &str, chunk: Option<[usize; 2]>, deflate: bool| {
+                let b = f.new_dataset::<f64>().shape([10, 6]).fill_value(-1.0);
+                let b = match chunk {
+                    Some(c) => b.chunk(c),
+                    None => b,
+                };
+                let b = if deflate { b.deflate(4) } else { b };
+                b.create(name).unwrap_or_else(|e| panic!("{name}: {e}"))
+            };
+            // Chunks of whole rows, written in order: laid end to end.
+            make("rows", Some([3, 6]), false)
+                .write(&v)
+                .unwrap_or_else(|e| panic!("{e}"));
+            // The same chunks written last first: each after the one before it in the file.
+            let back = make("back", Some([3, 6]), false);
+            for c in (0..4).rev() {
+                let r = c * 3..(c * 3 + 3).min(10);
+                back.write_slice(&v.slice(s![r.clone(), ..]), s![r, ..])
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+            // Chunks of part of a row.
+            make("cols", Some([3, 4]), false)
+                .write(&v)
+                .unwrap_or_else(|e| panic!("{e}"));
+            // Rows 6 and later never written: fill values.
+            make("part", Some([3, 6]), false)
+                .write_slice(&v.slice(s![0..6, ..]), s![0..6, ..])
+                .unwrap_or_else(|e| panic!("{e}"));
+            make("flat", None, false)
+                .write(&v)
+                .unwrap_or_else(|e| panic!("{e}"));
+            make("gzip", Some([3, 6]), true)
+                .write(&v)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let all = 10;
+        // Several chunks of whole rows in order, with a ragged last chunk, and a column strip.
+        assert!(read(&path, "rows", [1..10, 0..6], all));
+        assert!(read(&path, "rows", [2..7, 2..5], all));
+        // In the other order, only one chunk at a time is a view.
+        assert!(!read(&path, "back", [1..8, 0..6], all));
+        assert!(read(&path, "back", [3..6, 1..6], all));
+        // Chunks of part of a row: one chunk is a view, more are read.
+        assert!(read(&path, "cols", [0..3, 0..4], all));
+        assert!(read(&path, "cols", [9..10, 4..6], all));
+        assert!(!read(&path, "cols", [0..6, 0..4], all));
+        assert!(!read(&path, "cols", [0..3, 2..6], all));
+        // A chunk never written is read (fill values).
+        assert!(read(&path, "part", [0..6, 0..6], 6));
+        assert!(!read(&path, "part", [3..9, 0..6], 6));
+        // A contiguous dataset: every region.
+        assert!(read(&path, "flat", [0..10, 0..6], all));
+        assert!(read(&path, "flat", [3..8, 1..2], all));
+        // Filtered chunks are decoded.
+        assert!(!read(&path, "gzip", [0..3, 0..6], all));
+    }
 
     #[test]
     fn contiguous_offset_finds_runs_of_memory() {

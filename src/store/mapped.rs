@@ -1,7 +1,7 @@
 //! Arrays read from memory-mapped `.npy` and raw files: every block is a zero-copy view of the
 //! map (C or F order), copied only when the file's byte order or alignment demands it.
 
-use super::npy::NpyMap;
+use super::npy::{dense_span, NpyMap, Resident};
 use super::raw::{Order, RawMap};
 use crate::array::{grid_for, ChunkedArray};
 use crate::chunks::{ChunkGrid, Chunks};
@@ -9,10 +9,9 @@ use crate::element::{DType, Element};
 use crate::error::{Error, Result};
 use crate::plan::{slice_info, Block, Node, PlanNode};
 use ndarray::{ArrayD, ArrayViewD, IxDyn, ShapeBuilder};
-use std::collections::VecDeque;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The memory map behind a node.
 enum Source {
@@ -50,9 +49,8 @@ struct Mapped<T: Element> {
     fortran: bool,
     big_endian: bool,
     grid: ChunkGrid,
-    /// The byte ranges mapped in by the latest blocks, oldest first: older ones are released,
-    /// so a pass over a file larger than memory keeps only the blocks in flight resident.
-    recent: Mutex<VecDeque<Range<usize>>>,
+    /// The ranges the latest blocks mapped in (older ones are released).
+    resident: Resident,
     _t: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -115,33 +113,9 @@ impl<T: Element> Mapped<T> {
     /// few pages, which is most of the cost of a reduction over a warm file. Sparse regions (a
     /// narrow column of a C-order file) are left to page faults.
     fn prefault(&self, region: &[Range<usize>]) {
-        let nd = self.shape.len();
-        let len: usize = region.iter().map(|r| r.len()).product();
-        if len == 0 {
-            return;
-        }
-        let strides = self.strides();
-        let first: usize = (0..nd).map(|ax| region[ax].start * strides[ax]).sum();
-        let last: usize = (0..nd).map(|ax| (region[ax].end - 1) * strides[ax]).sum();
-        let size = T::DTYPE.size();
-        if (last - first + 1) <= 2 * len {
-            let bytes = first * size..(last + 1) * size;
-            self.src.populate(bytes.clone());
-            // Release the ranges of blocks done: one per worker stays mapped, and one more. A
-            // block still in use whose pages are released only faults them back in, with the
-            // same bytes.
-            let keep = rayon::current_num_threads() + 1;
-            let old: Vec<Range<usize>> = match self.recent.lock() {
-                Ok(mut recent) => {
-                    recent.push_back(bytes);
-                    let n = recent.len().saturating_sub(keep);
-                    recent.drain(..n).collect()
-                }
-                Err(_) => Vec::new(),
-            };
-            for r in old {
-                self.src.release(r);
-            }
+        if let Some(bytes) = dense_span(region, &self.strides(), T::DTYPE.size()) {
+            self.resident
+                .touch(bytes, |r| self.src.populate(r), |r| self.src.release(r));
         }
     }
 
@@ -250,7 +224,7 @@ impl<T: Element> ChunkedArray<T> {
             fortran: h.fortran_order,
             big_endian: h.big_endian,
             grid,
-            recent: Mutex::default(),
+            resident: Resident::default(),
             _t: std::marker::PhantomData,
         })))
     }
@@ -278,7 +252,7 @@ impl<T: Element> ChunkedArray<T> {
             fortran: order == Order::F,
             big_endian,
             grid,
-            recent: Mutex::default(),
+            resident: Resident::default(),
             _t: std::marker::PhantomData,
         })))
     }

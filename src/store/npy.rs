@@ -688,6 +688,60 @@ pub(crate) fn release(map: Option<&Mmap>, offset: usize, range: std::ops::Range<
     let _ = (map, offset, range);
 }
 
+/// The byte ranges of a read-only map that the latest blocks populated, oldest first. Once more
+/// than one per worker (and one more) are held, the oldest are released, so a pass over a file
+/// larger than memory keeps only the blocks in flight resident. A block still in use whose
+/// pages are released only faults them back in, with the same bytes.
+#[derive(Debug, Default)]
+pub(crate) struct Resident {
+    recent: std::sync::Mutex<std::collections::VecDeque<std::ops::Range<usize>>>,
+}
+
+impl Resident {
+    /// Populates `bytes` (one system call instead of a page fault per few pages, most of the
+    /// cost of a reduction over a warm file) and releases the oldest ranges held.
+    pub(crate) fn touch(
+        &self,
+        bytes: std::ops::Range<usize>,
+        populate: impl Fn(std::ops::Range<usize>),
+        release: impl Fn(std::ops::Range<usize>),
+    ) {
+        populate(bytes.clone());
+        let keep = rayon::current_num_threads() + 1;
+        let old: Vec<std::ops::Range<usize>> = match self.recent.lock() {
+            Ok(mut recent) => {
+                recent.push_back(bytes);
+                let n = recent.len().saturating_sub(keep);
+                recent.drain(..n).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        for r in old {
+            release(r);
+        }
+    }
+}
+
+/// The byte range a region of an array in memory order spans, when it is dense (at most twice
+/// its own size): the range worth populating for it. `strides` are in elements.
+pub(crate) fn dense_span(
+    region: &[std::ops::Range<usize>],
+    strides: &[usize],
+    elem: usize,
+) -> Option<std::ops::Range<usize>> {
+    let len: usize = region.iter().map(|r| r.len()).product();
+    if len == 0 {
+        return None;
+    }
+    let first: usize = region.iter().zip(strides).map(|(r, s)| r.start * s).sum();
+    let last: usize = region
+        .iter()
+        .zip(strides)
+        .map(|(r, s)| (r.end - 1) * s)
+        .sum();
+    ((last - first + 1) <= 2 * len).then(|| first * elem..(last + 1) * elem)
+}
+
 /// Opens `path` read-only and maps it whole; `None` for an empty file, which cannot be mapped
 /// on every platform. Shared with [`super::raw`].
 ///
