@@ -33,7 +33,7 @@
 # Numba kernels are compiled, or loaded from DIR/numba-cache, before timing). Rate: G
 # pair-dims/s = n*m*d / seconds / 1e9. The machine's limit for each kernel (the table's last
 # column, tessera's rate over it): `machine_peak --threads T` (examples/machine_peak.rs), the
-# rate of the kernel's smallest AVX-512 instruction sequence with its operands in registers.
+# rate of the AVX-512 instructions the kernel issues, with their operands in registers.
 # Streaming (40000 x 64 f64 points, a 40000 x 40000 f64 matrix, 12.8 GB, tiles of 4000):
 # Dask blockwise cdist .to_zarr (zarr-python 3, compressors=None), benches/python/
 # distance_stream_peer.py; `tessera cdist X.npy --metric euclidean --chunk 4000 --mem 1GiB

@@ -1,12 +1,13 @@
 //! Measures this machine's limits for the distance kernels, the figures the benchmark compares
-//! each kernel with (`benches/distance.sh`, README "Share of the machine's limit").
+//! each kernel with (`benches/distance.sh`; README, "Latest: the kernels beside Numba, the
+//! NumPy trick and the machine's limit").
 //!
 //! ```text
 //! cargo run --release --example machine_peak -- [--threads T] [--seconds S]
 //! ```
 //!
-//! For each kernel, the smallest sequence of AVX-512 instructions one pair-dimension needs
-//! (one vector of 8 float64 or 16 float32 pair-dimensions at a time) runs in a loop of eight
+//! For each kernel, the AVX-512 instructions it issues per pair-dimension (one vector of 8
+//! float64 or 16 float32 pair-dimensions at a time) runs in a loop of eight
 //! independent chains, its operands in registers: no loads, no stores, no loop overhead worth
 //! counting. The rate it reaches is what the core can issue for that kernel, its limit:
 //!

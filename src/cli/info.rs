@@ -77,7 +77,17 @@ pub(crate) fn run(args: &InfoArgs, opts: &ExecOptions) -> Result<()> {
         #[cfg(feature = "hdf5")]
         Location::Hdf5(p, d) => {
             let h = tessera::store::hdf5::info(&p, &d)?;
-            let grid = grid_of(&h.shape, h.dtype, h.chunk_shape.as_deref())?;
+            // Automatic blocks as reading makes them (single chunks when whole-row chunks lie
+            // out of order in the file); from the metadata alone when the dataset cannot be
+            // opened (an interrupted write).
+            let opened = match (&args.chunks, h.complete) {
+                (None, Some(true) | None) => open(&args.path, opts).ok(),
+                _ => None,
+            };
+            let grid = match opened {
+                Some(a) => (a.grid().clone(), a.dtype()),
+                None => grid_of(&h.shape, h.dtype, h.chunk_shape.as_deref())?,
+            };
             let stored = stored_of(&h.shape, h.chunk_shape.as_deref())?;
             let backend = format!(
                 "hdf5 (dataset {d} in {}), {}, filters {}, {}",

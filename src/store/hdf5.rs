@@ -16,7 +16,7 @@
 //! once every block is written; a failed write removes the dataset.
 
 use crate::array::ChunkedArray;
-use crate::chunks::{ChunkGrid, Chunks};
+use crate::chunks::{AxisChunks, ChunkGrid, Chunks};
 use crate::element::{plain_bytes_mut, DType, Element};
 use crate::error::{Error, Result};
 use crate::exec::{self, BlockSink, ExecContext, ExecOptions, PartWriter, RawSink};
@@ -154,6 +154,34 @@ struct Hdf5Source<T: H5Element> {
     /// dataset, or a chunked one without filters.
     map: Option<FileMap>,
     _t: std::marker::PhantomData<fn() -> T>,
+}
+
+/// Whether the chunks of `ds` are whole rows (they span every axis but the first) of at least
+/// 8 MiB, all written, at most 65536 of them, and not laid end to end in the order of their
+/// rows: blocks of several such chunks cannot be views of the file.
+fn rows_out_of_order(ds: &hdf5::Dataset, chunk: &[usize], shape: &[usize], elem: usize) -> bool {
+    let Some(bytes) = chunk.iter().try_fold(elem, |acc, &c| acc.checked_mul(c)) else {
+        return false;
+    };
+    if shape.is_empty() || chunk[1..] != shape[1..] || bytes < 8 << 20 {
+        return false;
+    }
+    let n = shape[0].div_ceil(chunk[0]);
+    if !(2..=65536).contains(&n) {
+        return false;
+    }
+    let mut start = vec![0; shape.len()];
+    let mut prev: Option<u64> = None;
+    let mut ordered = true;
+    for i in 0..n {
+        start[0] = i * chunk[0];
+        let Some(loc) = hdf5_chunks::locate(ds, &start) else {
+            return false;
+        };
+        ordered &= prev.is_none_or(|p| Some(loc.addr) == p.checked_add(bytes as u64));
+        prev = Some(loc.addr);
+    }
+    !ordered
 }
 
 /// A read-only map of an HDF5 file and the ranges the latest blocks populated.
@@ -526,7 +554,7 @@ impl<T: H5Element> Hdf5Source<T> {
             if lo[1..] != hi[1..] || (lo[0] != hi[0] && chunk[1..] != dims[1..]) {
                 return None;
             }
-            let chunk_bytes = chunk.iter().product::<usize>() * elem;
+            let chunk_bytes = chunk.iter().try_fold(elem, |acc, &c| acc.checked_mul(c))?;
             let origin: Vec<usize> = lo.iter().zip(chunk).map(|(&i, &c)| i * c).collect();
             let mut first = None;
             for i in lo[0]..=hi[0] {
@@ -536,8 +564,8 @@ impl<T: H5Element> Hdf5Source<T> {
                 if loc.size != chunk_bytes as u64 || loc.mask != 0 {
                     return None;
                 }
-                let want = *first.get_or_insert(loc.addr) + ((i - lo[0]) * chunk_bytes) as u64;
-                if loc.addr != want {
+                let step = u64::try_from((i - lo[0]).checked_mul(chunk_bytes)?).ok()?;
+                if Some(loc.addr) != first.get_or_insert(loc.addr).checked_add(step) {
                     return None;
                 }
             }
@@ -546,7 +574,8 @@ impl<T: H5Element> Hdf5Source<T> {
             (first?, shape, origin)
         };
         let start = usize::try_from(addr).ok()?;
-        let end = start.checked_add(shape.iter().product::<usize>() * elem)?;
+        let len = shape.iter().try_fold(elem, |acc, &n| acc.checked_mul(n))?;
+        let end = start.checked_add(len)?;
         // A file shorter than its chunks say is left to `pread`, which names the chunk.
         let values = T::from_bytes(fm.map.get(start..end)?).ok()?;
         let run = ArrayViewD::from_shape(IxDyn(&shape), values).ok()?;
@@ -806,7 +835,7 @@ impl<T: H5Element> ChunkedArray<T> {
     /// A contiguous dataset, or a chunked one without filters, is read through a read-only
     /// memory map of the file: a block whose elements lie in the file in one piece is a view of
     /// it, as with [`from_npy`](ChunkedArray::from_npy). As there, the file must not be
-    /// truncated while the array is in use.
+    /// truncated or modified while the array is in use.
     ///
     /// # Errors
     /// A missing file or dataset, another dtype than `T`, or invalid chunks.
@@ -837,11 +866,23 @@ impl<T: H5Element> ChunkedArray<T> {
         }
         let shape = ds.shape();
         let native = ds.chunk();
-        let grid =
-            ChunkGrid::new_aligned(&shape, &chunks.into(), T::DTYPE.size(), native.as_deref())?;
+        let chunks = chunks.into();
+        let mut grid = ChunkGrid::new_aligned(&shape, &chunks, T::DTYPE.size(), native.as_deref())?;
         let direct = direct_reader::<T>(path, &file, &ds);
         let contiguous = contiguous_reader::<T>(path, &file, &ds);
         let unfiltered = direct.as_ref().is_some_and(|d| d.pipeline.len() == 0);
+        if let Some(d) = direct.as_ref().filter(|_| unfiltered) {
+            // Blocks of several chunks are views of the map only when their chunks lie end to
+            // end in order; when the writer left them in another order (Dask's threads do),
+            // automatic blocks are single chunks instead, each a view.
+            if matches!(chunks, Chunks::Auto | Chunks::AutoBytes(_))
+                && grid.nblocks() < shape[0].div_ceil(d.chunk[0])
+                && rows_out_of_order(&ds, &d.chunk, &shape, T::DTYPE.size())
+            {
+                let per_axis = d.chunk.iter().map(|&c| AxisChunks::Size(c)).collect();
+                grid = ChunkGrid::new(&shape, &Chunks::PerAxis(per_axis), T::DTYPE.size())?;
+            }
+        }
         let map = if unfiltered || contiguous.is_some() {
             // Without a map (an empty file, one too large to map), every region is read with
             // `pread`.
@@ -1192,6 +1233,75 @@ mod tests {
         assert!(read(&path, "flat", [3..8, 1..2], all));
         // Filtered chunks are decoded.
         assert!(!read(&path, "gzip", [0..3, 0..6], all));
+    }
+
+    #[test]
+    fn three_axes_of_integers_are_views_too() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("i.h5");
+        let v =
+            ndarray::Array3::from_shape_fn((7, 4, 5), |(i, j, k)| (i * 100 + j * 10 + k) as i32);
+        {
+            let f = hdf5::File::create(&path).unwrap_or_else(|e| panic!("{e}"));
+            f.new_dataset::<i32>()
+                .shape([7, 4, 5])
+                .chunk([2, 4, 5])
+                .create("x")
+                .and_then(|ds| ds.write(&v))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let a = ChunkedArray::<i32>::from_hdf5(&path, "x", vec![7, 4, 5])
+            .unwrap_or_else(|e| panic!("{e}"));
+        for region in [[1..7, 0..4, 0..5], [1..6, 1..3, 2..5], [6..7, 3..4, 4..5]] {
+            let block = a.node().region(&region).unwrap_or_else(|e| panic!("{e}"));
+            assert!(block.is_view(), "{region:?}");
+            let want = v.slice(s![region[0].clone(), region[1].clone(), region[2].clone()]);
+            assert_eq!(block, want.into_dyn(), "{region:?}");
+        }
+    }
+
+    #[test]
+    fn chunks_out_of_order_make_single_chunk_blocks() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("o.h5");
+        // Three chunks of 8 MiB (whole rows), written in order and last first.
+        let v = Array2::from_shape_fn((3072, 1024), |(i, j)| (i * 1024 + j) as f64);
+        {
+            let f = hdf5::File::create(&path).unwrap_or_else(|e| panic!("{e}"));
+            for (name, order) in [("inorder", [0, 1, 2]), ("back", [2, 1, 0])] {
+                let ds = f
+                    .new_dataset::<f64>()
+                    .shape([3072, 1024])
+                    .chunk([1024, 1024])
+                    .create(name)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                for c in order {
+                    let r = c * 1024..(c + 1) * 1024;
+                    ds.write_slice(&v.slice(s![r.clone(), ..]), s![r, ..])
+                        .unwrap_or_else(|e| panic!("{e}"));
+                }
+            }
+        }
+        for (name, blocks) in [("inorder", 1), ("back", 3)] {
+            let a = ChunkedArray::<f64>::from_hdf5(&path, name, crate::Chunks::Auto)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(a.grid().nblocks(), blocks, "{name}");
+            let rows = 3072 / blocks;
+            for b in 0..blocks {
+                let region = [b * rows..(b + 1) * rows, 0..1024];
+                let block = a.node().region(&region).unwrap_or_else(|e| panic!("{e}"));
+                assert!(block.is_view(), "{name} block {b}");
+                assert_eq!(block, v.slice(s![b * rows..(b + 1) * rows, ..]).into_dyn());
+            }
+            // As the command line opens it.
+            let a = ChunkedArray::<f64>::from_hdf5(&path, name, crate::Chunks::AutoBytes(64 << 20))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(a.grid().nblocks(), blocks, "{name}");
+            // Chunks the caller chose are kept.
+            let a = ChunkedArray::<f64>::from_hdf5(&path, name, vec![3072, 1024])
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(a.grid().nblocks(), 1, "{name}");
+        }
     }
 
     #[test]
