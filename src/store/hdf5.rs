@@ -184,6 +184,17 @@ fn rows_out_of_order(ds: &hdf5::Dataset, chunk: &[usize], shape: &[usize], elem:
     !ordered
 }
 
+/// Maps `file` read-only, whole; `None` when it is empty or cannot be mapped.
+fn map_file(file: &std::fs::File) -> Option<memmap2::Mmap> {
+    let len = file.metadata().ok()?.len();
+    if len == 0 || usize::try_from(len).is_err() {
+        return None;
+    }
+    // SAFETY: the map is read-only; it stays valid as long as no process truncates or modifies
+    // the file while it is mapped, which `from_hdf5` documents as a requirement (as `from_npy`).
+    unsafe { memmap2::Mmap::map(file) }.ok()
+}
+
 /// A read-only map of an HDF5 file and the ranges the latest blocks populated.
 struct FileMap {
     map: memmap2::Mmap,
@@ -284,6 +295,22 @@ impl<T: H5Element> PlanNode for Hdf5Source<T> {
     }
     fn inputs(&self) -> Vec<&dyn PlanNode> {
         vec![]
+    }
+    fn describe(&self) -> Option<String> {
+        Some(match (&self.map, &self.contiguous, &self.direct) {
+            (Some(_), Some(_), _) => {
+                "contiguous; blocks are views of a memory map of the file".into()
+            }
+            (Some(_), None, _) => "unfiltered chunks; a block in one piece in the file is a view \
+                of a memory map, others are read with pread"
+                .into(),
+            (None, Some(_), _) => "contiguous; read with pread".into(),
+            (None, None, Some(d)) if d.pipeline.len() == 0 => "chunks read with pread".into(),
+            (None, None, Some(_)) => {
+                "chunks read with pread and decoded in parallel (shuffle, deflate)".into()
+            }
+            (None, None, None) => "read through the HDF5 library".into(),
+        })
     }
     fn own_task_bytes(&self) -> usize {
         // The block and the pieces it is assembled from, plus a chunk being decoded (stored,
@@ -883,16 +910,18 @@ impl<T: H5Element> ChunkedArray<T> {
                 grid = ChunkGrid::new(&shape, &Chunks::PerAxis(per_axis), T::DTYPE.size())?;
             }
         }
-        let map = if unfiltered || contiguous.is_some() {
-            // Without a map (an empty file, one too large to map), every region is read with
-            // `pread`.
-            npy::map_readonly(path).ok().flatten().map(|map| FileMap {
-                map,
-                resident: Resident::default(),
-            })
-        } else {
-            None
+        // The map is of the very handle `pread` reads (not the path again, which another
+        // file could have replaced meanwhile). Without a map (an empty file, one that cannot be
+        // mapped), every region is read with `pread`.
+        let handle = match (&contiguous, &direct) {
+            (Some(c), _) => Some(&c.file),
+            (None, Some(d)) if unfiltered => Some(&d.file),
+            _ => None,
         };
+        let map = handle.and_then(map_file).map(|map| FileMap {
+            map,
+            resident: Resident::default(),
+        });
         Ok(Self::from_node(Arc::new(Hdf5Source {
             direct,
             contiguous,
@@ -1233,6 +1262,27 @@ mod tests {
         assert!(read(&path, "flat", [3..8, 1..2], all));
         // Filtered chunks are decoded.
         assert!(!read(&path, "gzip", [0..3, 0..6], all));
+        // What the plan says of each.
+        let says = |name: &str| {
+            ChunkedArray::<f64>::from_hdf5(&path, name, vec![10, 6])
+                .map(|a| a.node().describe().unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+        };
+        assert!(
+            says("rows").contains("view of a memory map"),
+            "{}",
+            says("rows")
+        );
+        assert!(
+            says("flat").starts_with("contiguous; blocks are views"),
+            "{}",
+            says("flat")
+        );
+        assert!(
+            says("gzip").contains("decoded in parallel"),
+            "{}",
+            says("gzip")
+        );
     }
 
     #[test]
