@@ -209,6 +209,13 @@ struct Direct {
     pipeline: Pipeline,
 }
 
+impl Direct {
+    /// Whether the chunks are stored without filters (their bytes are the elements).
+    fn unfiltered(&self) -> bool {
+        self.pipeline.len() == 0
+    }
+}
+
 /// Whether the chunks of `ds` can be read directly as elements of `T`: a chunked dataset of
 /// rank >= 1 whose stored type is `T` in this machine's byte order, with only shuffle and
 /// deflate filters, in a file without a user block (chunk addresses are then file offsets).
@@ -305,7 +312,7 @@ impl<T: H5Element> PlanNode for Hdf5Source<T> {
                 of a memory map, others are read with pread"
                 .into(),
             (None, Some(_), _) => "contiguous; read with pread".into(),
-            (None, None, Some(d)) if d.pipeline.len() == 0 => "chunks read with pread".into(),
+            (None, None, Some(d)) if d.unfiltered() => "chunks read with pread".into(),
             (None, None, Some(_)) => {
                 "chunks read with pread and decoded in parallel (shuffle, deflate)".into()
             }
@@ -566,7 +573,7 @@ impl<T: H5Element> Hdf5Source<T> {
         let (addr, shape, origin) = if let Some(c) = &self.contiguous {
             (c.addr, dims.to_vec(), vec![0; dims.len()])
         } else {
-            let direct = self.direct.as_ref().filter(|d| d.pipeline.len() == 0)?;
+            let direct = self.direct.as_ref().filter(|d| d.unfiltered())?;
             let chunk = &direct.chunk;
             let lo: Vec<usize> = region
                 .iter()
@@ -897,7 +904,7 @@ impl<T: H5Element> ChunkedArray<T> {
         let mut grid = ChunkGrid::new_aligned(&shape, &chunks, T::DTYPE.size(), native.as_deref())?;
         let direct = direct_reader::<T>(path, &file, &ds);
         let contiguous = contiguous_reader::<T>(path, &file, &ds);
-        let unfiltered = direct.as_ref().is_some_and(|d| d.pipeline.len() == 0);
+        let unfiltered = direct.as_ref().is_some_and(Direct::unfiltered);
         if let Some(d) = direct.as_ref().filter(|_| unfiltered) {
             // Blocks of several chunks are views of the map only when their chunks lie end to
             // end in order; when the writer left them in another order (Dask's threads do),
