@@ -20,6 +20,7 @@ fi
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 cargo --version
+df -h . "${TMPDIR:-/tmp}" # the build needs a few GB and the tests up to about 1 GB
 
 step "System packages (scripts/system-deps.sh --test)"
 bash scripts/system-deps.sh --test
