@@ -5,6 +5,7 @@ pub mod hdf5;
 #[cfg(feature = "hdf5")]
 mod hdf5_chunks;
 pub mod mapped;
+mod mmap;
 pub mod npy;
 #[cfg(feature = "s3")]
 pub mod object;

@@ -46,6 +46,7 @@ fn distance_tiles_stream_to_zarr_and_hdf5_in_strips() {
     #[cfg(feature = "hdf5")]
     let h5 = tessera::store::hdf5::Hdf5WriteOptions::default();
     type Write<'a> = Box<dyn Fn(&Path) -> Result<(), Error> + 'a>;
+    #[cfg_attr(not(feature = "hdf5"), allow(unused_mut))]
     let mut outputs: Vec<(&str, &ChunkedArray<f64>, Write)> = vec![
         (
             "p.zarr",

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::exec::{self, BlockSink, ExecContext, ExecOptions, PartWriter, RawSink};
 use crate::plan::{for_each_index, slice_info, Block, Node, PlanNode};
 use crate::store::hdf5_chunks::{self, ChunkBuf, Pipeline, Scratch};
-use crate::store::npy::{self, dense_span, Resident};
+use crate::store::mmap::{self, dense_span, map_handle, Resident};
 use crate::store::parts::ChunkPlacer;
 use hdf5::dataset::{AllocTime, FillTime};
 use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
@@ -182,17 +182,6 @@ fn rows_out_of_order(ds: &hdf5::Dataset, chunk: &[usize], shape: &[usize], elem:
         prev = Some(loc.addr);
     }
     !ordered
-}
-
-/// Maps `file` read-only, whole; `None` when it is empty or cannot be mapped.
-fn map_file(file: &std::fs::File) -> Option<memmap2::Mmap> {
-    let len = file.metadata().ok()?.len();
-    if len == 0 || usize::try_from(len).is_err() {
-        return None;
-    }
-    // SAFETY: the map is read-only; it stays valid as long as no process truncates or modifies
-    // the file while it is mapped, which `from_hdf5` documents as a requirement (as `from_npy`).
-    unsafe { memmap2::Mmap::map(file) }.ok()
 }
 
 /// A read-only map of an HDF5 file and the ranges the latest blocks populated.
@@ -624,8 +613,8 @@ impl<T: H5Element> Hdf5Source<T> {
             let map = Some(&fm.map);
             fm.resident.touch(
                 start + bytes.start..start + bytes.end,
-                |r| npy::populate(map, 0, r),
-                |r| npy::release(map, 0, r),
+                |r| mmap::populate(map, 0, r),
+                |r| mmap::release(map, 0, r),
             );
         }
         Some(run.slice_move(slice_info(&local).as_slice()))
@@ -925,7 +914,7 @@ impl<T: H5Element> ChunkedArray<T> {
             (None, Some(d)) if unfiltered => Some(&d.file),
             _ => None,
         };
-        let map = handle.and_then(map_file).map(|map| FileMap {
+        let map = handle.and_then(map_handle).map(|map| FileMap {
             map,
             resident: Resident::default(),
         });

@@ -1,7 +1,8 @@
 //! Arrays read from memory-mapped `.npy` and raw files: every block is a zero-copy view of the
 //! map (C or F order), copied only when the file's byte order or alignment demands it.
 
-use super::npy::{dense_span, NpyMap, Resident};
+use super::mmap::{dense_span, Resident};
+use super::npy::NpyMap;
 use super::raw::{Order, RawMap};
 use crate::array::{grid_for, ChunkedArray};
 use crate::chunks::{ChunkGrid, Chunks};

@@ -3,7 +3,8 @@
 //! The caller supplies what a `.npy` header would say: dtype, shape, memory order, byte order,
 //! and the byte offset at which the data starts.
 
-use super::npy::{checked_nbytes, map_readonly};
+use super::mmap::map_readonly;
+use super::npy::checked_nbytes;
 use crate::element::DType;
 use crate::error::{Error, Result};
 use memmap2::Mmap;
@@ -104,12 +105,12 @@ impl RawMap {
     /// Maps the pages of `range` (byte offsets within [`data`](RawMap::data)) in one system
     /// call; a hint whose errors are ignored.
     pub fn populate(&self, range: std::ops::Range<usize>) {
-        super::npy::populate(self.map.as_ref(), self.offset, range);
+        super::mmap::populate(self.map.as_ref(), self.offset, range);
     }
 
     /// Drops the pages of `range` from the process's resident set (a hint).
     pub(crate) fn release(&self, range: std::ops::Range<usize>) {
-        super::npy::release(self.map.as_ref(), self.offset, range);
+        super::mmap::release(self.map.as_ref(), self.offset, range);
     }
 
     /// The element type.
