@@ -183,7 +183,8 @@ fn word(b: &[u8]) -> u64 {
 }
 
 /// [`shuffle_n`] for 8-byte elements, eight elements at a time through [`transpose8`].
-fn shuffle_8(src: &[u8], out: &mut [u8]) {
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn shuffle_8_swar(src: &[u8], out: &mut [u8]) {
     let n = src.len() / 8;
     let whole = n / 8 * 8;
     for i in (0..whole).step_by(8) {
@@ -205,7 +206,8 @@ fn shuffle_8(src: &[u8], out: &mut [u8]) {
 }
 
 /// [`unshuffle_n`] for 8-byte elements, eight elements at a time through [`transpose8`].
-fn unshuffle_8(src: &[u8], out: &mut [u8]) {
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn unshuffle_8_swar(src: &[u8], out: &mut [u8]) {
     let n = src.len() / 8;
     let whole = n / 8 * 8;
     for i in (0..whole).step_by(8) {
@@ -224,6 +226,107 @@ fn unshuffle_8(src: &[u8], out: &mut [u8]) {
         }
     }
     out[n * 8..].copy_from_slice(&src[n * 8..]);
+}
+
+/// [`shuffle_n`] for 8-byte elements.
+fn shuffle_8(src: &[u8], out: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    sse2::transpose_8::<false>(src, out);
+    #[cfg(not(target_arch = "x86_64"))]
+    shuffle_8_swar(src, out);
+}
+
+/// [`unshuffle_n`] for 8-byte elements.
+fn unshuffle_8(src: &[u8], out: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    sse2::transpose_8::<true>(src, out);
+    #[cfg(not(target_arch = "x86_64"))]
+    unshuffle_8_swar(src, out);
+}
+
+/// The shuffle of 8-byte elements sixteen at a time in SSE2 registers (part of every x86-64).
+///
+/// Sixteen elements are 128 bytes: eight registers of sixteen bytes, each byte addressed by
+/// seven bits (three for the register, four for the byte in it). One [`round`](sse2::round)
+/// of byte unpacks rotates that address left by one bit. In element order the address is
+/// (element, byte of the element); in plane order it is (byte of the element, element): four
+/// rotations take the one to the other (shuffle) and three the other way back (unshuffle).
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use std::arch::x86_64::{
+        __m128i, _mm_loadu_si128, _mm_setzero_si128, _mm_storeu_si128, _mm_unpackhi_epi8,
+        _mm_unpacklo_epi8,
+    };
+
+    /// Register `2k` takes the low halves of registers `k` and `k + 4` interleaved byte by
+    /// byte, register `2k + 1` their high halves.
+    #[inline(always)]
+    fn round(r: [__m128i; 8]) -> [__m128i; 8] {
+        // SAFETY: SSE2 is part of the x86-64 baseline; the unpacks only move register bytes.
+        unsafe {
+            [
+                _mm_unpacklo_epi8(r[0], r[4]),
+                _mm_unpackhi_epi8(r[0], r[4]),
+                _mm_unpacklo_epi8(r[1], r[5]),
+                _mm_unpackhi_epi8(r[1], r[5]),
+                _mm_unpacklo_epi8(r[2], r[6]),
+                _mm_unpackhi_epi8(r[2], r[6]),
+                _mm_unpacklo_epi8(r[3], r[7]),
+                _mm_unpackhi_epi8(r[3], r[7]),
+            ]
+        }
+    }
+
+    /// Shuffles (`INVERSE` false) or unshuffles `src` into `out` (as long), for 8-byte
+    /// elements; the elements past the last sixteen and the bytes past the last element go
+    /// through the scalar definition.
+    pub(super) fn transpose_8<const INVERSE: bool>(src: &[u8], out: &mut [u8]) {
+        assert_eq!(src.len(), out.len(), "shuffle buffers differ in length");
+        let n = src.len() / 8;
+        let whole = n / 16 * 16;
+        // Byte offset of register k of the sixteen elements from element i, in element order
+        // (two elements per register) or in plane order (plane k).
+        let elements = |i: usize, k: usize| i * 8 + 16 * k;
+        let planes = |i: usize, k: usize| k * n + i;
+        for i in (0..whole).step_by(16) {
+            // SAFETY: SSE2 is part of the x86-64 baseline.
+            let mut r = [unsafe { _mm_setzero_si128() }; 8];
+            for (k, reg) in r.iter_mut().enumerate() {
+                let at = if INVERSE {
+                    planes(i, k)
+                } else {
+                    elements(i, k)
+                };
+                // SAFETY: `at + 16 <= 8 * n <= src.len()`: in element order `i + 16 <= n`, in
+                // plane order `k <= 7` and `i + 16 <= n`; unaligned loads are allowed.
+                *reg = unsafe { _mm_loadu_si128(src.as_ptr().add(at).cast::<__m128i>()) };
+            }
+            r = if INVERSE {
+                round(round(round(r)))
+            } else {
+                round(round(round(round(r))))
+            };
+            for (k, reg) in r.iter().enumerate() {
+                let at = if INVERSE {
+                    elements(i, k)
+                } else {
+                    planes(i, k)
+                };
+                // SAFETY: as for the loads, in `out`, which is as long as `src`.
+                unsafe { _mm_storeu_si128(out.as_mut_ptr().add(at).cast::<__m128i>(), *reg) };
+            }
+        }
+        for i in whole..n {
+            for j in 0..8 {
+                if INVERSE {
+                    out[i * 8 + j] = src[j * n + i];
+                } else {
+                    out[j * n + i] = src[i * 8 + j];
+                }
+            }
+        }
+        out[n * 8..].copy_from_slice(&src[n * 8..]);
+    }
 }
 
 fn shuffle_n<const N: usize>(src: &[u8], out: &mut [u8]) {
@@ -473,10 +576,25 @@ mod tests {
         shuffle_n::<8>(&big, &mut a);
         shuffle_8(&big, &mut b);
         assert_eq!(a, b);
+        shuffle_8_swar(&big, &mut b);
+        assert_eq!(a, b);
         unshuffle_n::<8>(&a, &mut b);
         assert_eq!(b, big);
         unshuffle_8(&a, &mut b);
         assert_eq!(b, big);
+        unshuffle_8_swar(&a, &mut b);
+        assert_eq!(b, big);
+        // Every length up to three runs of sixteen elements, with and without trailing bytes.
+        for len in 0..(3 * 16 * 8 + 9) {
+            let src = &big[..len];
+            let (mut want, mut got) = (vec![0u8; len], vec![0u8; len]);
+            shuffle_n::<8>(src, &mut want);
+            shuffle_8(src, &mut got);
+            assert_eq!(got, want, "shuffle of {len} bytes");
+            unshuffle_n::<8>(src, &mut want);
+            unshuffle_8(src, &mut got);
+            assert_eq!(got, want, "unshuffle of {len} bytes");
+        }
     }
 
     #[test]
