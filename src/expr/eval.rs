@@ -323,9 +323,19 @@ fn scalar_binary(col: usize, op: BinaryOp, a: Scalar, b: Scalar) -> Result<Value
             Sub => x.checked_sub(y),
             Mul => x.checked_mul(y),
             FloorDiv | Mod if y == 0 => return err(col, "integer division or modulo by zero"),
-            FloorDiv => Some(x.div_euclid(y) - if y < 0 && x.rem_euclid(y) != 0 { 1 } else { 0 }),
-            Mod => Some(((x % y) + y) % y),
-            Fmod => Some(x % y),
+            // Python's floor division; i64::MIN // -1 does not fit and falls through to floats.
+            FloorDiv => x
+                .checked_div_euclid(y)
+                .map(|d| d - i64::from(y < 0 && x.rem_euclid(y) != 0)),
+            // Python's modulo takes the sign of y; C's (fmod) that of x.
+            Mod | Fmod => {
+                let r = if y == -1 { 0 } else { x % y };
+                Some(if op == Mod && r != 0 && (r < 0) != (y < 0) {
+                    r + y
+                } else {
+                    r
+                })
+            }
             Pow if y >= 0 => u32::try_from(y).ok().and_then(|e| x.checked_pow(e)),
             _ => None,
         };
@@ -484,7 +494,10 @@ impl Evaluator<'_> {
                 match (op, v) {
                     (UnaryOp::Pos, v) => Ok(v),
                     (UnaryOp::Neg, Value::Scalar(Scalar::Int(i))) => {
-                        Ok(Value::Scalar(Scalar::Int(-i)))
+                        Ok(Value::Scalar(match i.checked_neg() {
+                            Some(n) => Scalar::Int(n),
+                            None => Scalar::Float(-(i as f64)),
+                        }))
                     }
                     (UnaryOp::Neg, Value::Scalar(s)) => {
                         Ok(Value::Scalar(Scalar::Float(-s.as_f64())))
@@ -1015,4 +1028,48 @@ fn random(
             )))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scalar(source: &str) -> Scalar {
+        match evaluate(source, &BTreeMap::new()) {
+            Ok(Value::Scalar(s)) => s,
+            other => panic!("{source}: {other:?}"),
+        }
+    }
+
+    /// Integer `//`, `%` and negation as Python computes them, `fmod` as NumPy's (the sign of
+    /// x), with the results that do not fit in int64 as floats, not a panic or a wrapped value.
+    #[test]
+    fn integer_division_follows_python_at_the_edges() {
+        let min = "(-9223372036854775807 - 1)";
+        for (source, want) in [
+            ("7 // 2", Scalar::Int(3)),
+            ("7 // -2", Scalar::Int(-4)),
+            ("-7 // 2", Scalar::Int(-4)),
+            ("-7 // -2", Scalar::Int(3)),
+            ("7 % -2", Scalar::Int(-1)),
+            ("-7 % 2", Scalar::Int(1)),
+            ("-7 % -2", Scalar::Int(-1)),
+            ("6 % -2", Scalar::Int(0)),
+            ("fmod(-7, 2)", Scalar::Int(-1)),
+            (
+                "9223372036854775806 % 9223372036854775807",
+                Scalar::Int(9223372036854775806),
+            ),
+            ("-9223372036854775806 % 9223372036854775807", Scalar::Int(1)),
+            (
+                &format!("{min} // -1"),
+                Scalar::Float(9223372036854775808.0),
+            ),
+            (&format!("{min} % -1"), Scalar::Int(0)),
+            (&format!("{min} // 1"), Scalar::Int(i64::MIN)),
+            (&format!("-{min}"), Scalar::Float(9223372036854775808.0)),
+        ] {
+            assert_eq!(scalar(source), want, "{source}");
+        }
+    }
 }
