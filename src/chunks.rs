@@ -146,7 +146,14 @@ impl ChunkGrid {
                 AxisChunks::Size(n) => sizes[ax] = Some((*n).min(shape[ax]).max(1)),
                 AxisChunks::Whole => sizes[ax] = Some(shape[ax].max(1)),
                 AxisChunks::Explicit(v) => {
-                    let total: usize = v.iter().sum();
+                    let total = v
+                        .iter()
+                        .try_fold(0usize, |t, &n| t.checked_add(n))
+                        .ok_or_else(|| {
+                            err(format!(
+                                "explicit chunks on axis {ax} add up to more than can be addressed"
+                            ))
+                        })?;
                     if total != shape[ax] {
                         return Err(err(format!(
                             "explicit chunks {v:?} on axis {ax} add up to {total}, not {}",
@@ -188,12 +195,18 @@ impl ChunkGrid {
                 .ok_or_else(|| err("more elements than can be addressed".into()))?;
             blocks = blocks.saturating_mul(per);
         }
+        // Every size in bytes (elements times at most 8 bytes) must fit in an isize, as Rust's
+        // allocations and ndarray's shapes need.
+        if elems > isize::MAX as usize / 8 {
+            return Err(err(format!(
+                "{elems} elements is more than can be addressed at 8 bytes each"
+            )));
+        }
         if blocks > MAX_BLOCKS {
             return Err(err(format!(
                 "{blocks} blocks is more than the {MAX_BLOCKS} tessera plans for; use larger chunks"
             )));
         }
-        let _ = elems;
         let chunks = (0..shape.len())
             .map(|ax| match explicit[ax].take() {
                 Some(v) if shape[ax] == 0 => {

@@ -15,6 +15,9 @@ pub const ALLOWED_MEM_ENV: &str = "TESSERA_ALLOWED_MEM";
 /// Environment variable that sets the default number of worker threads.
 pub const THREADS_ENV: &str = "TESSERA_THREADS";
 
+/// The most worker threads a run may ask for ([`ExecOptions::threads`] clamps to it).
+pub const MAX_THREADS: usize = 4096;
+
 /// Progress of a run: blocks done out of the total, bytes of output written, time since the
 /// run began. Reports of one run arrive one at a time, `done` increasing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +104,7 @@ impl Default for ExecOptions {
             .ok()
             .and_then(|s| s.parse::<usize>().ok())
             .filter(|&n| n > 0)
+            .map(|n| n.min(MAX_THREADS))
             .unwrap_or_else(|| {
                 std::thread::available_parallelism()
                     .map(|n| n.get())
@@ -119,10 +123,16 @@ impl Default for ExecOptions {
 }
 
 impl ExecOptions {
-    /// Sets the number of threads.
+    /// Sets the number of threads (clamped to 1..=[`MAX_THREADS`]).
     pub fn threads(mut self, n: usize) -> Self {
-        self.threads = n.max(1);
+        self.threads = n.clamp(1, MAX_THREADS);
         self
+    }
+
+    /// The threads a run starts: [`threads`](ExecOptions::threads) within 1..=[`MAX_THREADS`]
+    /// (the field is public, so it may hold anything).
+    pub fn worker_threads(&self) -> usize {
+        self.threads.clamp(1, MAX_THREADS)
     }
 
     /// Sets the allowed memory in bytes.
@@ -191,9 +201,14 @@ impl ExecContext {
     /// The thread pool cannot be built.
     pub fn new(opts: ExecOptions) -> Result<Self> {
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(opts.threads.max(1))
+            .num_threads(opts.worker_threads())
             .build()
-            .map_err(|e| Error::Invalid(format!("cannot start {} threads: {e}", opts.threads)))?;
+            .map_err(|e| {
+                Error::Invalid(format!(
+                    "cannot start {} threads: {e}",
+                    opts.worker_threads()
+                ))
+            })?;
         Ok(ExecContext { opts, pool })
     }
 
@@ -250,7 +265,7 @@ pub(crate) fn check(
     sink_shared: usize,
     parts: bool,
 ) -> Result<()> {
-    let threads = opts.threads.max(1);
+    let threads = opts.worker_threads();
     if sink_shared > opts.allowed_mem / 2 {
         return Err(Error::MemoryLimit {
             op: format!("queueing output chunks of {}", root.op()),

@@ -548,6 +548,10 @@ fn bad_arguments() {
         ),
         (&["--threads", "0", "eval", "1"], &["--threads"]),
         (
+            &["--threads", "9223372036854775808", "eval", "1"],
+            &["--threads 9223372036854775808", "1 to 4096"],
+        ),
+        (
             &["eval", "ones((3,))", "--threads", "0", "-o", "out.npy"],
             &["--threads"],
         ),

@@ -973,6 +973,45 @@ fn a_task_index_beyond_the_count_is_refused() {
     assert!(!d.join("d.zarr").exists());
 }
 
+/// A resumable `knn` checks k against the candidates before it creates its outputs, and a
+/// `--chunk` longer than the points gives chunks as long as the points (not chunks padded to
+/// 100 million rows).
+#[test]
+fn resumable_knn_checks_k_first_and_clamps_the_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    inputs(d);
+    let args = [
+        "knn", "x.npy", "-k", "1001", "--resume", "-q", "-o", "nn.zarr",
+    ];
+    fails(
+        d,
+        &args,
+        &[],
+        &["k = 1001 is more than the 1000 candidate points"],
+    );
+    assert!(!d.join("nn.zarr").exists());
+    let args = [
+        "knn",
+        "x.npy",
+        "-k",
+        "2",
+        "--chunk",
+        "100000000",
+        "--resume",
+        "-q",
+        "-o",
+        "nn.zarr",
+    ];
+    ok(d, &args);
+    for name in ["indices", "distances"] {
+        let meta = std::fs::read_to_string(d.join("nn.zarr").join(name).join("zarr.json")).unwrap();
+        let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
+        let chunk = &meta["chunk_grid"]["configuration"]["chunk_shape"];
+        assert_eq!(chunk, &serde_json::json!([1000, 2]), "{name}: {meta}");
+    }
+}
+
 #[test]
 fn a_task_index_needs_a_task_count() {
     let dir = tempfile::tempdir().unwrap();

@@ -808,3 +808,21 @@ fn whole_reductions_over_windows_of_a_mapped_file() {
         );
     }
 }
+
+/// A split_every larger than any tree (up to usize::MAX) merges every block in one level and
+/// projects the memory of the blocks there are, not an overflowed or saturated figure.
+#[test]
+fn a_huge_split_every_is_one_level() {
+    let data = ArrayD::from_shape_fn(ndarray::IxDyn(&[20, 3]), |i| (i[0] * 3 + i[1]) as f64);
+    let x = ChunkedArray::from_array(data.clone(), [2, 3]).unwrap();
+    let want = data.sum_axis(ndarray::Axis(0));
+    let opts = ExecOptions::default().threads(2).allowed_mem(1 << 20);
+    for n in [10, 1 << 40, usize::MAX] {
+        let s = x
+            .sum(ReduceOpts::axis(0).split_every(n))
+            .unwrap()
+            .compute_with(&opts)
+            .unwrap_or_else(|e| panic!("split_every {n}: {e}"));
+        assert_eq!(s, want, "split_every {n}");
+    }
+}

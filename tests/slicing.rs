@@ -25,7 +25,10 @@ fn py_indices(n: usize, start: Option<isize>, stop: Option<isize>, step: isize) 
     let mut i = start;
     while (step > 0 && i < stop) || (step < 0 && i > stop) {
         out.push(i as usize);
-        i += step;
+        match i.checked_add(step) {
+            Some(next) => i = next,
+            None => break,
+        }
     }
     out
 }
@@ -540,6 +543,35 @@ fn slices_agree_with_a_table_from_python() {
     }
 }
 
+/// Steps near the ends of isize (isize::MIN included, whose negation overflows) select one
+/// position, as in Python, whatever the start.
+#[test]
+fn extreme_steps_select_one_position() {
+    let data = arr1((0..5).map(|i| i as i64).collect());
+    let x = ChunkedArray::from_array(data, 2).unwrap();
+    for step in [isize::MAX, isize::MAX - 1, isize::MIN, isize::MIN + 1] {
+        for start in [
+            None,
+            Some(0),
+            Some(2),
+            Some(-1),
+            Some(isize::MIN),
+            Some(isize::MAX),
+        ] {
+            for stop in [None, Some(isize::MIN), Some(isize::MAX)] {
+                let want = py_indices(5, start, stop, step);
+                assert!(want.len() <= 1);
+                let y = x.slice(&[SliceItem::Range { start, stop, step }]).unwrap();
+                let got: Vec<usize> = compute(&y).iter().map(|&v| v as usize).collect();
+                assert_eq!(got, want, "{start:?}:{stop:?}:{step}");
+            }
+        }
+    }
+    let first = py_indices(5, None, None, isize::MAX);
+    let last = py_indices(5, None, None, isize::MIN);
+    assert_eq!((first, last), (vec![0], vec![4]));
+}
+
 #[test]
 fn integer_index_drops_an_axis_and_new_axis_adds_one() {
     let d = iota(&[3, 4, 5]);
@@ -625,6 +657,16 @@ fn concatenate_with_empty_inputs_and_errors() {
     assert!(ChunkedArray::stack(&[a.clone(), a.clone()], 3).is_err());
     let st = ChunkedArray::stack(&[s.clone(), s], -1).unwrap();
     assert_eq!(compute(&st), arr1(vec![0.0, 0.0]));
+    // Lengths whose sum, or whose bytes, cannot be addressed: an error, not a wrapped shape.
+    let huge = ChunkedArray::<f64>::zeros(&[1 << 59], 1usize << 50).unwrap();
+    let err = ChunkedArray::concatenate(&[huge.clone(), huge.clone(), huge.clone()], 0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("more elements than can be addressed"), "{err}");
+    let err = ChunkedArray::<f64>::zeros(&[1 << 61], 1usize << 50)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("more than can be addressed"), "{err}");
 }
 
 #[test]
@@ -658,6 +700,12 @@ fn reshape_errors_and_fixed_cases() {
     assert!(z.reshape(&[0, -1]).is_err());
     let one = ChunkedArray::<f64>::full(&[1, 1], 2.5, 1).unwrap();
     assert_eq!(compute(&one.reshape(&[]).unwrap())[[]], 2.5);
+    // A shape whose product wraps around to the array's size is refused, not accepted.
+    let wraps = [1, 4294967297, 4294967295, 4294967297, 4294967295];
+    let err = one.reshape(&wraps).unwrap_err().to_string();
+    assert!(err.contains("more elements than can be addressed"), "{err}");
+    let err = one.reshape(&[-1, 4294967297, 4294967295, 4294967297, 4294967295]);
+    assert!(err.is_err(), "{err:?}");
 }
 
 #[test]

@@ -1197,6 +1197,56 @@ fn a_corrupt_v2_chunk_names_its_key() {
     eprintln!("corrupt v2 blosc chunk: {line}");
 }
 
+/// Metadata whose shape or chunk shape cannot be addressed (a crafted
+/// `.zarray` of a few bytes) is one clear error from `eval`, `info` and `verify`, naming what
+/// is too large: not a panic, an allocation of exabytes, or "0 of 0 chunks, complete".
+#[test]
+fn metadata_too_large_to_address_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for (name, shape, chunks, want) in [
+        (
+            "chunk.zarr",
+            "[10, 1]",
+            "[2305843009213693952, 1]",
+            "chunk shape",
+        ),
+        (
+            "shape.zarr",
+            "[2305843009213693952]",
+            "[2305843009213693952]",
+            "shape",
+        ),
+        ("grid.zarr", "[4294967296, 4294967296]", "[1, 1]", "shape"),
+    ] {
+        std::fs::create_dir(root.join(name)).unwrap();
+        let zarray = format!(
+            r#"{{"zarr_format": 2, "shape": {shape}, "chunks": {chunks}, "dtype": "<f8",
+            "compressor": null, "fill_value": 0.0, "filters": null, "order": "C"}}"#
+        );
+        std::fs::write(root.join(name).join(".zarray"), zarray).unwrap();
+        for args in [
+            vec!["eval", "x.sum()", "--in"],
+            vec!["info"],
+            vec!["verify"],
+        ] {
+            let mut args: Vec<String> = args.into_iter().map(String::from).collect();
+            let last = if args[0] == "eval" {
+                format!("x={name}")
+            } else {
+                name.to_string()
+            };
+            args.push(last);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            clean_error(
+                &format!("{args:?}"),
+                &tessera(root, &args),
+                &[name, want, "more than can be addressed"],
+            );
+        }
+    }
+}
+
 #[test]
 fn an_interrupted_write_is_refused_by_readers_and_shown_by_info() {
     let dir = tempfile::tempdir().unwrap();

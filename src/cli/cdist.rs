@@ -122,16 +122,18 @@ fn tile_rows(a: &PointsArgs, n: usize, d: usize, elem: usize, opts: &ExecOptions
         if c == 0 {
             return Err(Error::Invalid("--chunk must be at least 1".into()));
         }
-        return Ok(c);
+        // No longer than the points: an output chunk of more rows than there are would be
+        // padded (and allocated) whole.
+        return Ok(c.min(n.max(1)));
     }
-    let per_thread = opts.allowed_mem / opts.threads.max(1);
+    let per_thread = opts.allowed_mem / opts.worker_threads();
     let budget = (per_thread / 3).min(128 << 20);
     // r^2 + 2 r d elements per tile and rows, times two copies: solve 2 (r^2 + 2 r d) e <= budget.
     let e = elem as f64;
     let d = d as f64;
     let r = (-2.0 * d + (4.0 * d * d + budget as f64 / e).sqrt()).max(1.0) as usize;
     // At least two row blocks per thread, so that every thread has tiles to compute.
-    let spread = n.div_ceil(2 * opts.threads.max(1)).max(64);
+    let spread = n.div_ceil(opts.worker_threads() * 2).max(64);
     Ok(r.min(spread).clamp(1, n.max(1)))
 }
 
@@ -420,6 +422,13 @@ fn knn_part_typed<T: DistFloat>(
     // Checked before the output is created.
     if k == 0 {
         return Err(Error::Invalid("k must be at least 1".into()));
+    }
+    if args.radius.is_none() && yy.ndim() == 2 && k > yy.shape()[0] {
+        return Err(Error::Invalid(format!(
+            "k = {k} is more than the {} candidate points of y (shape {:?})",
+            yy.shape()[0],
+            yy.shape()
+        )));
     }
     if args.radius.is_some_and(|r| r.is_nan() || r < 0.0) {
         return Err(Error::Invalid(format!(

@@ -48,8 +48,11 @@ impl RunArgs {
             o = o.allowed_mem(tessera::parse_bytes(m)?);
         }
         if let Some(t) = self.threads {
-            if t == 0 {
-                return Err(Error::Invalid("--threads must be at least 1".into()));
+            if t == 0 || t > tessera::exec::MAX_THREADS {
+                return Err(Error::Invalid(format!(
+                    "--threads {t}: must be from 1 to {}",
+                    tessera::exec::MAX_THREADS
+                )));
             }
             o = o.threads(t);
         }
@@ -163,7 +166,7 @@ pub(crate) fn locate(spec: &str) -> Result<Location> {
 /// per thread is small, so that a task's input block, its output and the decode buffers fit
 /// (`convert big.npy out.zarr --mem 64MiB` then runs in 8 MiB blocks).
 pub(crate) fn auto_block_bytes(opts: &ExecOptions) -> usize {
-    let per_thread = opts.allowed_mem / opts.threads.max(1);
+    let per_thread = opts.allowed_mem / opts.worker_threads();
     (per_thread / 4).clamp(1 << 20, tessera::chunks::AUTO_BLOCK_BYTES)
 }
 

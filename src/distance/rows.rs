@@ -118,7 +118,7 @@ fn fold_rows<T: DistFloat, S: Send>(
     let yp = points(y, "y")?;
     let d = same_d(&xp, &yp)?;
     let (n, m) = (xp.shape()[0], yp.shape()[0]);
-    let threads = opts.threads.max(1);
+    let threads = opts.worker_threads();
     // Enough x blocks for every thread, each small enough for its tile to stay in cache.
     let rx = n.div_ceil(threads * 4).clamp(1, X_ROWS);
     let cy = m.min(Y_ROWS);

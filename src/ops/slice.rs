@@ -75,18 +75,15 @@ fn resolve(start: Option<isize>, stop: Option<isize>, step: isize, n: usize) -> 
             stop.map_or(-1, |s| clamp(norm(s), -1, n - 1)),
         )
     };
-    let len = if step > 0 {
-        if stop > start {
-            (stop - start + step - 1) / step
-        } else {
-            0
-        }
-    } else if start > stop {
-        (start - stop + (-step) - 1) / (-step)
+    // The positions start, start + step, ... before stop, counted without overflow for any
+    // step (isize::MIN included): start and stop lie in -1..=n.
+    let span = if step > 0 { stop - start } else { start - stop };
+    let len = if span > 0 {
+        (span - 1) as usize / step.unsigned_abs() + 1
     } else {
         0
     };
-    (start.max(0) as usize, len as usize)
+    (start.max(0) as usize, len)
 }
 
 /// Output chunks of a strided axis: a block boundary wherever the source block changes.
@@ -110,7 +107,7 @@ fn strided_chunks(
         let n = if step > 0 {
             (be - pos).div_ceil(step as usize)
         } else {
-            (pos - bs) / (-step) as usize + 1
+            (pos - bs) / step.unsigned_abs() + 1
         };
         let n = n.min(len - i).max(1);
         out.push(n);
@@ -159,7 +156,7 @@ impl<T: Element> Node<T> for SliceNode<T> {
                     let a = start + r.start * step as usize;
                     a..start + (r.end - 1) * step as usize + 1
                 } else {
-                    let s = (-step) as usize;
+                    let s = step.unsigned_abs();
                     let a = start - (r.end - 1) * s;
                     a..start - r.start * s + 1
                 };
@@ -546,13 +543,30 @@ impl<T: Element> ChunkedArray<T> {
                 )));
             }
         }
-        let mut offsets = vec![0];
+        let mut offsets: Vec<usize> = vec![0];
         let mut along = Vec::new();
+        let too_large = || {
+            Error::Shape(format!(
+                "concatenating along axis {axis} gives more elements than can be addressed"
+            ))
+        };
         for a in arrays {
-            offsets.push(offsets.last().copied().unwrap_or(0) + a.shape()[axis]);
+            let end = offsets
+                .last()
+                .copied()
+                .unwrap_or(0)
+                .checked_add(a.shape()[axis])
+                .ok_or_else(too_large)?;
+            offsets.push(end);
             along.extend(a.chunks()[axis].iter().copied().filter(|&c| c > 0));
         }
         let total = offsets.last().copied().unwrap_or(0);
+        let elems = (0..nd)
+            .filter(|&k| k != axis)
+            .try_fold(total, |p, k| p.checked_mul(first.shape()[k]));
+        if total > 0 && elems.is_none_or(|e| e > isize::MAX as usize / 8) {
+            return Err(too_large());
+        }
         // Unify the other axes as for broadcasting: the same shapes, merged breakpoints.
         let grids: Vec<ChunkGrid> = arrays
             .iter()
@@ -618,11 +632,18 @@ impl<T: Element> ChunkedArray<T> {
                 "can only specify one unknown dimension (-1) in {shape:?}"
             )));
         }
-        let known: usize = shape
+        let too_large = || {
+            Error::Shape(format!(
+                "cannot reshape array of size {len} (shape {:?}) into shape {shape:?}: more \
+                 elements than can be addressed",
+                self.shape()
+            ))
+        };
+        let known = shape
             .iter()
             .filter(|&&n| n >= 0)
-            .map(|&n| n as usize)
-            .product();
+            .try_fold(1usize, |p, &n| p.checked_mul(n as usize))
+            .ok_or_else(too_large)?;
         let mut out: Vec<usize> = shape.iter().map(|&n| n.max(0) as usize).collect();
         if let Some(&k) = neg.first() {
             if known == 0 || !len.is_multiple_of(known) {
@@ -633,7 +654,11 @@ impl<T: Element> ChunkedArray<T> {
             }
             out[k] = len / known;
         }
-        if out.iter().product::<usize>() != len {
+        let product = out
+            .iter()
+            .try_fold(1usize, |p, &n| p.checked_mul(n))
+            .ok_or_else(too_large)?;
+        if product != len {
             return Err(Error::Shape(format!(
                 "cannot reshape array of size {len} (shape {:?}) into shape {out:?}",
                 self.shape()

@@ -147,7 +147,7 @@ impl Explain {
         sink_shared: usize,
         parts: bool,
     ) -> Explain {
-        let threads = opts.threads.max(1);
+        let threads = opts.worker_threads();
         let mut walk = Walk {
             nodes: Vec::new(),
             seen: Vec::new(),

@@ -194,6 +194,8 @@ struct FileMap {
 /// filters to undo.
 struct Direct {
     file: std::fs::File,
+    /// The file's length when it was opened: no chunk may end past it.
+    len: u64,
     chunk: Vec<usize>,
     pipeline: Pipeline,
 }
@@ -222,8 +224,10 @@ fn direct_reader<T: H5Element>(
     }
     let pipeline = Pipeline::of(&ds.filters())?;
     let handle = std::fs::File::open(path).ok()?;
+    let len = handle.metadata().ok()?.len();
     Some(Direct {
         file: handle,
+        len,
         chunk,
         pipeline,
     })
@@ -459,6 +463,9 @@ impl<T: H5Element> Hdf5Source<T> {
                     ),
                 )
             };
+            // A chunk the index places past the end of the file (a corrupt or truncated file)
+            // is refused before a buffer of its claimed size is allocated.
+            within_file(loc.addr, loc.size, direct.len).map_err(|e| fail(&e))?;
             let stored_len = usize::try_from(loc.size).unwrap_or(usize::MAX);
             let all_skipped =
                 (0..direct.pipeline.len()).all(|p| p < 32 && loc.mask & (1 << p) != 0);
@@ -514,6 +521,15 @@ impl<T: H5Element> Hdf5Source<T> {
             })
         })?;
         Ok(out)
+    }
+}
+
+/// Checks that `size` bytes at `addr` lie inside a file of `len` bytes (the addresses and
+/// sizes come from the file's chunk index, which a corrupt file can fill with anything).
+fn within_file(addr: u64, size: u64, len: u64) -> std::result::Result<(), String> {
+    match addr.checked_add(size) {
+        Some(end) if end <= len => Ok(()),
+        _ => Err(format!("runs past the end of the file ({len} bytes)")),
     }
 }
 
@@ -1087,7 +1103,7 @@ impl<T: H5Element> ChunkedArray<T> {
 
 /// Chunks the single writer may have queued: one per worker thread.
 fn writer_queue(opts: &ExecOptions) -> usize {
-    opts.threads.max(1)
+    opts.worker_threads()
 }
 
 /// Memory the chunk writer of [`ChunkedArray::to_hdf5`] adds to a run writing chunks of
@@ -1161,7 +1177,7 @@ fn write_chunks<T: H5Element>(
 
 #[cfg(test)]
 mod tests {
-    use super::contiguous_offset;
+    use super::{contiguous_offset, within_file};
     use crate::array::ChunkedArray;
     use ndarray::{s, Array2};
     use std::ops::Range;
@@ -1194,6 +1210,16 @@ mod tests {
             assert_eq!(block[[i, j]], w, "{name} {region:?} at {:?}", [i, j]);
         }
         block.is_view()
+    }
+
+    #[test]
+    fn chunks_past_the_end_of_the_file_are_refused() {
+        assert_eq!(within_file(0, 100, 100), Ok(()));
+        assert_eq!(within_file(100, 0, 100), Ok(()));
+        for (addr, size) in [(1, 100), (0, u64::from(u32::MAX)), (u64::MAX, 2)] {
+            let e = within_file(addr, size, 100).unwrap_err();
+            assert_eq!(e, "runs past the end of the file (100 bytes)");
+        }
     }
 
     #[test]

@@ -300,7 +300,35 @@ fn open_array(path: &Path) -> Result<(ZArray, Store, PathBuf, String)> {
     }
     let array = ZArray::open(store.storage.clone(), &inner)
         .map_err(|e| Error::format(path, format!("not a readable Zarr array at {inner}: {e}")))?;
+    check_extent(path, &array)?;
     Ok((array, store, root, inner))
+}
+
+/// Refuses an array whose shape or chunk shape (at up to 8 bytes an element) cannot be
+/// addressed: the metadata can say anything, and every size computed from it must fit in an
+/// isize (the number of chunks is then at most the number of elements).
+fn check_extent(path: &Path, array: &ZArray) -> Result<()> {
+    let shape = array.shape();
+    let chunk: Vec<u64> = array
+        .chunk_shape(&vec![0; array.dimensionality()])
+        .map(|c| c.iter().map(|n| n.get()).collect())
+        .unwrap_or_default();
+    let fits = |dims: &[u64]| {
+        dims.iter()
+            .try_fold(8u64, |p, &n| p.checked_mul(n))
+            .is_some_and(|b| b <= isize::MAX as u64)
+    };
+    let what = if !fits(shape) {
+        format!("shape {shape:?}")
+    } else if !fits(&chunk) {
+        format!("chunk shape {chunk:?}")
+    } else {
+        return Ok(());
+    };
+    Err(Error::format(
+        path,
+        format!("the array's {what} is more than can be addressed"),
+    ))
 }
 
 /// Reads the description of the Zarr array at `path`.
@@ -449,6 +477,7 @@ impl<T: Element> ZarrSource<T> {
             return Ok(false);
         }
         let size = T::DTYPE.size();
+        // Checked when the array was opened (`check_extent`): a chunk's bytes fit in an isize.
         let row_bytes = c[1..].iter().product::<usize>() * size;
         let chunk_bytes = c[0] * row_bytes;
         let mut idx: Vec<u64> = region
