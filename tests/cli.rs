@@ -495,6 +495,14 @@ fn hdf5_bad_inputs_are_named() {
         &["convert", "F.npy", "b.h5:/x", "--codec", "zstd"],
         &["not available for HDF5"],
     );
+    // The root group is not a dataset: refused, not written as /data.
+    for root in ["b.h5:/", "b.h5://"] {
+        fails(
+            d,
+            &["convert", "F.npy", root],
+            &["b.h5", "root group", "name a dataset"],
+        );
+    }
     assert!(!d.join("b.h5").exists());
 }
 

@@ -951,7 +951,8 @@ impl<T: H5Element> ChunkedArray<T> {
     /// missing, with the groups on the way), one HDF5 chunk per block.
     ///
     /// # Errors
-    /// An existing dataset without `overwrite`, an unwritable file, or any error of the plan.
+    /// A `dataset` that names the root group, an existing dataset without `overwrite`, an
+    /// unwritable file, or any error of the plan.
     pub fn to_hdf5(
         &self,
         path: impl AsRef<Path>,
@@ -960,6 +961,13 @@ impl<T: H5Element> ChunkedArray<T> {
         opts: &ExecOptions,
     ) -> Result<()> {
         let path = path.as_ref();
+        if dataset.split('/').all(str::is_empty) {
+            return Err(Error::Invalid(format!(
+                "{}:{dataset} is the file's root group: name a dataset (as {}:/data)",
+                path.display(),
+                path.display()
+            )));
+        }
         // Stored chunks all have one shape: make the blocks regular first.
         let (data, chunk) = self.regular_blocks()?;
         // An unfiltered dataset is written in place, straight into the file; filtered chunks go
@@ -992,7 +1000,7 @@ impl<T: H5Element> ChunkedArray<T> {
         let mut created_group: Option<String> = None;
         // Written aside under a temporary name in the same group, then renamed over the old one.
         let parts: Vec<&str> = name.split('/').filter(|p| !p.is_empty()).collect();
-        let leaf = parts.last().copied().unwrap_or("data");
+        let leaf = parts.last().copied().unwrap_or_default();
         let aside = format!(".{leaf}.tessera-partial-{}", std::process::id());
         let aside_path = match name.rsplit_once('/') {
             Some((parent, _)) => format!("{parent}/{aside}"),
