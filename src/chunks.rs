@@ -186,26 +186,12 @@ impl ChunkGrid {
         }
         // Refuse grids whose element or block counts cannot be represented, before allocating
         // their block lists.
-        let mut elems: usize = 1;
-        let mut blocks: usize = 1;
-        for (ax, &n) in shape.iter().enumerate() {
-            let per = n.div_ceil(sizes[ax].unwrap_or(1).max(1)).max(1);
-            elems = elems
-                .checked_mul(n)
-                .ok_or_else(|| err("more elements than can be addressed".into()))?;
-            blocks = blocks.saturating_mul(per);
-        }
-        // Every size in bytes (elements times at most 8 bytes) must fit in an isize, as Rust's
-        // allocations and ndarray's shapes need.
-        if elems > isize::MAX as usize / 8 {
-            return Err(err(format!(
-                "{elems} elements is more than can be addressed at 8 bytes each"
-            )));
-        }
-        if blocks > MAX_BLOCKS {
-            return Err(err(format!(
-                "{blocks} blocks is more than the {MAX_BLOCKS} tessera plans for; use larger chunks"
-            )));
+        let per_axis = shape
+            .iter()
+            .enumerate()
+            .map(|(ax, &n)| n.div_ceil(sizes[ax].unwrap_or(1).max(1)));
+        if let Some(reason) = too_large(shape, per_axis) {
+            return Err(err(reason));
         }
         let chunks = (0..shape.len())
             .map(|ax| match explicit[ax].take() {
@@ -420,8 +406,35 @@ impl ChunkGrid {
             };
             chunks.push(c);
         }
+        // Operands within the limits can broadcast to a result beyond them.
+        if let Some(reason) = too_large(&shape, chunks.iter().map(Vec::len)) {
+            return Err(Error::Shape(format!(
+                "broadcasting shapes {shapes:?} gives shape {shape:?}: {reason}"
+            )));
+        }
         Ok(Self::from_parts(shape, chunks))
     }
+}
+
+/// Why a grid of `shape` with `blocks` blocks along each axis cannot be planned, if it cannot:
+/// its elements, at up to 8 bytes each, must be addressable (every size in bytes fits in an
+/// isize, as Rust's allocations and ndarray's shapes need), and its blocks at most
+/// [`MAX_BLOCKS`].
+fn too_large(shape: &[usize], blocks: impl Iterator<Item = usize>) -> Option<String> {
+    let Some(elems) = shape.iter().try_fold(1usize, |p, &n| p.checked_mul(n)) else {
+        return Some("more elements than can be addressed".into());
+    };
+    if elems > isize::MAX as usize / 8 {
+        return Some(format!(
+            "{elems} elements is more than can be addressed at 8 bytes each"
+        ));
+    }
+    let blocks = blocks.fold(1usize, |p, b| p.saturating_mul(b.max(1)));
+    (blocks > MAX_BLOCKS).then(|| {
+        format!(
+            "{blocks} blocks is more than the {MAX_BLOCKS} tessera plans for; use larger chunks"
+        )
+    })
 }
 
 /// Regular blocks of `size` over an axis of length `n` (one empty block when `n == 0`).

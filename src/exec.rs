@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 /// Environment variable that sets the default allowed memory (like `2GiB`).
 pub const ALLOWED_MEM_ENV: &str = "TESSERA_ALLOWED_MEM";
-/// Environment variable that sets the default number of worker threads.
+/// Environment variable that sets the default number of worker threads (a value above
+/// [`MAX_THREADS`] counts as [`MAX_THREADS`]; one that is not a positive number is ignored).
 pub const THREADS_ENV: &str = "TESSERA_THREADS";
 
 /// The most worker threads a run may ask for ([`ExecOptions::threads`] clamps to it).
@@ -77,7 +78,8 @@ pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 /// How a plan runs: threads, allowed memory, progress.
 #[derive(Clone)]
 pub struct ExecOptions {
-    /// Worker threads (at least 1).
+    /// Worker threads: runs start [`worker_threads`](ExecOptions::worker_threads), this
+    /// within 1..=[`MAX_THREADS`].
     pub threads: usize,
     /// Memory the run may use for its tasks, in bytes, shared by all threads (Cubed's
     /// `allowed_mem`).
@@ -97,7 +99,7 @@ impl std::fmt::Debug for ExecOptions {
 }
 
 impl Default for ExecOptions {
-    /// Threads: `TESSERA_THREADS` or every core. Allowed memory: `TESSERA_ALLOWED_MEM` or a
+    /// Threads: `TESSERA_THREADS` or every core, at most [`MAX_THREADS`]. Allowed memory: `TESSERA_ALLOWED_MEM` or a
     /// quarter of physical memory.
     fn default() -> Self {
         let threads = std::env::var(THREADS_ENV)
@@ -107,7 +109,7 @@ impl Default for ExecOptions {
             .map(|n| n.min(MAX_THREADS))
             .unwrap_or_else(|| {
                 std::thread::available_parallelism()
-                    .map(|n| n.get())
+                    .map(|n| n.get().min(MAX_THREADS))
                     .unwrap_or(1)
             });
         let allowed_mem = std::env::var(ALLOWED_MEM_ENV)

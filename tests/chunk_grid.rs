@@ -529,3 +529,30 @@ fn constants_and_arange_edge_cases() {
     let one = compute(&ChunkedArray::<f64>::linspace(3.0, 9.0, 1, 1).unwrap());
     assert_eq!(one, arr1(vec![3.0]));
 }
+
+/// Grids past the limits are refused, whether asked for or reached by broadcasting operands
+/// that are each within them: 2^80 elements (2^40 blocks) from two 2^40-element grids.
+#[test]
+fn grids_past_the_limits_are_refused_even_by_broadcasting() {
+    let err = ChunkGrid::regular(&[1 << 61], &[1 << 50])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("more than can be addressed"), "{err}");
+    let col = ChunkGrid::regular(&[1 << 40, 1], &[1 << 20, 1]).unwrap();
+    let row = ChunkGrid::regular(&[1, 1 << 40], &[1, 1 << 20]).unwrap();
+    let err = ChunkGrid::broadcast(&[&col, &row]).unwrap_err().to_string();
+    assert!(
+        err.contains("broadcasting") && err.contains("more elements than can be addressed"),
+        "{err}"
+    );
+    let a = ChunkedArray::<f64>::zeros(&[1 << 40, 1], [1 << 20, 1]).unwrap();
+    let b = ChunkedArray::<f64>::zeros(&[1, 1 << 40], [1, 1 << 20]).unwrap();
+    assert!(a.add(&b).is_err());
+    // Within the limits, broadcasting still works.
+    let small = ChunkGrid::regular(&[1 << 20, 1], &[1 << 10, 1]).unwrap();
+    let wide = ChunkGrid::regular(&[1, 1 << 20], &[1, 1 << 10]).unwrap();
+    assert_eq!(
+        ChunkGrid::broadcast(&[&small, &wide]).unwrap().shape(),
+        &[1 << 20, 1 << 20]
+    );
+}

@@ -973,7 +973,7 @@ fn a_task_index_beyond_the_count_is_refused() {
     assert!(!d.join("d.zarr").exists());
 }
 
-/// A resumable `knn` checks k against the candidates before it creates its outputs, and a
+/// A resumable `knn` checks k and y's coordinates before it creates its outputs, and a
 /// `--chunk` longer than the points gives chunks as long as the points (not chunks padded to
 /// 100 million rows).
 #[test]
@@ -990,6 +990,13 @@ fn resumable_knn_checks_k_first_and_clamps_the_chunk() {
         &[],
         &["k = 1001 is more than the 1000 candidate points"],
     );
+    assert!(!d.join("nn.zarr").exists());
+    // A y of other coordinates is refused before anything is created too.
+    ok(d, &["eval", "x[:, :2]", "--in", "x=x.npy", "-o", "z.npy"]);
+    let args = [
+        "knn", "x.npy", "z.npy", "-k", "2", "--resume", "-q", "-o", "nn.zarr",
+    ];
+    fails(d, &args, &[], &["x has 3 coordinates", "y has 2"]);
     assert!(!d.join("nn.zarr").exists());
     let args = [
         "knn",

@@ -122,9 +122,7 @@ fn tile_rows(a: &PointsArgs, n: usize, d: usize, elem: usize, opts: &ExecOptions
         if c == 0 {
             return Err(Error::Invalid("--chunk must be at least 1".into()));
         }
-        // No longer than the points: an output chunk of more rows than there are would be
-        // padded (and allocated) whole.
-        return Ok(c.min(n.max(1)));
+        return Ok(c);
     }
     let per_thread = opts.allowed_mem / opts.worker_threads();
     let budget = (per_thread / 3).min(128 << 20);
@@ -416,12 +414,32 @@ fn knn_part_typed<T: DistFloat>(
         )));
     }
     let (n, d) = (x.shape()[0], x.shape()[1]);
-    let rows = tile_rows(a, n, d, T::DTYPE.size(), opts)?;
+    // No longer than the points: the outputs' chunks have this many rows, and a chunk of more
+    // rows than there are would be padded (and allocated) whole.
+    let rows = tile_rows(a, n, d, T::DTYPE.size(), opts)?.min(n.max(1));
     let yy = y.as_ref().unwrap_or(&x);
     let k = args.k.unwrap_or(1);
     // Checked before the output is created.
     if k == 0 {
         return Err(Error::Invalid("k must be at least 1".into()));
+    }
+    if let Some(y) = &y {
+        if y.ndim() != 2 {
+            return Err(Error::Shape(format!(
+                "{} must be a 2-D array (points by coordinates), got shape {:?}",
+                a.y.as_deref().unwrap_or("y"),
+                y.shape()
+            )));
+        }
+        if y.shape()[1] != d {
+            return Err(Error::Shape(format!(
+                "x has {d} coordinates per point (shape {:?}) but y has {} (shape {:?}): both \
+                 need the same d",
+                x.shape(),
+                y.shape()[1],
+                y.shape()
+            )));
+        }
     }
     if args.radius.is_none() && yy.ndim() == 2 && k > yy.shape()[0] {
         return Err(Error::Invalid(format!(

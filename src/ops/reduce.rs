@@ -156,14 +156,21 @@ impl<T: Element, R: Reducer<T>> PlanNode for Reduce<T, R> {
         // Partials in flight: up to `split_every` per level of the tree, plus the result.
         // At most every input block's partial is held at once, however large split_every is.
         let (nred, depth) = self.tree_shape();
-        let part = self.grid.max_block_len().max(1) * std::mem::size_of::<R::Acc>();
+        let part = self
+            .grid
+            .max_block_len()
+            .max(1)
+            .saturating_mul(std::mem::size_of::<R::Acc>());
         let held = self
             .split_every
             .min(nred.max(1))
             .saturating_mul(depth)
             .saturating_add(1);
-        part.saturating_mul(held)
-            .saturating_add(self.grid.max_block_len() * R::Out::DTYPE.size())
+        part.saturating_mul(held).saturating_add(
+            self.grid
+                .max_block_len()
+                .saturating_mul(R::Out::DTYPE.size()),
+        )
     }
     fn expensive(&self) -> bool {
         true
