@@ -11,9 +11,10 @@ pub use picture::{PICTURE_COLS, PICTURE_ROWS};
 /// `array.chunk-size`).
 pub const AUTO_BLOCK_BYTES: usize = 128 << 20;
 
-/// The most blocks a grid may have (a plan walks every block; Dask's limit is similar in
-/// practice).
-pub const MAX_BLOCKS: usize = 1 << 30;
+/// The most blocks a grid may have, 2^24 (16.8 million): a plan walks every block, and the
+/// block lists of one axis cost 16 bytes a block, so a grid of 2^30 blocks on one axis would
+/// take 16 GiB before any memory check. Dask's scheduler is slower than that per task.
+pub const MAX_BLOCKS: usize = 1 << 24;
 
 /// How the user asks for chunks along one axis.
 #[derive(Clone, Debug, PartialEq, Eq)]

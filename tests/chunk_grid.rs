@@ -548,6 +548,24 @@ fn grids_past_the_limits_are_refused_even_by_broadcasting() {
     let a = ChunkedArray::<f64>::zeros(&[1 << 40, 1], [1 << 20, 1]).unwrap();
     let b = ChunkedArray::<f64>::zeros(&[1, 1 << 40], [1, 1 << 20]).unwrap();
     assert!(a.add(&b).is_err());
+    // At most 2^24 blocks, checked before any block list is built.
+    assert_eq!(
+        ChunkGrid::regular(&[4096, 4096], &[1, 1])
+            .unwrap()
+            .nblocks(),
+        1 << 24
+    );
+    let err = ChunkGrid::regular(&[4096, 4097], &[1, 1])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("16781312 blocks is more than the 16777216"),
+        "{err}"
+    );
+    let err = ChunkGrid::regular(&[1 << 30], &[1])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("use larger chunks"), "{err}");
     // Within the limits, broadcasting still works.
     let small = ChunkGrid::regular(&[1 << 20, 1], &[1 << 10, 1]).unwrap();
     let wide = ChunkGrid::regular(&[1, 1 << 20], &[1, 1 << 10]).unwrap();
