@@ -16,6 +16,10 @@ pub const AUTO_BLOCK_BYTES: usize = 128 << 20;
 /// take 16 GiB before any memory check. Dask's scheduler is slower than that per task.
 pub const MAX_BLOCKS: usize = 1 << 24;
 
+/// The most elements an array may have: isize::MAX / 8, so that its size in bytes, at up to 8
+/// bytes an element, fits in an isize, as Rust's allocations and ndarray's shapes need.
+pub const MAX_ELEMENTS: usize = isize::MAX as usize / 8;
+
 /// How the user asks for chunks along one axis.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AxisChunks {
@@ -418,14 +422,12 @@ impl ChunkGrid {
 }
 
 /// Why a grid of `shape` with `blocks` blocks along each axis cannot be planned, if it cannot:
-/// its elements, at up to 8 bytes each, must be addressable (every size in bytes fits in an
-/// isize, as Rust's allocations and ndarray's shapes need), and its blocks at most
-/// [`MAX_BLOCKS`].
+/// at most [`MAX_ELEMENTS`] elements and [`MAX_BLOCKS`] blocks.
 fn too_large(shape: &[usize], blocks: impl Iterator<Item = usize>) -> Option<String> {
     let Some(elems) = shape.iter().try_fold(1usize, |p, &n| p.checked_mul(n)) else {
         return Some("more elements than can be addressed".into());
     };
-    if elems > isize::MAX as usize / 8 {
+    if elems > MAX_ELEMENTS {
         return Some(format!(
             "{elems} elements is more than can be addressed at 8 bytes each"
         ));

@@ -75,6 +75,16 @@ pub(crate) fn points<T: DistFloat>(a: &ChunkedArray<T>, what: &str) -> Result<Ch
     ]))
 }
 
+/// Checks `x` and `y` as [`cdist`] and the row reductions do before any work: both 2-D and
+/// non-empty, with the same number of coordinates, which it returns. For callers that must
+/// refuse bad points before they create anything (an output store).
+///
+/// # Errors
+/// As [`cdist`]'s: an input not 2-D or empty, or different numbers of coordinates (both named).
+pub fn check_points<T: DistFloat>(x: &ChunkedArray<T>, y: &ChunkedArray<T>) -> Result<usize> {
+    same_d(&points(x, "x")?, &points(y, "y")?)
+}
+
 /// Checks that `x` and `y` have the same number of coordinates.
 pub(crate) fn same_d<T: DistFloat>(x: &ChunkedArray<T>, y: &ChunkedArray<T>) -> Result<usize> {
     let (dx, dy) = (x.shape()[1], y.shape()[1]);

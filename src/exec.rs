@@ -99,8 +99,8 @@ impl std::fmt::Debug for ExecOptions {
 }
 
 impl Default for ExecOptions {
-    /// Threads: `TESSERA_THREADS` or every core, at most [`MAX_THREADS`]. Allowed memory: `TESSERA_ALLOWED_MEM` or a
-    /// quarter of physical memory.
+    /// Threads: `TESSERA_THREADS` or every core, at most [`MAX_THREADS`]. Allowed memory:
+    /// `TESSERA_ALLOWED_MEM` or a quarter of physical memory.
     fn default() -> Self {
         let threads = std::env::var(THREADS_ENV)
             .ok()
@@ -202,15 +202,11 @@ impl ExecContext {
     /// # Errors
     /// The thread pool cannot be built.
     pub fn new(opts: ExecOptions) -> Result<Self> {
+        let threads = opts.worker_threads();
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(opts.worker_threads())
+            .num_threads(threads)
             .build()
-            .map_err(|e| {
-                Error::Invalid(format!(
-                    "cannot start {} threads: {e}",
-                    opts.worker_threads()
-                ))
-            })?;
+            .map_err(|e| Error::Invalid(format!("cannot start {threads} threads: {e}")))?;
         Ok(ExecContext { opts, pool })
     }
 

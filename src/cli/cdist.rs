@@ -423,25 +423,8 @@ fn knn_part_typed<T: DistFloat>(
     if k == 0 {
         return Err(Error::Invalid("k must be at least 1".into()));
     }
-    if let Some(y) = &y {
-        if y.ndim() != 2 {
-            return Err(Error::Shape(format!(
-                "{} must be a 2-D array (points by coordinates), got shape {:?}",
-                a.y.as_deref().unwrap_or("y"),
-                y.shape()
-            )));
-        }
-        if y.shape()[1] != d {
-            return Err(Error::Shape(format!(
-                "x has {d} coordinates per point (shape {:?}) but y has {} (shape {:?}): both \
-                 need the same d",
-                x.shape(),
-                y.shape()[1],
-                y.shape()
-            )));
-        }
-    }
-    if args.radius.is_none() && yy.ndim() == 2 && k > yy.shape()[0] {
+    distance::check_points(&x, yy)?;
+    if args.radius.is_none() && k > yy.shape()[0] {
         return Err(Error::Invalid(format!(
             "k = {k} is more than the {} candidate points of y (shape {:?})",
             yy.shape()[0],

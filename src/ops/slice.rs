@@ -564,7 +564,7 @@ impl<T: Element> ChunkedArray<T> {
         let elems = (0..nd)
             .filter(|&k| k != axis)
             .try_fold(total, |p, k| p.checked_mul(first.shape()[k]));
-        if total > 0 && elems.is_none_or(|e| e > isize::MAX as usize / 8) {
+        if total > 0 && elems.is_none_or(|e| e > crate::chunks::MAX_ELEMENTS) {
             return Err(too_large());
         }
         // Unify the other axes as for broadcasting: the same shapes, merged breakpoints.

@@ -304,9 +304,10 @@ fn open_array(path: &Path) -> Result<(ZArray, Store, PathBuf, String)> {
     Ok((array, store, root, inner))
 }
 
-/// Refuses an array whose shape or chunk shape (at up to 8 bytes an element) cannot be
-/// addressed: the metadata can say anything, and every size computed from it must fit in an
-/// isize (the number of chunks is then at most the number of elements).
+/// Refuses an array whose shape or chunk shape holds more than
+/// [`MAX_ELEMENTS`](crate::chunks::MAX_ELEMENTS) elements: the metadata can say anything, and
+/// every size computed from it must fit in an isize (the number of chunks is then at most the
+/// number of elements).
 fn check_extent(path: &Path, array: &ZArray) -> Result<()> {
     let shape = array.shape();
     let chunk: Vec<u64> = array
@@ -315,8 +316,8 @@ fn check_extent(path: &Path, array: &ZArray) -> Result<()> {
         .unwrap_or_default();
     let fits = |dims: &[u64]| {
         dims.iter()
-            .try_fold(8u64, |p, &n| p.checked_mul(n))
-            .is_some_and(|b| b <= isize::MAX as u64)
+            .try_fold(1u64, |p, &n| p.checked_mul(n))
+            .is_some_and(|e| e <= crate::chunks::MAX_ELEMENTS as u64)
     };
     let what = if !fits(shape) {
         format!("shape {shape:?}")
