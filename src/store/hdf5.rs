@@ -170,18 +170,46 @@ fn rows_out_of_order(ds: &hdf5::Dataset, chunk: &[usize], shape: &[usize], elem:
     if !(2..=65536).contains(&n) {
         return false;
     }
-    let mut start = vec![0; shape.len()];
-    let mut prev: Option<u64> = None;
-    let mut ordered = true;
-    for i in 0..n {
+    let origin = vec![0; shape.len()];
+    matches!(chunk_run(ds, chunk, &origin, 0..n, bytes), Run::Scattered)
+}
+
+/// Where a run of chunks lies in the file.
+enum Run {
+    /// One of them was never written.
+    Unwritten,
+    /// All written, but not each stored whole and unfiltered right after the one before.
+    Scattered,
+    /// Stored whole and unfiltered, end to end in order, from this file address.
+    EndToEnd(u64),
+}
+
+/// Where the chunks `rows` (chunk indices along the first axis; the other axes start at
+/// `origin`) of `bytes` each lie in the file of `ds`. Every chunk is located, so that a chunk
+/// never written is told from chunks out of order.
+fn chunk_run(
+    ds: &hdf5::Dataset,
+    chunk: &[usize],
+    origin: &[usize],
+    rows: Range<usize>,
+    bytes: usize,
+) -> Run {
+    let mut start = origin.to_vec();
+    let mut first = None;
+    let mut end_to_end = true;
+    for (k, i) in rows.enumerate() {
         start[0] = i * chunk[0];
         let Some(loc) = hdf5_chunks::locate(ds, &start) else {
-            return false;
+            return Run::Unwritten;
         };
-        ordered &= prev.is_none_or(|p| Some(loc.addr) == p.checked_add(bytes as u64));
-        prev = Some(loc.addr);
+        let step = k.checked_mul(bytes).and_then(|b| u64::try_from(b).ok());
+        let want = step.and_then(|b| first.get_or_insert(loc.addr).checked_add(b));
+        end_to_end &= loc.size == bytes as u64 && loc.mask == 0 && want == Some(loc.addr);
     }
-    !ordered
+    match first {
+        Some(addr) if end_to_end => Run::EndToEnd(addr),
+        _ => Run::Scattered,
+    }
 }
 
 /// A read-only map of an HDF5 file and the ranges the latest blocks populated.
@@ -595,22 +623,14 @@ impl<T: H5Element> Hdf5Source<T> {
             }
             let chunk_bytes = chunk.iter().try_fold(elem, |acc, &c| acc.checked_mul(c))?;
             let origin: Vec<usize> = lo.iter().zip(chunk).map(|(&i, &c)| i * c).collect();
-            let mut first = None;
-            for i in lo[0]..=hi[0] {
-                let mut start = origin.clone();
-                start[0] = i * chunk[0];
-                let loc = hdf5_chunks::locate(&self.ds, &start)?;
-                if loc.size != chunk_bytes as u64 || loc.mask != 0 {
-                    return None;
-                }
-                let step = u64::try_from((i - lo[0]).checked_mul(chunk_bytes)?).ok()?;
-                if Some(loc.addr) != first.get_or_insert(loc.addr).checked_add(step) {
-                    return None;
-                }
-            }
+            let Run::EndToEnd(first) =
+                chunk_run(&self.ds, chunk, &origin, lo[0]..hi[0] + 1, chunk_bytes)
+            else {
+                return None;
+            };
             let mut shape = chunk.clone();
             shape[0] *= hi[0] - lo[0] + 1;
-            (first?, shape, origin)
+            (first, shape, origin)
         };
         let start = usize::try_from(addr).ok()?;
         let len = shape.iter().try_fold(elem, |acc, &n| acc.checked_mul(n))?;
