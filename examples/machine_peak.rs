@@ -18,8 +18,12 @@
 //! - `chebyshev`: `x - y`, `|.|`, `max`.
 //! - `minkowski3`: `x - y`, `|.|`, two products, the sum.
 //! - `braycurtis`: `x - y`, `x + y`, two `|.|`, two sums (through the multiply-add unit).
-//! - `canberra`: `x - y`, `|x - y|`, `|x|`, `|y|`, `|x| + |y|`, the division, the test for a
-//!   zero denominator and the masked sum.
+//! - `canberra (divide)`: `x - y`, `|x - y|`, `|x|`, `|y|`, `|x| + |y|`, the division, the test
+//!   for a zero denominator and the masked sum: the dividing panel loop.
+//! - `canberra (estimate)`: the same quotient from the reciprocal estimate (`vrcp14`), its clamp,
+//!   a Newton step (float64 only), the product and one correction (`q + r (num - den q)`).
+//! - `canberra`: half the vectors through each of the two: tessera's AVX-512 kernel, whose
+//!   divider and multiply-add units work side by side.
 //!
 //! Prints one JSON line per kernel, dtype and thread count: `{"mix", "dtype", "threads",
 //! "g_pair_dims"}` (10^9 pair-dimensions per second, all threads together). On a CPU without
@@ -168,7 +172,7 @@ mod avx512 {
         ) };
     }
     #[rustfmt::skip]
-    macro_rules! canberra {
+    macro_rules! canberra_divide {
         ($s:literal, $x:literal, $a:literal, $b:literal) => { concat!(
             absdiff!($s, $x),
             "vand", $s, " zmm25, zmm", $x, ", zmm30\n",
@@ -178,6 +182,61 @@ mod avx512 {
             "vcmp", $s, " k1, zmm25, zmm31, 4\n",
             "vadd", $s, " zmm", $a, " {{k1}}, zmm", $a, ", zmm24\n",
         ) };
+    }
+    /// `x - y`, `|x - y|`, `|x| + |y|`, the reciprocal estimate and its clamp, `$newton` (the
+    /// Newton step or nothing), the product, one correction and the sum. zmm24 the numerator,
+    /// zmm25 the denominator, zmm26 the estimate, zmm27 the quotient.
+    #[rustfmt::skip]
+    macro_rules! estimate {
+        ($s:literal, $x:literal, $a:literal, $newton:expr) => { concat!(
+            absdiff!($s, $x),
+            "vand", $s, " zmm25, zmm", $x, ", zmm30\n",
+            "vand", $s, " zmm26, zmm28, zmm30\n",
+            "vadd", $s, " zmm25, zmm25, zmm26\n",
+            "vrcp14", $s, " zmm26, zmm25\n",
+            // The clamp (of an estimate of 1/0, in the kernel).
+            "vmin", $s, " zmm26, zmm29, zmm26\n",
+            $newton,
+            "vmul", $s, " zmm27, zmm24, zmm26\n",
+            "vfnmadd231", $s, " zmm24, zmm25, zmm27\n",
+            "vfmadd231", $s, " zmm27, zmm26, zmm24\n",
+            "vadd", $s, " zmm", $a, ", zmm", $a, ", zmm27\n",
+        ) };
+    }
+    /// float64: with the Newton step `r + r (1 - den r)`.
+    #[rustfmt::skip]
+    macro_rules! canberra_estimate_pd {
+        ($s:literal, $x:literal, $a:literal, $b:literal) => { estimate!($s, $x, $a, concat!(
+            "vmovapd zmm27, zmm29\n",
+            "vfnmadd231pd zmm27, zmm25, zmm26\n",
+            "vfmadd231pd zmm26, zmm26, zmm27\n",
+        )) };
+    }
+    /// float32: the correction alone.
+    #[rustfmt::skip]
+    macro_rules! canberra_estimate_ps {
+        ($s:literal, $x:literal, $a:literal, $b:literal) => { estimate!($s, $x, $a, "") };
+    }
+    /// Chains 0, 2, 4 and 6 through mix `$even`, 1, 3, 5 and 7 through `$odd`.
+    #[rustfmt::skip]
+    macro_rules! split {
+        ($even:ident, $odd:ident, $s:literal, 0, $a:literal, $b:literal) => { $even!($s, 0, $a, $b) };
+        ($even:ident, $odd:ident, $s:literal, 2, $a:literal, $b:literal) => { $even!($s, 2, $a, $b) };
+        ($even:ident, $odd:ident, $s:literal, 4, $a:literal, $b:literal) => { $even!($s, 4, $a, $b) };
+        ($even:ident, $odd:ident, $s:literal, 6, $a:literal, $b:literal) => { $even!($s, 6, $a, $b) };
+        ($even:ident, $odd:ident, $s:literal, $x:literal, $a:literal, $b:literal) => { $odd!($s, $x, $a, $b) };
+    }
+    #[rustfmt::skip]
+    macro_rules! canberra_pd {
+        ($s:literal, $x:tt, $a:literal, $b:literal) => {
+            split!(canberra_divide, canberra_estimate_pd, $s, $x, $a, $b)
+        };
+    }
+    #[rustfmt::skip]
+    macro_rules! canberra_ps {
+        ($s:literal, $x:tt, $a:literal, $b:literal) => {
+            split!(canberra_divide, canberra_estimate_ps, $s, $x, $a, $b)
+        };
     }
 
     /// Eight independent chains of one mix.
@@ -269,14 +328,18 @@ mod avx512 {
     peak_fn!(minkowski3_ps, minkowski3, "ps");
     peak_fn!(braycurtis_pd, braycurtis, "pd");
     peak_fn!(braycurtis_ps, braycurtis, "ps");
-    peak_fn!(canberra_pd, canberra, "pd");
-    peak_fn!(canberra_ps, canberra, "ps");
+    peak_fn!(canberra_divide_pd, canberra_divide, "pd");
+    peak_fn!(canberra_divide_ps, canberra_divide, "ps");
+    peak_fn!(canberra_estimate_pd, canberra_estimate_pd, "pd");
+    peak_fn!(canberra_estimate_ps, canberra_estimate_ps, "ps");
+    peak_fn!(canberra_pd, canberra_pd, "pd");
+    peak_fn!(canberra_ps, canberra_ps, "ps");
 
     /// One loop: its name, dtype, and the function.
     pub(super) type Loop = (&'static str, &'static str, unsafe fn(&Consts, u64));
 
     /// Every loop, float64 then float32 for each mix.
-    pub(super) const LOOPS: [Loop; 14] = [
+    pub(super) const LOOPS: [Loop; 18] = [
         ("fma", "float64", fma_pd),
         ("fma", "float32", fma_ps),
         ("cityblock (add)", "float64", cityblock_add_pd),
@@ -289,6 +352,10 @@ mod avx512 {
         ("minkowski3", "float32", minkowski3_ps),
         ("braycurtis", "float64", braycurtis_pd),
         ("braycurtis", "float32", braycurtis_ps),
+        ("canberra (divide)", "float64", canberra_divide_pd),
+        ("canberra (divide)", "float32", canberra_divide_ps),
+        ("canberra (estimate)", "float64", canberra_estimate_pd),
+        ("canberra (estimate)", "float32", canberra_estimate_ps),
         ("canberra", "float64", canberra_pd),
         ("canberra", "float32", canberra_ps),
     ];

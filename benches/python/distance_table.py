@@ -391,7 +391,9 @@ def main():
               "multiply-add per pair-dimension, the inner product under the GEMM metrics "
               "(twice it is the FLOP peak). cityblock: `x - y`, `|.|`, the sum through the "
               "adder or the multiply-add unit (the faster counts). minkowski3: with two "
-              "products for `|.|^3`. canberra: with the division, bound by the divider.")
+              "products for `|.|^3`. canberra (divide): with the division, bound by the divider; "
+              "canberra (estimate): the quotient from the reciprocal estimate and Newton steps; "
+              "canberra: half the vectors each way, tessera's AVX-512 kernel.")
     if stream_rows:
         print(f"\n#### A {a.stream_n}×{a.stream_n} float64 distance matrix "
               f"({sbytes / 1e9:.1f} GB) streamed to disk: euclidean, {a.stream_n}×{a.stream_d} "

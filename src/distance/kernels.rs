@@ -17,6 +17,9 @@
 use super::Metric;
 use crate::element::Float;
 
+#[cfg(target_arch = "x86_64")]
+mod canberra;
+
 mod sealed {
     pub trait Sealed {}
     impl Sealed for f32 {}
@@ -109,10 +112,21 @@ pub trait DistFloat:
     /// `out (r x c) = x (r x d) . y (c x d)^T`, the inputs row-major and contiguous.
     #[doc(hidden)]
     fn dot_tile(x: &[Self], y: &[Self], r: usize, c: usize, d: usize, out: &mut TileOut<'_, Self>);
+    /// The canberra tile through a faster kernel than the panel loop, where this CPU and these
+    /// inputs have one: `true` when it wrote the tile, `false` (nothing written) otherwise.
+    #[doc(hidden)]
+    fn canberra_tile(
+        x: &[Self],
+        r: usize,
+        y: &[Self],
+        c: usize,
+        d: usize,
+        out: &mut TileOut<'_, Self>,
+    ) -> bool;
 }
 
 macro_rules! impl_dist_float {
-    ($t:ty, $cancel:expr, $seed:expr, $up:expr, $down:expr) => {
+    ($t:ty, $cancel:expr, $seed:expr, $up:expr, $down:expr, $canberra:ident) => {
         impl DistFloat for $t {
             const CANCELLATION: f64 = $cancel;
             #[inline(always)]
@@ -204,6 +218,24 @@ macro_rules! impl_dist_float {
                     );
                 }
             }
+            fn canberra_tile(
+                x: &[Self],
+                r: usize,
+                y: &[Self],
+                c: usize,
+                d: usize,
+                out: &mut TileOut<'_, Self>,
+            ) -> bool {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    canberra::$canberra(x, r, y, c, d, out)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                {
+                    let _ = (x, r, y, c, d, out);
+                    false
+                }
+            }
         }
     };
 }
@@ -212,14 +244,16 @@ impl_dist_float!(
     1e-3,
     |bits: u64| u64::from((bits >> 32) as u32 / 3 + 0x2a9f_7893) << 32,
     18014398509481984.0, // 2^54
-    1.0 / 262144.0       // 2^-18
+    1.0 / 262144.0,      // 2^-18
+    tile_f64
 );
 impl_dist_float!(
     f32,
     5e-2,
     |bits: u32| bits / 3 + 0x2a51_19f2,
     16777216.0,  // 2^24
-    1.0 / 256.0  // 2^-8
+    1.0 / 256.0, // 2^-8
+    tile_f32
 );
 
 /// One metric's arithmetic for the packed-panel loop: what each coordinate adds to the
@@ -696,7 +730,11 @@ pub fn tile_into<T: DistFloat>(
             d,
             out,
         ),
-        Metric::Canberra => run_panels(Canberra, x, r, y, c, d, out),
+        Metric::Canberra => {
+            if !T::canberra_tile(x, r, y, c, d, out) {
+                run_panels(Canberra, x, r, y, c, d, out)
+            }
+        }
         Metric::BrayCurtis => run_panels(BrayCurtis { one: opaque_one() }, x, r, y, c, d, out),
         Metric::Hamming => run_panels(Hamming, x, r, y, c, d, out),
     }
