@@ -18,12 +18,15 @@
 //! - `chebyshev`: `x - y`, `|.|`, `max`.
 //! - `minkowski3`: `x - y`, `|.|`, two products, the sum.
 //! - `braycurtis`: `x - y`, `x + y`, two `|.|`, two sums (through the multiply-add unit).
+//! - `braycurtis (non-negative)`: the same without `|x + y|`, the kernel for inputs without a
+//!   negative coordinate.
 //! - `canberra (divide)`: `x - y`, `|x - y|`, `|x|`, `|y|`, `|x| + |y|`, the division, the test
 //!   for a zero denominator and the masked sum: the dividing panel loop.
-//! - `canberra (estimate)`: the same quotient from the reciprocal estimate (`vrcp14`), its clamp,
-//!   a Newton step (float64 only), the product and one correction (`q + r (num - den q)`).
-//! - `canberra`: half the vectors through each of the two: tessera's AVX-512 kernel, whose
-//!   divider and multiply-add units work side by side.
+//! - `canberra (estimate)`, float64 only: the same quotient, correctly rounded, from the
+//!   reciprocal estimate (`vrcp14`): the test for an all-ones significand, the clamp, three
+//!   Newton steps, the product and two corrections (`q + y (num - den q)`).
+//! - `canberra`, float64 only: three vectors divided for each one estimated, tessera's AVX-512
+//!   kernel, whose divider and multiply-add units work side by side (float32 canberra divides).
 //!
 //! Prints one JSON line per kernel, dtype and thread count: `{"mix", "dtype", "threads",
 //! "g_pair_dims"}` (10^9 pair-dimensions per second, all threads together). On a CPU without
@@ -171,6 +174,17 @@ mod avx512 {
             "vfmadd231", $s, " zmm", $b, ", zmm25, zmm29\n",
         ) };
     }
+    /// Bray-Curtis on inputs without a negative coordinate: `|x + y|` is `x + y`.
+    #[rustfmt::skip]
+    macro_rules! braycurtis_non_negative {
+        ($s:literal, $x:literal, $a:literal, $b:literal) => { concat!(
+            "vsub", $s, " zmm24, zmm", $x, ", zmm28\n",
+            "vadd", $s, " zmm25, zmm", $x, ", zmm28\n",
+            "vand", $s, " zmm24, zmm24, zmm30\n",
+            "vfmadd231", $s, " zmm", $a, ", zmm24, zmm29\n",
+            "vfmadd231", $s, " zmm", $b, ", zmm25, zmm29\n",
+        ) };
+    }
     #[rustfmt::skip]
     macro_rules! canberra_divide {
         ($s:literal, $x:literal, $a:literal, $b:literal) => { concat!(
@@ -183,60 +197,58 @@ mod avx512 {
             "vadd", $s, " zmm", $a, " {{k1}}, zmm", $a, ", zmm24\n",
         ) };
     }
-    /// `x - y`, `|x - y|`, `|x| + |y|`, the reciprocal estimate and its clamp, `$newton` (the
-    /// Newton step or nothing), the product, one correction and the sum. zmm24 the numerator,
-    /// zmm25 the denominator, zmm26 the estimate, zmm27 the quotient.
+    /// One Newton step of the reciprocal, `y = y + y (1 - den y)` (zmm26 y, zmm25 den).
     #[rustfmt::skip]
-    macro_rules! estimate {
-        ($s:literal, $x:literal, $a:literal, $newton:expr) => { concat!(
-            absdiff!($s, $x),
-            "vand", $s, " zmm25, zmm", $x, ", zmm30\n",
-            "vand", $s, " zmm26, zmm28, zmm30\n",
-            "vadd", $s, " zmm25, zmm25, zmm26\n",
-            "vrcp14", $s, " zmm26, zmm25\n",
-            // The clamp (of an estimate of 1/0, in the kernel).
-            "vmin", $s, " zmm26, zmm29, zmm26\n",
-            $newton,
-            "vmul", $s, " zmm27, zmm24, zmm26\n",
-            "vfnmadd231", $s, " zmm24, zmm25, zmm27\n",
-            "vfmadd231", $s, " zmm27, zmm26, zmm24\n",
-            "vadd", $s, " zmm", $a, ", zmm", $a, ", zmm27\n",
-        ) };
-    }
-    /// float64: with the Newton step `r + r (1 - den r)`.
-    #[rustfmt::skip]
-    macro_rules! canberra_estimate_pd {
-        ($s:literal, $x:literal, $a:literal, $b:literal) => { estimate!($s, $x, $a, concat!(
+    macro_rules! newton {
+        () => { concat!(
             "vmovapd zmm27, zmm29\n",
             "vfnmadd231pd zmm27, zmm25, zmm26\n",
             "vfmadd231pd zmm26, zmm26, zmm27\n",
-        )) };
+        ) };
     }
-    /// float32: the correction alone.
+    /// One correction of the quotient, `q = q + y (num - den q)` (zmm27 q, zmm24 num, zmm$b
+    /// the remainder).
     #[rustfmt::skip]
-    macro_rules! canberra_estimate_ps {
-        ($s:literal, $x:literal, $a:literal, $b:literal) => { estimate!($s, $x, $a, "") };
+    macro_rules! correct {
+        ($b:literal) => { concat!(
+            "vmovapd zmm", $b, ", zmm24\n",
+            "vfnmadd231pd zmm", $b, ", zmm25, zmm27\n",
+            "vfmadd231pd zmm27, zmm26, zmm", $b, "\n",
+        ) };
     }
-    /// Chains 0, 2, 4 and 6 through mix `$even`, 1, 3, 5 and 7 through `$odd`.
+    /// float64 only, the kernel's correctly rounded quotient: `x - y`, `|x - y|`, `|x| + |y|`,
+    /// the test for an all-ones significand (zmm30 standing in for its mask), the reciprocal
+    /// estimate and its clamp, three Newton steps, the product, two corrections and the sum.
+    /// zmm24 the numerator, zmm25 the denominator, zmm26 the reciprocal, zmm27 the quotient,
+    /// zmm$b the remainder.
     #[rustfmt::skip]
-    macro_rules! split {
-        ($even:ident, $odd:ident, $s:literal, 0, $a:literal, $b:literal) => { $even!($s, 0, $a, $b) };
-        ($even:ident, $odd:ident, $s:literal, 2, $a:literal, $b:literal) => { $even!($s, 2, $a, $b) };
-        ($even:ident, $odd:ident, $s:literal, 4, $a:literal, $b:literal) => { $even!($s, 4, $a, $b) };
-        ($even:ident, $odd:ident, $s:literal, 6, $a:literal, $b:literal) => { $even!($s, 6, $a, $b) };
-        ($even:ident, $odd:ident, $s:literal, $x:literal, $a:literal, $b:literal) => { $odd!($s, $x, $a, $b) };
+    macro_rules! canberra_estimate {
+        ($s:literal, $x:literal, $a:literal, $b:literal) => { concat!(
+            absdiff!("pd", $x),
+            "vandpd zmm25, zmm", $x, ", zmm30\n",
+            "vandpd zmm26, zmm28, zmm30\n",
+            "vaddpd zmm25, zmm25, zmm26\n",
+            "vpandq zmm27, zmm25, zmm30\n",
+            "vpcmpeqq k2, zmm27, zmm30\n",
+            "kortestb k2, k2\n",
+            "vrcp14pd zmm26, zmm25\n",
+            // The clamp (of an estimate of 1/0, in the kernel).
+            "vminpd zmm26, zmm29, zmm26\n",
+            newton!(), newton!(), newton!(),
+            "vmulpd zmm27, zmm24, zmm26\n",
+            correct!($b), correct!($b),
+            "vaddpd zmm", $a, ", zmm", $a, ", zmm27\n",
+        ) };
     }
+    /// float64 only, tessera's kernel: four vectors per chain, three divided, one estimated.
     #[rustfmt::skip]
-    macro_rules! canberra_pd {
-        ($s:literal, $x:tt, $a:literal, $b:literal) => {
-            split!(canberra_divide, canberra_estimate_pd, $s, $x, $a, $b)
-        };
-    }
-    #[rustfmt::skip]
-    macro_rules! canberra_ps {
-        ($s:literal, $x:tt, $a:literal, $b:literal) => {
-            split!(canberra_divide, canberra_estimate_ps, $s, $x, $a, $b)
-        };
+    macro_rules! canberra_split {
+        ($s:literal, $x:literal, $a:literal, $b:literal) => { concat!(
+            canberra_divide!("pd", $x, $a, $b),
+            canberra_divide!("pd", $x, $a, $b),
+            canberra_divide!("pd", $x, $a, $b),
+            canberra_estimate!("pd", $x, $a, $b),
+        ) };
     }
 
     /// Eight independent chains of one mix.
@@ -308,7 +320,7 @@ mod avx512 {
                         out("zmm20") _, out("zmm21") _, out("zmm22") _, out("zmm23") _,
                         out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
                         out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
-                        out("k1") _,
+                        out("k1") _, out("k2") _,
                         options(nostack, readonly),
                     );
                 }
@@ -328,36 +340,47 @@ mod avx512 {
     peak_fn!(minkowski3_ps, minkowski3, "ps");
     peak_fn!(braycurtis_pd, braycurtis, "pd");
     peak_fn!(braycurtis_ps, braycurtis, "ps");
+    peak_fn!(braycurtis_non_negative_pd, braycurtis_non_negative, "pd");
+    peak_fn!(braycurtis_non_negative_ps, braycurtis_non_negative, "ps");
     peak_fn!(canberra_divide_pd, canberra_divide, "pd");
     peak_fn!(canberra_divide_ps, canberra_divide, "ps");
-    peak_fn!(canberra_estimate_pd, canberra_estimate_pd, "pd");
-    peak_fn!(canberra_estimate_ps, canberra_estimate_ps, "ps");
-    peak_fn!(canberra_pd, canberra_pd, "pd");
-    peak_fn!(canberra_ps, canberra_ps, "ps");
+    peak_fn!(canberra_estimate_pd, canberra_estimate, "pd");
+    peak_fn!(canberra_split_pd, canberra_split, "pd");
 
-    /// One loop: its name, dtype, and the function.
-    pub(super) type Loop = (&'static str, &'static str, unsafe fn(&Consts, u64));
+    /// One loop: its name, dtype, the function, and the vectors of pair-dimensions each chain
+    /// forms per round.
+    pub(super) type Loop = (&'static str, &'static str, unsafe fn(&Consts, u64), u32);
 
     /// Every loop, float64 then float32 for each mix.
     pub(super) const LOOPS: [Loop; 18] = [
-        ("fma", "float64", fma_pd),
-        ("fma", "float32", fma_ps),
-        ("cityblock (add)", "float64", cityblock_add_pd),
-        ("cityblock (add)", "float32", cityblock_add_ps),
-        ("cityblock (fma)", "float64", cityblock_fma_pd),
-        ("cityblock (fma)", "float32", cityblock_fma_ps),
-        ("chebyshev", "float64", chebyshev_pd),
-        ("chebyshev", "float32", chebyshev_ps),
-        ("minkowski3", "float64", minkowski3_pd),
-        ("minkowski3", "float32", minkowski3_ps),
-        ("braycurtis", "float64", braycurtis_pd),
-        ("braycurtis", "float32", braycurtis_ps),
-        ("canberra (divide)", "float64", canberra_divide_pd),
-        ("canberra (divide)", "float32", canberra_divide_ps),
-        ("canberra (estimate)", "float64", canberra_estimate_pd),
-        ("canberra (estimate)", "float32", canberra_estimate_ps),
-        ("canberra", "float64", canberra_pd),
-        ("canberra", "float32", canberra_ps),
+        ("fma", "float64", fma_pd, 1),
+        ("fma", "float32", fma_ps, 1),
+        ("cityblock (add)", "float64", cityblock_add_pd, 1),
+        ("cityblock (add)", "float32", cityblock_add_ps, 1),
+        ("cityblock (fma)", "float64", cityblock_fma_pd, 1),
+        ("cityblock (fma)", "float32", cityblock_fma_ps, 1),
+        ("chebyshev", "float64", chebyshev_pd, 1),
+        ("chebyshev", "float32", chebyshev_ps, 1),
+        ("minkowski3", "float64", minkowski3_pd, 1),
+        ("minkowski3", "float32", minkowski3_ps, 1),
+        ("braycurtis", "float64", braycurtis_pd, 1),
+        ("braycurtis", "float32", braycurtis_ps, 1),
+        (
+            "braycurtis (non-negative)",
+            "float64",
+            braycurtis_non_negative_pd,
+            1,
+        ),
+        (
+            "braycurtis (non-negative)",
+            "float32",
+            braycurtis_non_negative_ps,
+            1,
+        ),
+        ("canberra (divide)", "float64", canberra_divide_pd, 1),
+        ("canberra (divide)", "float32", canberra_divide_ps, 1),
+        ("canberra (estimate)", "float64", canberra_estimate_pd, 1),
+        ("canberra", "float64", canberra_split_pd, 4),
     ];
 
     /// Whether this CPU runs the loops.
@@ -369,7 +392,7 @@ mod avx512 {
 /// Pair-dimensions per second of `f` on `threads` threads, each running `iters` rounds.
 #[cfg(target_arch = "x86_64")]
 fn rate(f: avx512::Loop, threads: usize, iters: u64) -> f64 {
-    let (_, dtype, run) = f;
+    let (_, dtype, run, vectors) = f;
     let lanes = if dtype == "float32" { 16.0 } else { 8.0 };
     let consts = avx512::Consts::new(dtype == "float32");
     let t0 = Instant::now();
@@ -380,7 +403,7 @@ fn rate(f: avx512::Loop, threads: usize, iters: u64) -> f64 {
         }
     });
     let secs = t0.elapsed().as_secs_f64().max(1e-9);
-    threads as f64 * iters as f64 * 8.0 * lanes / secs
+    threads as f64 * iters as f64 * 8.0 * f64::from(vectors) * lanes / secs
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -473,6 +473,50 @@ fn isa_nan_and_inf_rows_f32() {
     nan_and_inf_rows::<f32>(5);
 }
 
+/// Points without a negative coordinate (the kernels take a shorter path for Bray-Curtis
+/// there): magnitudes of the uniform points, with zeros of both signs, and an infinite
+/// coordinate in the last row.
+fn non_negative(rng: &mut Rng, n: usize, d: usize) -> ArrayD<f64> {
+    let mut a = uniform(rng, n, d).mapv(f64::abs);
+    for (k, v) in a.iter_mut().enumerate() {
+        match rng.below(8) {
+            0 => *v = 0.0,
+            1 => *v = -0.0,
+            _ if k == n * d - 1 => *v = f64::INFINITY,
+            _ => {}
+        }
+    }
+    a
+}
+
+fn non_negative_points<T: Real>(seed: u64) {
+    let mut rng = Rng(seed);
+    let (n, m) = (23, 37);
+    for d in [1usize, 3, 17, 64] {
+        let x = cast::<T>(&non_negative(&mut rng, n, d));
+        let y = cast::<T>(&non_negative(&mut rng, m, d));
+        let (xl, yl) = (layouts(&mut rng, n, d), layouts(&mut rng, m, d));
+        for metric in METRICS {
+            let want = reference(metric, &x, &y);
+            for (k, (xname, xc)) in xl.iter().enumerate() {
+                let (yname, yc) = &yl[(k + 3) % yl.len()];
+                let got = run(&cdist(&chunked(&x, xc), &chunked(&y, yc), metric).unwrap());
+                check(&got, &want, metric, &(T::NAME, d, xname, yname));
+            }
+        }
+    }
+}
+
+#[test]
+fn isa_non_negative_points_f64() {
+    non_negative_points::<f64>(6);
+}
+
+#[test]
+fn isa_non_negative_points_f32() {
+    non_negative_points::<f32>(7);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Near-duplicate points: the GEMM identity cancels, the kernel must recompute
 // ---------------------------------------------------------------------------------------------

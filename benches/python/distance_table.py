@@ -156,8 +156,13 @@ def main():
         """The limit of the row's kernel on a.threads threads, or None."""
         # minkowski: distance.sh runs p = 3.
         mixes = {"cityblock": ["cityblock (add)", "cityblock (fma)"], "chebyshev": ["chebyshev"],
-                 "minkowski": ["minkowski3"], "canberra": ["canberra"],
-                 "braycurtis": ["braycurtis"], "cosine": ["fma"]}.get(metric)
+                 "minkowski": ["minkowski3"],
+                 # float64: the split kernel ("canberra"); float32 divides.
+                 "canberra": ["canberra", "canberra (divide)"],
+                 # Inputs without a negative coordinate (the benchmark's) take the shorter
+                 # Bray-Curtis mix.
+                 "braycurtis": ["braycurtis", "braycurtis (non-negative)"],
+                 "cosine": ["fma"]}.get(metric)
         if metric in ("euclidean", "sqeuclidean"):
             # Up to d = 16 these run the direct loop, which has no measured limit.
             mixes = ["fma"] if d > 16 else None
@@ -391,9 +396,10 @@ def main():
               "multiply-add per pair-dimension, the inner product under the GEMM metrics "
               "(twice it is the FLOP peak). cityblock: `x - y`, `|.|`, the sum through the "
               "adder or the multiply-add unit (the faster counts). minkowski3: with two "
-              "products for `|.|^3`. canberra (divide): with the division, bound by the divider; "
-              "canberra (estimate): the quotient from the reciprocal estimate and Newton steps; "
-              "canberra: half the vectors each way, tessera's AVX-512 kernel.")
+              "products for `|.|^3`. canberra (divide): with the division, bound by the divider "
+              "(tessera's float32 kernel); canberra (estimate): the correctly rounded quotient "
+              "from the reciprocal estimate and Newton steps; canberra: three vectors divided "
+              "for each one estimated, tessera's float64 kernel.")
     if stream_rows:
         print(f"\n#### A {a.stream_n}×{a.stream_n} float64 distance matrix "
               f"({sbytes / 1e9:.1f} GB) streamed to disk: euclidean, {a.stream_n}×{a.stream_d} "

@@ -126,7 +126,7 @@ pub trait DistFloat:
 }
 
 macro_rules! impl_dist_float {
-    ($t:ty, $cancel:expr, $seed:expr, $up:expr, $down:expr, $canberra:ident) => {
+    ($t:ty, $cancel:expr, $seed:expr, $up:expr, $down:expr, $canberra:path) => {
         impl DistFloat for $t {
             const CANCELLATION: f64 = $cancel;
             #[inline(always)]
@@ -228,7 +228,7 @@ macro_rules! impl_dist_float {
             ) -> bool {
                 #[cfg(target_arch = "x86_64")]
                 {
-                    canberra::$canberra(x, r, y, c, d, out)
+                    $canberra(x, r, y, c, d, out)
                 }
                 #[cfg(not(target_arch = "x86_64"))]
                 {
@@ -245,7 +245,7 @@ impl_dist_float!(
     |bits: u64| u64::from((bits >> 32) as u32 / 3 + 0x2a9f_7893) << 32,
     18014398509481984.0, // 2^54
     1.0 / 262144.0,      // 2^-18
-    tile_f64
+    canberra::tile_f64
 );
 impl_dist_float!(
     f32,
@@ -253,8 +253,21 @@ impl_dist_float!(
     |bits: u32| bits / 3 + 0x2a51_19f2,
     16777216.0,  // 2^24
     1.0 / 256.0, // 2^-8
-    tile_f32
+    dividing_only
 );
+
+/// No faster canberra kernel: f32's divider keeps up (see `canberra`).
+#[cfg(target_arch = "x86_64")]
+fn dividing_only(
+    _: &[f32],
+    _: usize,
+    _: &[f32],
+    _: usize,
+    _: usize,
+    _: &mut TileOut<'_, f32>,
+) -> bool {
+    false
+}
 
 /// One metric's arithmetic for the packed-panel loop: what each coordinate adds to the
 /// accumulators of a pair, and how the accumulators become the distance.
@@ -398,14 +411,17 @@ impl<T: DistFloat> Op<T> for Canberra {
     }
 }
 
+/// Bray-Curtis; `SIGNED = false` for inputs without a negative coordinate (nor NaN), where
+/// `|x + y|` is `x + y`: one instruction fewer per coordinate, the same bits.
 #[derive(Clone, Copy)]
-struct BrayCurtis<T> {
+struct BrayCurtis<T, const SIGNED: bool> {
     one: T,
 }
-impl<T: DistFloat> Op<T> for BrayCurtis<T> {
+impl<T: DistFloat, const SIGNED: bool> Op<T> for BrayCurtis<T, SIGNED> {
     #[inline(always)]
     fn step<const FMA: bool>(self, a: &mut T, b: &mut T, x: T, y: T) {
-        let (s, t) = ((x - y).fabs(), (x + y).fabs());
+        let s = (x - y).fabs();
+        let t = if SIGNED { (x + y).fabs() } else { x + y };
         if FMA {
             // The sums through the multiply-add units (exact: s * 1 + a rounds once, as
             // s + a), so that the adders only form x - y and x + y.
@@ -420,6 +436,12 @@ impl<T: DistFloat> Op<T> for BrayCurtis<T> {
     fn finish(self, a: T, b: T, _: usize) -> T {
         a / b
     }
+}
+
+/// `true` when no element of `v` is negative or NaN (-0 passes: `|-0 + -0|` and `-0 + -0`
+/// add the same to a sum that starts at +0).
+fn non_negative<T: DistFloat>(v: &[T]) -> bool {
+    v.iter().all(|&a| a >= T::zero())
 }
 
 #[derive(Clone, Copy)]
@@ -735,7 +757,14 @@ pub fn tile_into<T: DistFloat>(
                 run_panels(Canberra, x, r, y, c, d, out)
             }
         }
-        Metric::BrayCurtis => run_panels(BrayCurtis { one: opaque_one() }, x, r, y, c, d, out),
+        Metric::BrayCurtis if non_negative(&x[..r * d]) && non_negative(&y[..c * d]) => {
+            let op = BrayCurtis::<T, false> { one: opaque_one() };
+            run_panels(op, x, r, y, c, d, out)
+        }
+        Metric::BrayCurtis => {
+            let op = BrayCurtis::<T, true> { one: opaque_one() };
+            run_panels(op, x, r, y, c, d, out)
+        }
         Metric::Hamming => run_panels(Hamming, x, r, y, c, d, out),
     }
 }
@@ -945,6 +974,73 @@ mod tests {
                 (got - want).fabs() <= T::of(2.0) * eps * want,
                 "fcbrt({a:e}) = {got:e}, cbrt = {want:e}"
             );
+        }
+    }
+
+    /// On inputs without a negative coordinate, Bray-Curtis without the `|x + y|` gives the
+    /// same bits as with it, and `tile` takes that path (and not on mixed signs).
+    #[test]
+    fn bray_curtis_of_non_negative_inputs_keeps_its_bits() {
+        use super::{opaque_one, run_panels, BrayCurtis, TileOut};
+        let mut state = 7u64;
+        let mut next = |neg: bool| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+            match (state >> 5) % 8 {
+                0 => 0.0,
+                1 => -0.0,
+                2 => u * 1e300,
+                3 => u * 1e-300,
+                4 if neg => -u,
+                _ => u,
+            }
+        };
+        fn run<O: super::Op<f64>>(
+            op: O,
+            x: &[f64],
+            y: &[f64],
+            r: usize,
+            c: usize,
+            d: usize,
+        ) -> Vec<f64> {
+            let mut out = vec![0.0; r * c];
+            run_panels(op, x, r, y, c, d, &mut TileOut::from_slice(&mut out, r, c));
+            out
+        }
+        for (r, c, d) in [(1, 1, 1), (6, 35, 3), (9, 17, 64)] {
+            for neg in [false, true] {
+                let x: Vec<f64> = (0..r * d).map(|_| next(neg)).collect();
+                let y: Vec<f64> = (0..c * d).map(|_| next(neg)).collect();
+                let full = run(
+                    BrayCurtis::<f64, true> { one: opaque_one() },
+                    &x,
+                    &y,
+                    r,
+                    c,
+                    d,
+                );
+                let short = run(
+                    BrayCurtis::<f64, false> { one: opaque_one() },
+                    &x,
+                    &y,
+                    r,
+                    c,
+                    d,
+                );
+                let mut tiled = vec![0.0; r * c];
+                super::tile(super::Metric::BrayCurtis, &x, r, &y, c, d, &mut tiled);
+                let bits = |v: &[f64]| v.iter().map(|a| a.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&tiled),
+                    bits(&full),
+                    "{r} x {c}, d = {d}, negatives: {neg}"
+                );
+                if !neg {
+                    assert_eq!(bits(&short), bits(&full), "{r} x {c}, d = {d}");
+                }
+            }
         }
     }
 
