@@ -236,6 +236,18 @@ impl ChunkGrid {
         Self::from_parts(shape.to_vec(), shape.iter().map(|&n| vec![n]).collect())
     }
 
+    /// Builds a grid from parts that are consistent but may be too large to plan (joined or
+    /// reshaped from grids that were each within the limits): why not, if not.
+    pub(crate) fn checked_parts(
+        shape: Vec<usize>,
+        chunks: Vec<Vec<usize>>,
+    ) -> std::result::Result<Self, String> {
+        match too_large(&shape, chunks.iter().map(Vec::len)) {
+            Some(reason) => Err(reason),
+            None => Ok(Self::from_parts(shape, chunks)),
+        }
+    }
+
     /// Builds a grid from already valid parts.
     pub(crate) fn from_parts(shape: Vec<usize>, chunks: Vec<Vec<usize>>) -> Self {
         let starts = chunks

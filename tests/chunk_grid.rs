@@ -566,6 +566,23 @@ fn grids_past_the_limits_are_refused_even_by_broadcasting() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("use larger chunks"), "{err}");
+    // Operands within the limits can join into a grid beyond them: 2^24 + 2^12 blocks.
+    let a = ChunkedArray::<f64>::zeros(&[4096, 4096], [1, 1]).unwrap();
+    let b = ChunkedArray::<f64>::zeros(&[1, 4096], [1, 1]).unwrap();
+    let err = ChunkedArray::concatenate(&[a, b], 0)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("concatenating along axis 0: 16781312 blocks is more than the 16777216"),
+        "{err}"
+    );
+    let half = ChunkedArray::<f64>::zeros(&[2048, 4096], [1, 1]).unwrap();
+    assert_eq!(
+        ChunkedArray::concatenate(&[half.clone(), half], 0)
+            .unwrap()
+            .shape(),
+        &[4096, 4096]
+    );
     // Within the limits, broadcasting still works.
     let small = ChunkGrid::regular(&[1 << 20, 1], &[1 << 10, 1]).unwrap();
     let wide = ChunkGrid::regular(&[1, 1 << 20], &[1, 1 << 10]).unwrap();

@@ -584,11 +584,14 @@ impl<T: Element> ChunkedArray<T> {
         chunks[axis] = if total == 0 { vec![0] } else { along };
         let mut shape = first.shape().to_vec();
         shape[axis] = total;
+        // Operands within the limits can join into a grid of more blocks than they allow.
+        let grid = ChunkGrid::checked_parts(shape, chunks)
+            .map_err(|reason| Error::Shape(format!("concatenating along axis {axis}: {reason}")))?;
         Ok(Self::from_node(Arc::new(Concat {
             inputs: arrays.iter().map(|a| Arc::clone(a.node())).collect(),
             axis,
             offsets,
-            grid: ChunkGrid::from_parts(shape, chunks),
+            grid,
         })))
     }
 
@@ -707,10 +710,17 @@ impl<T: Element> ChunkedArray<T> {
                 }
             }
         }
+        let out_shape = out.clone();
+        let grid = ChunkGrid::checked_parts(out, chunks).map_err(|reason| {
+            Error::Shape(format!(
+                "reshaping {:?} to {out_shape:?}: {reason}",
+                self.shape()
+            ))
+        })?;
         Ok(Self::from_node(Arc::new(Reshape {
             input: Arc::clone(self.node()),
             groups,
-            grid: ChunkGrid::from_parts(out, chunks),
+            grid,
         })))
     }
 }
