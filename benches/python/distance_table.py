@@ -399,7 +399,8 @@ def main():
               "products for `|.|^3`. canberra (divide): with the division, bound by the divider "
               "(tessera's float32 kernel); canberra (estimate): the correctly rounded quotient "
               "from the reciprocal estimate and Newton steps; canberra: three vectors divided "
-              "for each one estimated, tessera's float64 kernel.")
+              "for each one estimated, tessera's float64 kernel. braycurtis (non-negative): "
+              "without `|x + y|`, the kernel for points without a negative coordinate.")
     if stream_rows:
         print(f"\n#### A {a.stream_n}×{a.stream_n} float64 distance matrix "
               f"({sbytes / 1e9:.1f} GB) streamed to disk: euclidean, {a.stream_n}×{a.stream_d} "

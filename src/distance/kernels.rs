@@ -978,7 +978,8 @@ mod tests {
     }
 
     /// On inputs without a negative coordinate, Bray-Curtis without the `|x + y|` gives the
-    /// same bits as with it, and `tile` takes that path (and not on mixed signs).
+    /// same bits as with it; and `tile` gives the signed loop's bits on every input, mixed
+    /// signs, infinities and NaN included (the shorter loop would give other bits there).
     #[test]
     fn bray_curtis_of_non_negative_inputs_keeps_its_bits() {
         use super::{opaque_one, run_panels, BrayCurtis, TileOut};
@@ -988,12 +989,14 @@ mod tests {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let u = (state >> 11) as f64 / (1u64 << 53) as f64;
-            match (state >> 5) % 8 {
+            match (state >> 5) % 16 {
                 0 => 0.0,
                 1 => -0.0,
                 2 => u * 1e300,
                 3 => u * 1e-300,
                 4 if neg => -u,
+                5 if neg => f64::NAN,
+                6 => f64::INFINITY,
                 _ => u,
             }
         };
