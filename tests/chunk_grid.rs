@@ -583,6 +583,19 @@ fn grids_past_the_limits_are_refused_even_by_broadcasting() {
             .shape(),
         &[4096, 4096]
     );
+    // A reshape can give more blocks than its input: 3-element blocks split in pairs become
+    // 1-row blocks, 4096 x 2732 blocks become 4096 x 4097.
+    let x = ChunkedArray::<f64>::zeros(&[4096, 2 * 4097], [1, 3]).unwrap();
+    let err = x.reshape(&[4096, 4097, 2]).unwrap_err().to_string();
+    assert!(
+        err.contains("reshaping [4096, 8194] to [4096, 4097, 2]: 16781312 blocks is more"),
+        "{err}"
+    );
+    let fits = ChunkedArray::<f64>::zeros(&[4096, 2 * 4096], [1, 3]).unwrap();
+    assert_eq!(
+        fits.reshape(&[4096, 4096, 2]).unwrap().shape(),
+        &[4096, 4096, 2]
+    );
     // Within the limits, broadcasting still works.
     let small = ChunkGrid::regular(&[1 << 20, 1], &[1 << 10, 1]).unwrap();
     let wide = ChunkGrid::regular(&[1, 1 << 20], &[1, 1 << 10]).unwrap();

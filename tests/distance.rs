@@ -451,14 +451,21 @@ fn nan_and_inf_rows<T: Real>(seed: u64) {
             y64[[21, j]] = x64[[2, j]];
         }
         let (x, y) = (cast::<T>(&x64), cast::<T>(&y64));
-        let (xl, yl) = (layouts(&mut rng, n, d), layouts(&mut rng, m, d));
-        for metric in METRICS {
-            let want = reference(metric, &x, &y);
-            for (k, (xname, xc)) in xl.iter().enumerate() {
-                let (yname, yc) = &yl[(k + 1) % yl.len()];
-                let got = run(&cdist(&chunked(&x, xc), &chunked(&y, yc), metric).unwrap());
-                check(&got, &want, metric, &(T::NAME, d, xname, yname));
-            }
+        every_metric_over_layouts(&mut rng, &x, &y, 1);
+    }
+}
+
+/// Every metric of `x` against `y` against the reference, over random layouts of both: each
+/// layout of `x` beside the layout of `y` `shift` places on.
+fn every_metric_over_layouts<T: Real>(rng: &mut Rng, x: &ArrayD<T>, y: &ArrayD<T>, shift: usize) {
+    let (n, m, d) = (x.shape()[0], y.shape()[0], x.shape()[1]);
+    let (xl, yl) = (layouts(rng, n, d), layouts(rng, m, d));
+    for metric in METRICS {
+        let want = reference(metric, x, y);
+        for (k, (xname, xc)) in xl.iter().enumerate() {
+            let (yname, yc) = &yl[(k + shift) % yl.len()];
+            let got = run(&cdist(&chunked(x, xc), &chunked(y, yc), metric).unwrap());
+            check(&got, &want, metric, &(T::NAME, d, xname, yname));
         }
     }
 }
@@ -495,15 +502,7 @@ fn non_negative_points<T: Real>(seed: u64) {
     for d in [1usize, 3, 17, 64] {
         let x = cast::<T>(&non_negative(&mut rng, n, d));
         let y = cast::<T>(&non_negative(&mut rng, m, d));
-        let (xl, yl) = (layouts(&mut rng, n, d), layouts(&mut rng, m, d));
-        for metric in METRICS {
-            let want = reference(metric, &x, &y);
-            for (k, (xname, xc)) in xl.iter().enumerate() {
-                let (yname, yc) = &yl[(k + 3) % yl.len()];
-                let got = run(&cdist(&chunked(&x, xc), &chunked(&y, yc), metric).unwrap());
-                check(&got, &want, metric, &(T::NAME, d, xname, yname));
-            }
-        }
+        every_metric_over_layouts(&mut rng, &x, &y, 3);
     }
 }
 
