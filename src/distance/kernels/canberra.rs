@@ -41,8 +41,8 @@ use super::TileOut;
 use std::arch::x86_64::*;
 
 /// Non-zero finite magnitudes in a tile this kernel takes lie in `[LO, HI]`: 2^-900 and 2^1000.
-const LO: f64 = f64::from_bits(123 << 52);
-const HI: f64 = 1.0715086071862673e301;
+const LO: f64 = f64::from_bits((1023 - 900) << 52);
+const HI: f64 = f64::from_bits((1023 + 1000) << 52);
 /// Lanes per vector, vectors per panel, of which through the divider; points per panel.
 const L: usize = 8;
 const V: usize = 4;
