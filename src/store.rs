@@ -1,6 +1,8 @@
 //! Storage backends: `.npy` and raw binary files (memory-mapped), Zarr (on a file system or in
 //! object storage) and HDF5.
 #[cfg(feature = "hdf5")]
+mod deflate;
+#[cfg(feature = "hdf5")]
 pub mod hdf5;
 #[cfg(feature = "hdf5")]
 mod hdf5_chunks;

@@ -510,6 +510,10 @@ np.save(os.path.join(out, "big.npy"), values("float64", (700, 3)))
 np.save(os.path.join(out, "int16_3d.npy"), values("int16", (4, 5, 6)))
 np.save(os.path.join(out, "float64_0d.npy"), values("float64", ()))
 np.save(os.path.join(out, "float64_empty.npy"), values("float64", (0, 3)))
+# Chunks of 16-32 KiB per byte plane: tessera codes the planes LZ77 cannot shorten as
+# literal-only deflate blocks (store::deflate), which zlib in h5py must inflate.
+for dt in ("float64", "float32", "int32"):
+    np.save(os.path.join(out, "wide_" + dt + ".npy"), values(dt, (700, 64)))
 "#;
 
 /// Reads `cases.tsv` (name, source .npy, expression of the source `a`, HDF5 file, dataset,
@@ -721,6 +725,39 @@ fn write_cases() -> Vec<WriteCase> {
         "gzip",
         4,
     );
+    // Planes of 32 KiB (float64, a ragged last chunk), 44.8 KiB (float32, one chunk) and
+    // 16 KiB (int32: every plane random, stored, and no libdeflate blocks at all), at levels
+    // 9, 1 and 4.
+    for (dt, spec, chunks, level) in [
+        ("float64", "512,-1", "[512,64]", "9"),
+        ("float32", "-1,-1", "[700,64]", "1"),
+        ("int32", "256,64", "[256,64]", "4"),
+    ] {
+        let src = format!("in/wide_{dt}.npy");
+        let dst = format!("out/wide_{dt}.h5:/w");
+        let name = format!("wide_{dt}_gzip{level}");
+        let chunks_arg = format!("--chunks={spec}");
+        let args = [
+            "convert",
+            src.as_str(),
+            dst.as_str(),
+            chunks_arg.as_str(),
+            "--codec",
+            "gzip",
+            "--level",
+            level,
+        ];
+        extra(
+            &name,
+            &args,
+            &src,
+            "a",
+            &dst,
+            chunks,
+            "gzip",
+            level.parse().unwrap(),
+        );
+    }
     let dst = "out/scalar.h5:/s";
     extra(
         "scalar",

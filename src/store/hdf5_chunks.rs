@@ -54,12 +54,15 @@ impl Pipeline {
     /// Filters `raw` (a whole chunk of elements of `elem` bytes) as the library would store it.
     pub(crate) fn encode(&self, raw: &[u8], elem: usize) -> Vec<u8> {
         let mut cur: Option<Vec<u8>> = None;
+        // Byte planes of the input to each step: the element size right after a shuffle.
+        let mut planes = 1;
         for step in &self.steps {
             let input = cur.as_deref().unwrap_or(raw);
             let next = match *step {
                 Step::Shuffle => shuffle(input, elem),
-                Step::Deflate(level) => deflate(input, level),
+                Step::Deflate(level) => deflate(input, level, planes),
             };
+            planes = if *step == Step::Shuffle { elem } else { 1 };
             cur = Some(next);
         }
         cur.unwrap_or_else(|| raw.to_vec())
@@ -401,8 +404,9 @@ thread_local! {
     static DEFLATERS: std::cell::RefCell<Deflaters> = Default::default();
 }
 
-/// A zlib stream (what HDF5's deflate filter stores), made by libdeflate at `level` (0-9).
-fn deflate(src: &[u8], level: u8) -> Vec<u8> {
+/// A zlib stream (what HDF5's deflate filter stores) at `level` (0-9), of `src` in `planes`
+/// byte planes (see [`super::deflate::zlib`]).
+fn deflate(src: &[u8], level: u8, planes: usize) -> Vec<u8> {
     let level = level.min(9);
     DEFLATERS.with_borrow_mut(|Deflaters { compressors, .. }| {
         let c = match compressors.iter().position(|(l, _)| *l == level) {
@@ -415,11 +419,7 @@ fn deflate(src: &[u8], level: u8) -> Vec<u8> {
                 &mut compressors[last].1
             }
         };
-        let mut out = vec![0u8; c.zlib_compress_bound(src.len())];
-        // The buffer holds the bound libdeflate gives, so compression cannot run out of room.
-        let n = c.zlib_compress(src, &mut out).unwrap_or(0);
-        out.truncate(n);
-        out
+        super::deflate::zlib(c, level, src, planes)
     })
 }
 
