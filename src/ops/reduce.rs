@@ -290,6 +290,7 @@ impl<T: Element, R: Reducer<T>> Reduce<T, R> {
         let data = self.input.region(&sub)?;
         let mut acc = ArrayD::from_elem(IxDyn(part_shape), self.r.init());
         self.accumulate(&mut acc, data.view(), &sub);
+        crate::exec::recycle(data);
         Ok(acc)
     }
 

@@ -38,10 +38,23 @@ const EOB: usize = 256;
 /// The zlib stream of `src`, compressed by `c` (a compressor at `level`, 0-9) but for the
 /// leading planes that LZ77 cannot shorten, which are Huffman-coded without matches. `planes`
 /// is the number of byte planes a shuffle made of `src` (the element size; 1 if unshuffled).
-pub(crate) fn zlib(c: &mut Compressor, level: u8, src: &[u8], planes: usize) -> Vec<u8> {
+///
+/// # Errors
+/// libdeflate's failure to compress into its own bound for the input (which it documents
+/// cannot happen), as a message.
+pub(crate) fn zlib(
+    c: &mut Compressor,
+    level: u8,
+    src: &[u8],
+    planes: usize,
+) -> std::result::Result<Vec<u8>, String> {
     let literal = literal_prefix(c, level, src, planes);
     let (head, tail) = src.split_at(literal);
-    let mut w = Bits::with_capacity(src.len() / 8 * 7 + 4096);
+    // Room for the head stored (the longest it can be) and libdeflate's bound for the tail:
+    // pages of the capacity left unused are never touched.
+    let tail_bound = c.deflate_compress_bound(tail.len());
+    let head_bound = stored_bits(head.len()).div_ceil(8) as usize;
+    let mut w = Bits::with_capacity(2 + head_bound + 5 + tail_bound + 4);
     w.bytes(&zlib_header(level));
     // Blocks never straddle two planes, whose statistics differ.
     let plane_len = src.len() / planes.max(1);
@@ -64,17 +77,18 @@ pub(crate) fn zlib(c: &mut Compressor, level: u8, src: &[u8], planes: usize) -> 
         }
         let mut out = w.finish();
         let start = out.len();
-        out.resize(start + c.deflate_compress_bound(tail.len()), 0);
-        // The room is libdeflate's own bound for the input, so compression cannot run out of
-        // it; an empty tail (no planes at all) is compressed too, as its final empty block.
-        let n = c.deflate_compress(tail, &mut out[start..]).unwrap_or(0);
+        out.resize(start + tail_bound, 0);
+        // An empty tail (no planes at all) is compressed too, as its final empty block.
+        let n = c
+            .deflate_compress(tail, &mut out[start..])
+            .map_err(|e| format!("libdeflate could not compress {} bytes: {e:?}", tail.len()))?;
         out.truncate(start + n);
         out
     } else {
         w.finish()
     };
     out.extend_from_slice(&libdeflater::adler32(src).to_be_bytes());
-    out
+    Ok(out)
 }
 
 /// The zlib header: deflate with a 32 KiB window, the level class libdeflate and zlib write
@@ -117,10 +131,12 @@ fn literal_prefix(c: &mut Compressor, level: u8, src: &[u8], planes: usize) -> u
         for s in samples.iter().filter(|s| !s.is_empty()) {
             let huffman = LiteralCode::of(&histogram(s)).bits();
             literal += huffman.min(stored_bits(s.len())).div_ceil(8);
-            // `scratch` holds libdeflate's bound for the longest sample.
-            lz += c
-                .deflate_compress(s, &mut scratch)
-                .unwrap_or(usize::MAX >> 1) as u64;
+            // `scratch` holds libdeflate's bound for the longest sample; should it fail all
+            // the same, this plane and the rest go to libdeflate.
+            match c.deflate_compress(s, &mut scratch) {
+                Ok(n) => lz += n as u64,
+                Err(_) => return p * len,
+            }
         }
         if literal * 1000 > lz * (1000 + tolerance_per_mille) {
             break;
@@ -552,7 +568,7 @@ mod tests {
                 literal == 6 * n || literal == 7 * n,
                 "level {level}: {literal}"
             );
-            let stream = zlib(&mut c, level, &raw, 8);
+            let stream = zlib(&mut c, level, &raw, 8).unwrap();
             check_round_trip(&stream, &raw);
             let whole = c.zlib_compress_bound(raw.len());
             let mut lib = vec![0u8; whole];
@@ -572,7 +588,7 @@ mod tests {
         let raw: Vec<u8> = (0..200_000).map(|_| rng.next() as u8).collect();
         let mut c = compressor(4);
         assert_eq!(literal_prefix(&mut c, 4, &raw, 4), raw.len());
-        let stream = zlib(&mut c, 4, &raw, 4);
+        let stream = zlib(&mut c, 4, &raw, 4).unwrap();
         check_round_trip(&stream, &raw);
         // Random bytes are stored: 5 bytes of header per 65535.
         assert!(
@@ -583,12 +599,12 @@ mod tests {
         // Bytes of 6 bits are Huffman-coded in three quarters of the room.
         let six: Vec<u8> = raw.iter().map(|b| b & 63).collect();
         assert_eq!(literal_prefix(&mut c, 4, &six, 4), six.len());
-        let stream = zlib(&mut c, 4, &six, 4);
+        let stream = zlib(&mut c, 4, &six, 4).unwrap();
         check_round_trip(&stream, &six);
         assert!(stream.len() < six.len() * 3 / 4 + 4096, "{}", stream.len());
         // With two bytes left over past the planes, the tail is libdeflate's.
         let odd = &raw[..raw.len() - 2];
-        check_round_trip(&zlib(&mut c, 4, odd, 4), odd);
+        check_round_trip(&zlib(&mut c, 4, odd, 4).unwrap(), odd);
     }
 
     #[test]
@@ -596,18 +612,18 @@ mod tests {
         let mut c = compressor(4);
         let zeros = vec![0u8; 1 << 16];
         assert_eq!(literal_prefix(&mut c, 4, &zeros, 8), 0);
-        check_round_trip(&zlib(&mut c, 4, &zeros, 8), &zeros);
+        check_round_trip(&zlib(&mut c, 4, &zeros, 8).unwrap(), &zeros);
         let mut rng = Rng(11);
         let small: Vec<u8> = (0..1000).map(|_| rng.next() as u8).collect();
         assert_eq!(literal_prefix(&mut c, 4, &small, 8), 0);
-        check_round_trip(&zlib(&mut c, 4, &small, 8), &small);
+        check_round_trip(&zlib(&mut c, 4, &small, 8).unwrap(), &small);
         let empty: [u8; 0] = [];
-        check_round_trip(&zlib(&mut c, 4, &empty, 8), &empty);
+        check_round_trip(&zlib(&mut c, 4, &empty, 8).unwrap(), &empty);
         // Level 0 stores; unshuffled data is never split.
         let big: Vec<u8> = (0..1 << 16).map(|_| rng.next() as u8).collect();
         assert_eq!(literal_prefix(&mut compressor(0), 0, &big, 8), 0);
         assert_eq!(literal_prefix(&mut c, 4, &big, 1), 0);
-        check_round_trip(&zlib(&mut compressor(0), 0, &big, 8), &big);
+        check_round_trip(&zlib(&mut compressor(0), 0, &big, 8).unwrap(), &big);
     }
 
     #[test]
@@ -655,10 +671,46 @@ mod tests {
             while let Some(b) = blocks.next() {
                 let code = LiteralCode::of(&histogram(b));
                 assert!(code.lens.iter().all(|&l| u32::from(l) <= MAX_BITS));
+                let before = w.out.len() as u64 * 8 + u64::from(w.n);
                 code.write(&mut w, b, blocks.peek().is_none());
+                // What the stored-or-literal choice counts is what is written.
+                assert_eq!(
+                    w.out.len() as u64 * 8 + u64::from(w.n) - before,
+                    code.bits()
+                );
             }
             let mut stream = w.finish();
             stream.extend_from_slice(&libdeflater::adler32(&raw).to_be_bytes());
+            check_round_trip(&stream, &raw);
+        }
+    }
+
+    #[test]
+    fn random_layouts_round_trip() {
+        let mut rng = Rng(13);
+        // A literal plane of several blocks, then a plane for libdeflate.
+        let n = 3 * BLOCK + 1000;
+        let mut raw: Vec<u8> = (0..n).map(|_| (rng.next() as u8) >> 3).collect();
+        raw.extend((0..n).map(|i| (i / 5000) as u8));
+        let mut c = compressor(4);
+        assert_eq!(literal_prefix(&mut c, 4, &raw, 2), n);
+        check_round_trip(&zlib(&mut c, 4, &raw, 2).unwrap(), &raw);
+        // Plane counts, lengths (with bytes past the last plane), levels, and planes of noise
+        // of 1-8 bits or slow counts in any order.
+        for case in 0..60 {
+            let planes = [1, 2, 3, 4, 8, 16][case % 6];
+            let len = (rng.next() % 300_000) as usize + if case % 5 == 0 { 600_000 } else { 0 };
+            let widths: Vec<u32> = (0..planes).map(|_| (rng.next() % 9) as u32).collect();
+            let plane_len = (len / planes).max(1);
+            let raw: Vec<u8> = (0..len)
+                .map(|i| match widths[(i / plane_len).min(planes - 1)] {
+                    0 => (i / 1000) as u8,
+                    w => (rng.next() as u8) >> (8 - w),
+                })
+                .collect();
+            let level = (rng.next() % 10) as u8;
+            let mut c = compressor(level);
+            let stream = zlib(&mut c, level, &raw, planes).unwrap();
             check_round_trip(&stream, &raw);
         }
     }

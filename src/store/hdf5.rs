@@ -462,7 +462,9 @@ impl<T: H5Element> Hdf5Source<T> {
         })?;
         let elem = T::DTYPE.size();
         let chunk_len: usize = chunk.iter().product();
-        let mut out = exec::zeroed_block::<T>(&shape);
+        // Every element is written below: by a chunk, or by the library for chunks never
+        // written.
+        let mut out = exec::overwritten_block::<T>(&shape);
         // Chunks fill disjoint parts of `out` from parallel tasks.
         let sink = RawSink::new(out.as_mut_ptr(), &shape);
         coords.par_iter().try_for_each(|c| -> Result<()> {
@@ -730,7 +732,13 @@ impl<T: H5Element> BlockSink<T> for ChunkSink<'_> {
                 .assign(&block);
             self.pipeline
                 .encode(T::to_bytes(padded.as_slice().ok_or_else(internal)?), elem)
-        };
+        }
+        .map_err(|e| {
+            Error::format(
+                self.path,
+                format!("compressing the chunk at {offset:?}: {e}"),
+            )
+        })?;
         self.tx
             .send((offset, bytes))
             .map_err(|_| Error::format(self.path, "the HDF5 writer stopped"))

@@ -52,7 +52,10 @@ impl Pipeline {
     }
 
     /// Filters `raw` (a whole chunk of elements of `elem` bytes) as the library would store it.
-    pub(crate) fn encode(&self, raw: &[u8], elem: usize) -> Vec<u8> {
+    ///
+    /// # Errors
+    /// The compressor's failure, as a message.
+    pub(crate) fn encode(&self, raw: &[u8], elem: usize) -> std::result::Result<Vec<u8>, String> {
         let mut cur: Option<Vec<u8>> = None;
         // Byte planes of the input to each step: the element size right after a shuffle.
         let mut planes = 1;
@@ -60,12 +63,14 @@ impl Pipeline {
             let input = cur.as_deref().unwrap_or(raw);
             let next = match *step {
                 Step::Shuffle => shuffle(input, elem),
-                Step::Deflate(level) => deflate(input, level, planes),
+                Step::Deflate(level) => deflate(input, level, planes)?,
             };
-            planes = if *step == Step::Shuffle { elem } else { 1 };
+            // `shuffle` leaves elements of other sizes as they are.
+            let shuffled = *step == Step::Shuffle && matches!(elem, 2 | 4 | 8);
+            planes = if shuffled { elem } else { 1 };
             cur = Some(next);
         }
-        cur.unwrap_or_else(|| raw.to_vec())
+        Ok(cur.unwrap_or_else(|| raw.to_vec()))
     }
 
     /// Undoes the pipeline on a stored chunk into `out` (exactly the chunk's bytes), skipping
@@ -406,7 +411,7 @@ thread_local! {
 
 /// A zlib stream (what HDF5's deflate filter stores) at `level` (0-9), of `src` in `planes`
 /// byte planes (see [`super::deflate::zlib`]).
-fn deflate(src: &[u8], level: u8, planes: usize) -> Vec<u8> {
+fn deflate(src: &[u8], level: u8, planes: usize) -> std::result::Result<Vec<u8>, String> {
     let level = level.min(9);
     DEFLATERS.with_borrow_mut(|Deflaters { compressors, .. }| {
         let c = match compressors.iter().position(|(l, _)| *l == level) {
@@ -625,7 +630,11 @@ mod tests {
 
     #[test]
     fn pipelines_round_trip_and_honour_the_mask() {
-        let raw: Vec<u8> = (0..4000u32).flat_map(|v| (v * 7).to_le_bytes()).collect();
+        // 6000 elements: planes of 6000 bytes, which `deflate::zlib` tests; the two low
+        // bytes of each element are noise (literal blocks), the two high ones a slow count.
+        let raw: Vec<u8> = (0..6000u32)
+            .flat_map(|v| (v.wrapping_mul(2_654_435_761) >> 16 | (v / 7) << 16).to_le_bytes())
+            .collect();
         let mut scratch = Scratch::default();
         for steps in [
             vec![],
@@ -640,7 +649,7 @@ mod tests {
             ],
         ] {
             let p = Pipeline { steps };
-            let stored = p.encode(&raw, 4);
+            let stored = p.encode(&raw, 4).unwrap();
             let mut out = vec![0u8; raw.len()];
             // One scratch for every pipeline, as a worker thread keeps it.
             p.decode(&stored, 0, 4, &mut scratch, &mut out).unwrap();
@@ -662,7 +671,7 @@ mod tests {
         let p = Pipeline {
             steps: vec![Step::Deflate(6)],
         };
-        let stored = p.encode(&raw, 1);
+        let stored = p.encode(&raw, 1).unwrap();
         let mut out = vec![0u8; raw.len()];
         let cut = stored[..stored.len() / 2].to_vec();
         let mut scratch = Scratch::default();
