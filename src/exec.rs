@@ -185,22 +185,27 @@ thread_local! {
     /// The buffer of the last large block this thread consumed (a `Vec<T>` of some element
     /// type), for [`overwritten_block`] to fill again: a fresh buffer costs a page fault and
     /// the kernel's zeroing of every page, an eighth of the CPU time of reading a deflated
-    /// HDF5 dataset.
+    /// HDF5 dataset. Dropped when the run that left it ends ([`run_part`]).
     static SPARE: std::cell::RefCell<Option<Box<dyn std::any::Any>>> =
         const { std::cell::RefCell::new(None) };
-    /// The address of the last buffer [`overwritten_block`] handed out on this thread: only
-    /// that buffer becomes a spare, so that a thread keeps a spare only where the next read
-    /// will take it (a block made by any other node would sit beside a fresh one).
-    static HANDED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// The address and length in bytes of the last buffer [`overwritten_block`] handed out on
+    /// this thread: only that buffer becomes a spare, so that a thread keeps a spare only
+    /// where the next read will take it (a block made by any other node would sit beside a
+    /// fresh one).
+    static HANDED: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
 }
 
 /// Keeps the buffer of a consumed block as this thread's spare (in place of the one it held)
 /// if [`overwritten_block`] made it, on this thread.
 pub(crate) fn recycle<T: Element>(block: crate::plan::Block<'_, T>) {
-    if !block.is_owned() || block.as_ptr() as usize != HANDED.get() {
+    let handed = (
+        block.as_ptr() as usize,
+        block.len() * std::mem::size_of::<T>(),
+    );
+    if !block.is_owned() || handed != HANDED.get() || handed.1 < SPARE_MIN {
         return;
     }
-    HANDED.set(0);
+    HANDED.set((0, 0));
     let (buffer, _) = block.into_owned().into_raw_vec_and_offset();
     SPARE.with_borrow_mut(|s| *s = Some(Box::new(buffer)));
 }
@@ -208,31 +213,29 @@ pub(crate) fn recycle<T: Element>(block: crate::plan::Block<'_, T>) {
 /// Drops this thread's spare buffer.
 fn drop_spare() {
     SPARE.with_borrow_mut(|s| *s = None);
+    HANDED.set((0, 0));
 }
 
 /// A block of `shape` whose elements hold any values of `T`, for a reader that overwrites
-/// every one: this thread's spare buffer when it has room (and is not more than twice the
-/// size), else a new zeroed block. A spare that does not fit is freed first, so that a thread
+/// every one: this thread's spare buffer when it has room for the block and at most an eighth
+/// more, else a new zeroed block. A spare that does not fit is freed first, so that a thread
 /// never holds two.
 #[cfg_attr(not(feature = "hdf5"), allow(dead_code))]
 pub(crate) fn overwritten_block<T: Element>(shape: &[usize]) -> ArrayD<T> {
     let n: usize = shape.iter().product();
-    if n * std::mem::size_of::<T>() >= SPARE_MIN {
-        if let Some(spare) = SPARE.with_borrow_mut(Option::take) {
-            if let Ok(mut v) = spare.downcast::<Vec<T>>() {
-                if v.capacity() >= n && v.capacity() / 2 <= n {
-                    v.resize(n, T::default());
-                    if let Ok(block) = ArrayD::from_shape_vec(IxDyn(shape), *v) {
-                        HANDED.set(block.as_ptr() as usize);
-                        return block;
-                    }
-                }
-            }
-        }
-    }
-    let block = zeroed_block(shape);
-    if n * std::mem::size_of::<T>() >= SPARE_MIN {
-        HANDED.set(block.as_ptr() as usize);
+    let bytes = n * std::mem::size_of::<T>();
+    let block = (bytes >= SPARE_MIN)
+        .then(|| SPARE.with_borrow_mut(Option::take))
+        .flatten()
+        .and_then(|spare| spare.downcast::<Vec<T>>().ok())
+        .filter(|v| v.capacity() >= n && v.capacity() - n <= n / 8)
+        .and_then(|mut v| {
+            v.resize(n, T::default());
+            ArrayD::from_shape_vec(IxDyn(shape), *v).ok()
+        })
+        .unwrap_or_else(|| zeroed_block(shape));
+    if bytes >= SPARE_MIN {
+        HANDED.set((block.as_ptr() as usize, bytes));
     }
     block
 }
@@ -283,9 +286,14 @@ impl ExecContext {
         // The spare buffers the run's blocks left are not kept past it (by the outermost run:
         // a run nested in another, materialising a stage, leaves them to the next block).
         if outermost {
-            self.pool.broadcast(|_| drop_spare());
+            self.drop_spares();
         }
         result
+    }
+
+    /// Drops the spare block buffers of the pool's threads.
+    fn drop_spares(&self) {
+        self.pool.broadcast(|_| drop_spare());
     }
 }
 
@@ -558,7 +566,7 @@ pub fn run_part<T: Element>(
     resume: bool,
 ) -> Result<RunStats> {
     check(root, ctx.options(), 0, 0, sink.takes_parts())?;
-    ctx.install(|| {
+    let stats = ctx.install(|| {
         let grid = root.grid();
         let mirrored = root.mirrored() && grid.ndim() == 2 && grid.chunks()[0] == grid.chunks()[1];
         // Blocks below the diagonal of a mirrored output are written with their mirror image.
@@ -626,7 +634,11 @@ pub fn run_part<T: Element>(
             written: blocks - skipped,
             skipped,
         })
-    })
+    });
+    // A run nested in another (a stage materialised, the rows of a distance) leaves no spare
+    // beside the memory the outer run was checked for.
+    ctx.drop_spares();
+    stats
 }
 
 /// Computes the block covering `region` in parts straight into the sink's part writers (and
@@ -796,16 +808,18 @@ mod tests {
         let ptr = a.as_ptr();
         recycle(Block::from(a));
         assert_eq!(spare_bytes(), Some(8 << 20));
-        // The next read of that size gets the buffer, with its old values (it overwrites them).
+        // The next read of that size gets the buffer with its old values (it overwrites
+        // them).
         let b = overwritten_block::<f64>(&shape);
         assert_eq!(b.as_ptr(), ptr);
         assert_eq!(b.shape(), &shape);
+        assert!(b.iter().all(|&v| v == 7.0));
         assert_eq!(spare_bytes(), None);
-        // A smaller read (more than half) takes it too, with the smaller shape.
+        // A read up to an eighth smaller takes it too, with its own shape.
         recycle(Block::from(b));
-        let c = overwritten_block::<f64>(&[1000, 1024]);
-        assert_eq!((c.as_ptr(), c.len()), (ptr, 1000 * 1024));
-        // A block no read made is not kept, nor is a view, nor a small block.
+        let c = overwritten_block::<f64>(&[920, 1024]);
+        assert_eq!((c.as_ptr(), c.len()), (ptr, 920 * 1024));
+        // A block no read made is not kept, nor a view, nor a small block.
         recycle(Block::from(ArrayD::<f64>::zeros(IxDyn(&shape))));
         assert_eq!(spare_bytes(), None);
         recycle(Block::from(c.view()));
@@ -814,31 +828,45 @@ mod tests {
         recycle(Block::from(small));
         assert_eq!(spare_bytes(), None);
         recycle(Block::from(c));
-        assert!(spare_bytes().is_some());
-        // A read of another type or of less than half the size frees the spare and starts
-        // from a zeroed block.
-        let d = overwritten_block::<f32>(&shape);
+        assert_eq!(spare_bytes(), Some(8 << 20));
+        // A read more than an eighth smaller frees the spare and starts from zeros.
+        let d = overwritten_block::<f64>(&[900, 1024]);
         assert_eq!(spare_bytes(), None);
         assert!(d.iter().all(|&v| v == 0.0));
+        let mut d = d;
+        d.fill(3.0);
         recycle(Block::from(d));
-        let e = overwritten_block::<f32>(&[100, 1024 * 100]);
+        // So does a read of another element type.
+        let e = overwritten_block::<f32>(&[1100, 1024]);
+        assert_eq!(spare_bytes(), None);
         assert!(e.iter().all(|&v| v == 0.0));
         drop_spare();
     }
 
     #[test]
-    fn a_run_leaves_no_spare_on_its_threads() {
+    fn runs_leave_no_spare_on_their_threads() {
         let ctx = ExecContext::new(ExecOptions::default().threads(2)).unwrap();
         let held = |ctx: &ExecContext| -> usize {
             let counts = ctx.pool.broadcast(|_| usize::from(spare_bytes().is_some()));
             counts.into_iter().sum()
         };
-        ctx.install(|| {
+        let leave_spares = || {
             rayon::broadcast(|_| {
                 let a = overwritten_block::<f64>(&[1024, 1024]);
                 recycle(Block::from(a));
-            });
+            })
+        };
+        ctx.install(|| {
+            leave_spares();
             assert_eq!(held(&ctx), 2);
+            // A nested install leaves them to the outer one.
+            ctx.install(|| ());
+            assert_eq!(held(&ctx), 2);
+            // A run, nested or not, drops them when it ends.
+            let x = crate::array::ChunkedArray::<f64>::ones(&[4, 4], vec![2, 2]).unwrap();
+            let _ = compute(x.node().as_ref(), &ctx).unwrap();
+            assert_eq!(held(&ctx), 0);
+            leave_spares();
         });
         assert_eq!(held(&ctx), 0);
     }

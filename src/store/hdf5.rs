@@ -1259,6 +1259,52 @@ mod tests {
     }
 
     #[test]
+    fn reads_into_a_dirty_spare_buffer_write_every_element() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("s.h5");
+        let (n, m) = (1100, 1024);
+        // Rows 512-767 (one row of chunks) never written: fill values.
+        let want = Array2::from_shape_fn((n, m), |(i, j)| match i {
+            512..768 => -1.0,
+            _ => (i * m + j) as f64 * 0.25,
+        });
+        {
+            let f = hdf5::File::create(&path).unwrap_or_else(|e| panic!("{e}"));
+            let ds = f
+                .new_dataset::<f64>()
+                .shape([n, m])
+                .chunk([256, 1000])
+                .fill_value(-1.0)
+                .shuffle()
+                .deflate(4)
+                .create("x")
+                .unwrap_or_else(|e| panic!("{e}"));
+            for r in [0..512, 768..n] {
+                ds.write_slice(&want.slice(s![r.clone(), ..]), s![r, ..])
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+        let a = ChunkedArray::<f64>::from_hdf5(&path, "x", vec![n, m])
+            .unwrap_or_else(|e| panic!("{e}"));
+        // The whole array, and a region whose edges cut chunks (ragged on both axes).
+        for region in [[0..n, 0..m], [3..n - 5, 7..m - 4]] {
+            let shape = [region[0].len(), region[1].len()];
+            let mut dirty = crate::exec::overwritten_block::<f64>(&shape);
+            dirty.fill(f64::NAN);
+            let ptr = dirty.as_ptr();
+            crate::exec::recycle(dirty.into());
+            let block = a
+                .node()
+                .region(&region)
+                .unwrap_or_else(|e| panic!("{region:?}: {e}"));
+            assert_eq!(block.as_ptr(), ptr, "the read did not take the spare");
+            let want = want.slice(s![region[0].clone(), region[1].clone()]);
+            assert!(block.view() == want.into_dyn(), "{region:?}: stale values");
+            crate::exec::recycle(block);
+        }
+    }
+
+    #[test]
     fn unfiltered_regions_in_one_piece_are_views_of_the_map() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("v.h5");
