@@ -188,24 +188,31 @@ thread_local! {
     /// HDF5 dataset. Dropped when the run that left it ends ([`run_part`]).
     static SPARE: std::cell::RefCell<Option<Box<dyn std::any::Any>>> =
         const { std::cell::RefCell::new(None) };
-    /// The address and length in bytes of the last buffer [`overwritten_block`] handed out on
-    /// this thread: only that buffer becomes a spare, so that a thread keeps a spare only
-    /// where the next read will take it (a block made by any other node would sit beside a
-    /// fresh one).
-    static HANDED: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
+    /// The addresses and lengths in bytes of the last buffers [`overwritten_block`] handed out
+    /// on this thread: only those become spares, so that a thread keeps a spare only where the
+    /// next read will take it (a block made by any other node would sit beside a fresh one).
+    /// More than one: a thread waiting for the chunks of its block steals the reading of
+    /// another block.
+    static HANDED: std::cell::Cell<[(usize, usize); 4]> =
+        const { std::cell::Cell::new([(0, 0); 4]) };
 }
 
 /// Keeps the buffer of a consumed block as this thread's spare (in place of the one it held)
 /// if [`overwritten_block`] made it, on this thread.
 pub(crate) fn recycle<T: Element>(block: crate::plan::Block<'_, T>) {
-    let handed = (
+    let this = (
         block.as_ptr() as usize,
         block.len() * std::mem::size_of::<T>(),
     );
-    if !block.is_owned() || handed != HANDED.get() || handed.1 < SPARE_MIN {
+    let mut handed = HANDED.get();
+    let Some(i) = handed.iter().position(|&h| h == this) else {
+        return;
+    };
+    if !block.is_owned() || this.1 < SPARE_MIN {
         return;
     }
-    HANDED.set((0, 0));
+    handed[i] = (0, 0);
+    HANDED.set(handed);
     let (buffer, _) = block.into_owned().into_raw_vec_and_offset();
     SPARE.with_borrow_mut(|s| *s = Some(Box::new(buffer)));
 }
@@ -213,7 +220,7 @@ pub(crate) fn recycle<T: Element>(block: crate::plan::Block<'_, T>) {
 /// Drops this thread's spare buffer.
 fn drop_spare() {
     SPARE.with_borrow_mut(|s| *s = None);
-    HANDED.set((0, 0));
+    HANDED.set([(0, 0); 4]);
 }
 
 /// A block of `shape` whose elements hold any values of `T`, for a reader that overwrites
@@ -235,7 +242,11 @@ pub(crate) fn overwritten_block<T: Element>(shape: &[usize]) -> ArrayD<T> {
         })
         .unwrap_or_else(|| zeroed_block(shape));
     if bytes >= SPARE_MIN {
-        HANDED.set((block.as_ptr() as usize, bytes));
+        // The newest first; the oldest is forgotten.
+        let mut handed = HANDED.get();
+        handed.rotate_right(1);
+        handed[0] = (block.as_ptr() as usize, bytes);
+        HANDED.set(handed);
     }
     block
 }
@@ -819,6 +830,17 @@ mod tests {
         recycle(Block::from(b));
         let c = overwritten_block::<f64>(&[920, 1024]);
         assert_eq!((c.as_ptr(), c.len()), (ptr, 920 * 1024));
+        // Two reads outstanding on one thread (one stolen while the other waited): the later
+        // one consumed first becomes the spare, then the earlier one replaces it.
+        let mut first = overwritten_block::<f64>(&shape);
+        first.fill(1.0);
+        let second = overwritten_block::<f64>(&shape);
+        let first_ptr = first.as_ptr();
+        recycle(Block::from(second));
+        assert_eq!(spare_bytes(), Some(8 << 20));
+        recycle(Block::from(first));
+        let c = overwritten_block::<f64>(&shape);
+        assert_eq!(c.as_ptr(), first_ptr);
         // A block no read made is not kept, nor a view, nor a small block.
         recycle(Block::from(ArrayD::<f64>::zeros(IxDyn(&shape))));
         assert_eq!(spare_bytes(), None);
