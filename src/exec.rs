@@ -178,7 +178,6 @@ pub(crate) fn zeroed_block<T: Element>(shape: &[usize]) -> ArrayD<T> {
 
 /// Blocks at least this large have their buffer kept by [`recycle`] for the next block read on
 /// the same thread.
-#[cfg_attr(not(feature = "hdf5"), allow(dead_code))]
 const SPARE_MIN: usize = 4 << 20;
 
 thread_local! {
@@ -218,7 +217,7 @@ pub(crate) fn recycle<T: Element>(block: crate::plan::Block<'_, T>) {
 }
 
 /// Drops this thread's spare buffer.
-fn drop_spare() {
+pub(crate) fn drop_spare() {
     SPARE.with_borrow_mut(|s| *s = None);
     HANDED.set([(0, 0); 4]);
 }
@@ -227,7 +226,6 @@ fn drop_spare() {
 /// every one: this thread's spare buffer when it has room for the block and at most an eighth
 /// more, else a new zeroed block. A spare that does not fit is freed first, so that a thread
 /// never holds two.
-#[cfg_attr(not(feature = "hdf5"), allow(dead_code))]
 pub(crate) fn overwritten_block<T: Element>(shape: &[usize]) -> ArrayD<T> {
     let n: usize = shape.iter().product();
     let bytes = n * std::mem::size_of::<T>();

@@ -559,7 +559,9 @@ impl<T: Element> Node<T> for ZarrSource<T> {
                 .unwrap_or_else(|| format!("reading region {region:?}: {e}"));
             Error::format(&self.path, detail)
         };
-        let mut out = exec::zeroed_block::<T>(&shape);
+        // Every element is written below: from the chunk files, or by zarrs (fill values for
+        // missing chunks); a block of another type is built apart.
+        let mut out = exec::overwritten_block::<T>(&shape);
         let values = out
             .as_slice_mut()
             .ok_or_else(|| Error::Shape("internal: a new block is not contiguous".into()))?;
@@ -1285,5 +1287,66 @@ fn write_array<T: Element>(
             .attributes_mut()
             .insert(COMPLETE_ATTRIBUTE.into(), serde_json::Value::Bool(true));
         array.store_metadata().map_err(|e| zerr(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_into_a_dirty_spare_buffer_write_every_element() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("s.zarr");
+        let (n, m) = (1100, 1024);
+        let values = ndarray::Array2::from_shape_fn((n, m), |(i, j)| (i * m + j) as f64 * 0.25);
+        // Chunks of whole rows: the uncompressed array's whole-array read takes the chunk
+        // files straight (`read_raw`), the cut region goes through zarrs.
+        let a = ChunkedArray::from_array(values.into_dyn(), vec![256, m])
+            .unwrap_or_else(|e| panic!("{e}"));
+        for codec in [Codec::Zstd(3), Codec::None] {
+            let zopts = ZarrWriteOptions {
+                codec,
+                overwrite: true,
+                ..Default::default()
+            };
+            a.to_zarr(&path, &zopts, &ExecOptions::default())
+                .unwrap_or_else(|e| panic!("{e}"));
+            // The third chunk goes missing: zarrs fills it.
+            std::fs::remove_file(path.join("c/2/0")).unwrap_or_else(|e| panic!("{e}"));
+            let x =
+                ChunkedArray::<f64>::from_zarr(&path, vec![n, m]).unwrap_or_else(|e| panic!("{e}"));
+            // The whole array, and a region whose edges cut chunks.
+            for region in [[0..n, 0..m], [3..n - 5, 7..m - 4]] {
+                exec::drop_spare();
+                let want = x
+                    .node()
+                    .region(&region)
+                    .unwrap_or_else(|e| panic!("{e}"))
+                    .into_owned();
+                assert!(want
+                    .slice(ndarray::s![
+                        512 - region[0].start..768 - region[0].start,
+                        ..
+                    ])
+                    .iter()
+                    .all(|&v| v == 0.0));
+                let shape = [region[0].len(), region[1].len()];
+                let mut dirty = exec::overwritten_block::<f64>(&shape);
+                dirty.fill(f64::NAN);
+                let ptr = dirty.as_ptr();
+                exec::recycle(dirty.into());
+                let block = x
+                    .node()
+                    .region(&region)
+                    .unwrap_or_else(|e| panic!("{region:?}: {e}"));
+                assert_eq!(block.as_ptr(), ptr, "the read did not take the spare");
+                assert!(
+                    block.view() == want.view(),
+                    "{codec:?} {region:?}: stale values"
+                );
+            }
+            exec::drop_spare();
+        }
     }
 }
