@@ -53,6 +53,7 @@ fi
 PY="$(bash scripts/python-env.sh)"
 TESSERA="${TESSERA_BIN:-$ROOT/target/release/tessera}"
 if [[ $PY_ONLY == 0 && -z ${TESSERA_BIN:-} ]]; then
+  bash scripts/system-deps.sh  # the HDF5 library the build links against
   log "cargo build --release"
   cargo build --release >&2
   [[ -x $TESSERA ]] || die "$TESSERA was not built"

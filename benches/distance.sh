@@ -134,6 +134,7 @@ BENCH_NATIVE="$ROOT/target/native/release/examples/distance_bench"
 PEAK="$ROOT/target/release/examples/machine_peak"
 TESSERA="$ROOT/target/release/tessera"
 if [[ $PY_ONLY == 0 ]]; then
+  bash scripts/system-deps.sh  # the HDF5 library the build links against
   log "cargo build --release --example distance_bench --example machine_peak"
   cargo build --release --example distance_bench --example machine_peak >&2 ||
     die "cargo build --release --example distance_bench --example machine_peak failed (the distance_bench example is tessera's side of this benchmark; run with --python-only to measure the Python peers alone)"

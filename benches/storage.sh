@@ -88,6 +88,7 @@ fi
 PY="$(bash scripts/python-env.sh)"
 TESSERA="${TESSERA_BIN:-$ROOT/target/release/tessera}"
 if [[ -z ${TESSERA_BIN:-} ]]; then
+  bash scripts/system-deps.sh  # the HDF5 library the build links against
   log "cargo build --release"
   cargo build --release >&2 || die "cargo build --release failed"
 fi
