@@ -6,6 +6,8 @@ mod deflate;
 pub mod hdf5;
 #[cfg(feature = "hdf5")]
 mod hdf5_chunks;
+#[cfg(feature = "hdf5")]
+mod inflate;
 pub mod mapped;
 mod mmap;
 pub mod npy;

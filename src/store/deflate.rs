@@ -19,7 +19,7 @@ use libdeflater::Compressor;
 
 /// Bytes of one literal-only block at most; each block has its own Huffman code, so a plane
 /// whose statistics drift is coded piece by piece.
-const BLOCK: usize = 1 << 18;
+const BLOCK: usize = 1 << 20;
 /// Bytes of each of the two samples a plane is tested on.
 const SAMPLE: usize = 1 << 15;
 /// Planes shorter than this go to libdeflate whole: testing them would cost what it saves.
@@ -29,11 +29,11 @@ const MAX_BITS: u32 = 15;
 /// Longest code of the code-length alphabet.
 const MAX_CL_BITS: u32 = 7;
 /// The order in which the code-length code's lengths are sent (RFC 1951, §3.2.7).
-const CL_ORDER: [usize; 19] = [
+pub(crate) const CL_ORDER: [usize; 19] = [
     16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
 ];
 /// The end-of-block symbol.
-const EOB: usize = 256;
+pub(crate) const EOB: usize = 256;
 
 /// The zlib stream of `src`, compressed by `c` (a compressor at `level`, 0-9) but for the
 /// leading planes that LZ77 cannot shorten, which are Huffman-coded without matches. `planes`
@@ -93,7 +93,7 @@ pub(crate) fn zlib(
 
 /// The zlib header: deflate with a 32 KiB window, the level class libdeflate and zlib write
 /// for `level`, and the check bits that make the pair a multiple of 31.
-fn zlib_header(level: u8) -> [u8; 2] {
+pub(crate) fn zlib_header(level: u8) -> [u8; 2] {
     let class: u16 = match level {
         0 | 1 => 0,
         2..=5 => 1,
@@ -157,7 +157,7 @@ fn stored_bits(len: usize) -> u64 {
 const STORED_MAX: usize = 65535;
 
 /// Byte counts of `data`, and one end-of-block symbol: the frequencies of a literal-only block.
-fn histogram(data: &[u8]) -> [u32; EOB + 1] {
+pub(crate) fn histogram(data: &[u8]) -> [u32; EOB + 1] {
     // Four tables, so that runs of one byte value do not wait on one counter.
     let mut t = [[0u32; 256]; 4];
     let mut quads = data.chunks_exact(4);
@@ -179,9 +179,9 @@ fn histogram(data: &[u8]) -> [u32; EOB + 1] {
 }
 
 /// The Huffman codes of one literal-only block and the header that describes them.
-struct LiteralCode {
+pub(crate) struct LiteralCode {
     /// Code lengths of symbols 0-256 (the literals and the end of block).
-    lens: [u8; EOB + 1],
+    pub(crate) lens: [u8; EOB + 1],
     /// Their codes, bit-reversed (deflate sends a code's first bit first, in a stream packed
     /// from the low bit).
     codes: [u32; EOB + 1],
@@ -201,7 +201,7 @@ struct LiteralCode {
 const DIST_LENS: [u8; 2] = [1, 1];
 
 impl LiteralCode {
-    fn of(freq: &[u32; EOB + 1]) -> Self {
+    pub(crate) fn of(freq: &[u32; EOB + 1]) -> Self {
         let mut lens = [0u8; EOB + 1];
         lens.copy_from_slice(&code_lengths(freq, MAX_BITS));
         let mut codes = [0u32; EOB + 1];
@@ -242,7 +242,7 @@ impl LiteralCode {
     }
 
     /// The block's length in bits, header and end of block included.
-    fn bits(&self) -> u64 {
+    pub(crate) fn bits(&self) -> u64 {
         let header = 3 + 5 + 5 + 4 + 3 * self.hclen as u64;
         let table: u64 = self
             .runs
@@ -260,7 +260,7 @@ impl LiteralCode {
 
     /// Writes the block: header, every byte of `data` (whose histogram the code was built
     /// from), end of block.
-    fn write(&self, w: &mut Bits, data: &[u8], last: bool) {
+    pub(crate) fn write(&self, w: &mut Bits, data: &[u8], last: bool) {
         w.put(u32::from(last), 1);
         w.put(2, 2); // dynamic Huffman codes
         w.put(0, 5); // HLIT - 257: symbols 0-256
@@ -369,7 +369,7 @@ fn code_lengths(freq: &[u32], limit: u32) -> Vec<u8> {
 
 /// The canonical codes of `lens` (RFC 1951, §3.2.2), bit-reversed for a stream packed from the
 /// low bit.
-fn canonical_codes(lens: &[u8]) -> Vec<u32> {
+pub(crate) fn canonical_codes(lens: &[u8]) -> Vec<u32> {
     let mut per_len = [0u32; 16];
     for &l in lens.iter().filter(|&&l| l > 0) {
         per_len[usize::from(l)] += 1;
@@ -427,14 +427,14 @@ fn run_lengths(lens: &[u8]) -> Vec<(u8, u8)> {
 }
 
 /// A bit stream packed from the low bit, as deflate's.
-struct Bits {
+pub(crate) struct Bits {
     out: Vec<u8>,
     acc: u64,
     n: u32,
 }
 
 impl Bits {
-    fn with_capacity(bytes: usize) -> Self {
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
         Bits {
             out: Vec::with_capacity(bytes),
             acc: 0,
@@ -444,7 +444,7 @@ impl Bits {
 
     /// Appends the low `len` bits of `v` (`len` at most 32, higher bits of `v` zero).
     #[inline]
-    fn put(&mut self, v: u32, len: u32) {
+    pub(crate) fn put(&mut self, v: u32, len: u32) {
         self.acc |= u64::from(v) << self.n;
         self.n += len;
         if self.n >= 32 {
@@ -465,14 +465,14 @@ impl Bits {
     }
 
     /// Appends whole bytes (at a byte boundary).
-    fn bytes(&mut self, b: &[u8]) {
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
         self.align();
         self.out.extend_from_slice(b);
     }
 
     /// A stored block of no bytes, not the last: header, padding to a byte boundary, then
     /// LEN = 0 and its complement.
-    fn empty_stored_block(&mut self) {
+    pub(crate) fn empty_stored_block(&mut self) {
         self.stored_blocks(&[], false);
     }
 
@@ -492,22 +492,22 @@ impl Bits {
     }
 
     /// The stream's bytes, padded to a byte boundary.
-    fn finish(mut self) -> Vec<u8> {
+    pub(crate) fn finish(mut self) -> Vec<u8> {
         self.align();
         self.out
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use libdeflater::{CompressionLvl, Decompressor};
     use std::io::Read;
 
     /// A little generator, so that the tests need no crate and repeat exactly.
-    struct Rng(u64);
+    pub(crate) struct Rng(pub(crate) u64);
     impl Rng {
-        fn next(&mut self) -> u64 {
+        pub(crate) fn next(&mut self) -> u64 {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;

@@ -403,6 +403,8 @@ fn unshuffle_n<const N: usize>(src: &[u8], out: &mut [u8]) {
 struct Deflaters {
     compressors: Vec<(u8, libdeflater::Compressor)>,
     decompressor: Option<libdeflater::Decompressor>,
+    /// The table of literal-only blocks (see `super::inflate`).
+    literal: Option<Box<super::inflate::LiteralTable>>,
 }
 
 thread_local! {
@@ -430,25 +432,35 @@ fn deflate(src: &[u8], level: u8, planes: usize) -> std::result::Result<Vec<u8>,
 
 /// Inflates a zlib stream into `out`, which it must fill exactly.
 fn inflate_into(src: &[u8], out: &mut [u8]) -> std::result::Result<(), String> {
-    DEFLATERS.with_borrow_mut(|Deflaters { decompressor, .. }| {
-        let d = decompressor.get_or_insert_with(libdeflater::Decompressor::new);
-        match d.zlib_decompress(src, out) {
-            Ok(n) if n == out.len() => Ok(()),
-            Ok(n) => Err(format!(
-                "deflate stream holds {n} bytes, expected {} (the chunk shape times the element \
-                 size)",
-                out.len()
-            )),
-            Err(libdeflater::DecompressionError::InsufficientSpace) => Err(format!(
-                "deflate stream holds more than the chunk's {} bytes",
-                out.len()
-            )),
-            Err(libdeflater::DecompressionError::BadData) => Err(format!(
-                "deflate stream is corrupt or truncated ({} stored bytes)",
-                src.len()
-            )),
-        }
-    })
+    DEFLATERS.with_borrow_mut(
+        |Deflaters {
+             decompressor,
+             literal,
+             ..
+         }| {
+            let d = decompressor.get_or_insert_with(libdeflater::Decompressor::new);
+            let t = literal.get_or_insert_with(Default::default);
+            if super::inflate::literal_zlib(t, src, out) {
+                return Ok(());
+            }
+            match d.zlib_decompress(src, out) {
+                Ok(n) if n == out.len() => Ok(()),
+                Ok(n) => Err(format!(
+                    "deflate stream holds {n} bytes, expected {} (the chunk shape times the \
+                     element size)",
+                    out.len()
+                )),
+                Err(libdeflater::DecompressionError::InsufficientSpace) => Err(format!(
+                    "deflate stream holds more than the chunk's {} bytes",
+                    out.len()
+                )),
+                Err(libdeflater::DecompressionError::BadData) => Err(format!(
+                    "deflate stream is corrupt or truncated ({} stored bytes)",
+                    src.len()
+                )),
+            }
+        },
+    )
 }
 
 /// Inflates a whole zlib stream into `out` (cleared first, grown as needed, at most `limit`
