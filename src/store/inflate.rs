@@ -455,16 +455,12 @@ impl LiteralTable {
         }
     }
 
-    /// The symbol at the front of `r` (at least 15 bits held) when its window is `SPECIAL`:
+    /// The symbol at the front of `r` when its window is `SPECIAL`:
     /// `Some(true)` for the end of block (taken), `Some(false)` for a long code's literal
     /// (written and taken), `None` if it does not fit in `out` or the stream has run out.
     #[cold]
     fn special(&self, r: &mut Bits, out: &mut [u8], at: &mut usize) -> Option<bool> {
-        let (s, l) = self.code.decode_bits(r.buf)?;
-        if r.consumed() + l as usize > 8 * r.src.len() {
-            return None;
-        }
-        r.drop(l);
+        let s = self.code.decode(r)?;
         if usize::from(s) == EOB {
             return Some(true);
         }
@@ -535,20 +531,14 @@ impl Canonical {
         None
     }
 
-    /// The next symbol of `r`.
+    /// The next symbol of `r`, taken; `None` if its code runs past the end of the stream.
     fn decode(&self, r: &mut Bits) -> Option<u16> {
-        let (mut code, mut first, mut index) = (0i32, 0i32, 0i32);
-        for &c in &self.count[1..] {
-            code |= r.take(1)? as i32;
-            let c = i32::from(c);
-            if code - first < c {
-                return self.symbols.get((index + code - first) as usize).copied();
-            }
-            index += c;
-            first = (first + c) << 1;
-            code <<= 1;
+        if r.n < 15 {
+            r.refill();
         }
-        None
+        let (s, len) = self.decode_bits(r.buf)?;
+        r.take(len)?;
+        Some(s)
     }
 }
 
