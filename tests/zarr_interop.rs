@@ -265,6 +265,16 @@ put("v2_none_rows", "v2 f8 (13,7)/(5,7) no compressor", (13, 7), "f8", chunks=(5
     compressors=None, **v2)
 put("v2_none_3d", "v2 u2 (9,4,3)/(4,4,3) no compressor", (9, 4, 3), "u2", chunks=(4, 4, 3),
     compressors=None, **v2)
+put("v2_zstd_rows", "v2 f8 (13,7)/(5,7) Zstd", (13, 7), "f8", chunks=(5, 7),
+    compressors=Zstd(level=1), **v2)
+put("v2_zstd_checksum_rows", "v2 i2 (13,7)/(4,7) Zstd checksum", (13, 7), "i2", chunks=(4, 7),
+    compressors=Zstd(level=5, checksum=True), **v2)
+put("v2_blosc_lz4_rows", "v2 f8 (13,7)/(5,7) Blosc lz4 shuffle", (13, 7), "f8", chunks=(5, 7),
+    compressors=Blosc(cname="lz4", clevel=5, shuffle=Blosc.SHUFFLE), **v2)
+put("v2_blosc_zstd_bitshuffle_rows", "v2 i4 (21,)/(8,) Blosc zstd bitshuffle", (21,), "i4",
+    chunks=(8,), compressors=Blosc(cname="zstd", clevel=3, shuffle=Blosc.BITSHUFFLE), **v2)
+put("v2_blosc_memcpy_rows", "v2 u8 (13,3,2)/(4,3,2) Blosc clevel 0", (13, 3, 2), "u8",
+    chunks=(4, 3, 2), compressors=Blosc(cname="lz4", clevel=0), **v2)
 put("v2_0d", "v2 f8 0-d", (), "f8", chunks=(), **v2)
 put("v2_group", "v2 i2 in group/array", (8, 6), "i2", inner="group/array", chunks=(3, 4),
     compressors=Zlib(), **v2)
@@ -297,6 +307,17 @@ put("v3_none_rows", "v3 i4 (13,7)/(5,7) no compressor", (13, 7), "i4", chunks=(5
 put("v3_none_rows_missing", "v3 f8 (13,7)/(5,7) no compressor, fill 2.5, chunks never written",
     (13, 7), "f8", chunks=(5, 7), compressors=None, fill_value=2.5,
     region=(slice(5, 10), slice(0, 7)))
+put("v3_zstd_rows", "v3 f8 (13,7)/(5,7) zstd checksum", (13, 7), "f8", chunks=(5, 7),
+    compressors=ZstdCodec(level=3, checksum=True))
+put("v3_zstd_rows_missing", "v3 i8 (13,7)/(5,7) zstd, fill 3, chunks never written", (13, 7),
+    "i8", chunks=(5, 7), compressors=ZstdCodec(), fill_value=3,
+    region=(slice(5, 10), slice(0, 7)))
+put("v3_blosc_rows", "v3 f4 (13,7)/(4,7) blosc lz4 bitshuffle", (13, 7), "f4", chunks=(4, 7),
+    compressors=BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"))
+put("v3_blosc_zlib_rows", "v3 f8 (13,7)/(5,7) blosc zlib shuffle", (13, 7), "f8",
+    chunks=(5, 7), compressors=BloscCodec(cname="zlib", clevel=4, shuffle="shuffle"))
+put("v3_blosc_u1_rows", "v3 u1 (21,)/(8,) blosc zstd no shuffle", (21,), "u1", chunks=(8,),
+    compressors=BloscCodec(cname="zstd", clevel=5, shuffle="noshuffle"))
 put("v3_uint16", "v3 u2 (6,7)/(4,5)", (6, 7), "u2", chunks=(4, 5))
 put("v3_uint32", "v3 u4 (6,7)/(4,5) gzip", (6, 7), "u4", chunks=(4, 5), compressors=GzipCodec())
 put("v3_uint64", "v3 u8 (6,7)/(4,5) blosc", (6, 7), "u8", chunks=(4, 5),

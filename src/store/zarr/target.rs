@@ -282,7 +282,8 @@ impl ZarrTarget {
             .iter()
             .map(|n| n.get() as usize)
             .collect();
-        let raw = super::raw_chunks(&array, Path::new(""), dtype, &chunk).is_some();
+        let raw = super::raw_chunks(&array, Path::new(""), dtype, &chunk)
+            .is_some_and(|r| r.codec == super::ChunkCodec::None);
         Ok(ZarrTarget {
             prefix: node_prefix(&inner),
             array,
