@@ -432,8 +432,70 @@ impl ChunkCodec {
 /// HDF5 reader's (no allocation, page faults or zeroing per chunk).
 #[derive(Default)]
 struct ChunkBuffers {
+    /// The chunk file's bytes.
     encoded: Vec<u8>,
+    /// A decoded chunk that does not land in one piece of its block.
+    decoded: Vec<u8>,
     zstd: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+/// The error of a chunk that would land outside its block (a bug, not bad input).
+fn outside(region: &[Range<usize>]) -> Error {
+    Error::Shape(format!(
+        "internal: a Zarr chunk lies outside block {region:?}"
+    ))
+}
+
+/// Copies the box of `extent` at the origin of a C-order array of `from_shape` (the bytes
+/// `from`) to `at` in a C-order array of `to_shape` (the bytes `to`), elements of `size` bytes;
+/// `None` if either lies outside its bytes.
+fn copy_box(
+    from: &[u8],
+    from_shape: &[usize],
+    to: &mut [u8],
+    to_shape: &[usize],
+    at: &[usize],
+    extent: &[usize],
+    size: usize,
+) -> Option<()> {
+    let n = extent.len();
+    if n == 0 || extent.contains(&0) {
+        return Some(());
+    }
+    let strides = |shape: &[usize]| {
+        let mut s = vec![size; n];
+        for a in (0..n - 1).rev() {
+            s[a] = s[a + 1] * shape[a + 1];
+        }
+        s
+    };
+    let (fs, ts) = (strides(from_shape), strides(to_shape));
+    let run = extent[n - 1] * size;
+    // An odometer over every axis but the last: one run of the last axis per position.
+    let mut i = vec![0usize; n];
+    loop {
+        let f: usize = i.iter().zip(&fs).map(|(i, s)| i * s).sum();
+        let t: usize = i
+            .iter()
+            .zip(at)
+            .zip(&ts)
+            .map(|((i, a), s)| (i + a) * s)
+            .sum();
+        to.get_mut(t..t + run)?
+            .copy_from_slice(from.get(f..f + run)?);
+        let mut a = n - 1;
+        loop {
+            if a == 0 {
+                return Some(());
+            }
+            a -= 1;
+            i[a] += 1;
+            if i[a] < extent[a] {
+                break;
+            }
+            i[a] = 0;
+        }
+    }
 }
 
 thread_local! {
@@ -589,10 +651,12 @@ impl<T: Element> PlanNode for ZarrSource<T> {
 }
 
 impl<T: Element> ZarrSource<T> {
-    /// Reads `region` straight from the chunk files into `out` (the block's bytes, C order),
-    /// decoding compressed chunks in place, when the region is a run of whole chunks along
-    /// axis 0, each one chunk wide along the other axes; `Ok(false)` when it is not, or a chunk
-    /// file is missing (left to zarrs, which fills missing chunks with the fill value).
+    /// Reads `region` straight from the chunk files into `out` (the block's bytes, C order)
+    /// when its edges fall on chunk edges (or the array's end) on every axis; `Ok(false)` when
+    /// they do not, or a chunk file is missing (left to zarrs, which fills missing chunks with
+    /// the fill value). A chunk as wide as the block on every axis after the first lands in one
+    /// piece of the block: read or decoded there in place. A narrower one is read or decoded into
+    /// a worker's buffer and its rows copied to their places.
     fn read_raw(&self, raw: &RawChunks, region: &[Range<usize>], out: &mut [u8]) -> Result<bool> {
         use std::io::Read;
         let c = &raw.chunk;
@@ -600,78 +664,113 @@ impl<T: Element> ZarrSource<T> {
         if region.is_empty() || c.len() != region.len() || c.contains(&0) {
             return Ok(false);
         }
-        let whole_across = region
-            .iter()
-            .zip(c)
-            .skip(1)
-            .all(|(r, &ck)| r.start.is_multiple_of(ck) && r.len() == ck);
-        let r0 = &region[0];
-        let aligned0 =
-            r0.start.is_multiple_of(c[0]) && (r0.end.is_multiple_of(c[0]) || r0.end == shape[0]);
-        if !whole_across || !aligned0 {
+        let aligned = region.iter().zip(c).zip(shape).all(|((r, &ck), &n)| {
+            r.start.is_multiple_of(ck) && (r.end.is_multiple_of(ck) || r.end == n)
+        });
+        if !aligned || region.iter().any(|r| r.is_empty()) {
             return Ok(false);
         }
         let size = T::DTYPE.size();
+        let block: Vec<usize> = region.iter().map(|r| r.len()).collect();
         // Checked when the array was opened (`check_extent`): a chunk's bytes fit in an isize.
-        let row_bytes = c[1..].iter().product::<usize>() * size;
-        let chunk_bytes = c[0] * row_bytes;
-        let mut idx: Vec<u64> = region
+        let chunk_bytes = c.iter().product::<usize>() * size;
+        // Chunks as wide as the block after axis 0 are whole runs of the block's rows.
+        let in_place = block[1..] == c[1..];
+        let row_bytes = block[1..].iter().product::<usize>() * size;
+        let first: Vec<usize> = region.iter().zip(c).map(|(r, &ck)| r.start / ck).collect();
+        let count: Vec<usize> = region
             .iter()
             .zip(c)
-            .map(|(r, &ck)| (r.start / ck) as u64)
+            .map(|(r, &ck)| r.end.div_ceil(ck) - r.start / ck)
             .collect();
-        for i in r0.start / c[0]..r0.end.div_ceil(c[0]) {
-            idx[0] = i as u64;
-            let first = i * c[0];
-            let rows = c[0].min(r0.end - first);
-            let dst = (first - r0.start) * row_bytes..(first - r0.start + rows) * row_bytes;
+        let mut k = vec![0usize; c.len()];
+        loop {
+            let idx: Vec<u64> = first.iter().zip(&k).map(|(f, k)| (f + k) as u64).collect();
+            // Where the chunk's part inside the array lies in the block, and its extent.
+            let at: Vec<usize> = k.iter().zip(c).map(|(k, ck)| k * ck).collect();
+            let extent: Vec<usize> = at
+                .iter()
+                .zip(c)
+                .zip(&block)
+                .map(|((a, &ck), &b)| ck.min(b - a))
+                .collect();
             let key = self.array.chunk_key(&idx);
-            let file_path = raw.root.join(key.as_str());
             let named = |what: String| {
                 Error::format(
                     &self.path,
                     format!("chunk {idx:?} (key {}) {what}", key.as_str()),
                 )
             };
-            let mut file = match std::fs::File::open(&file_path) {
+            let mut file = match std::fs::File::open(raw.root.join(key.as_str())) {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
                 Err(e) => return Err(named(format!("cannot be opened: {e}"))),
             };
-            let buf = out
-                .get_mut(dst)
-                .ok_or_else(|| Error::Shape("internal: raw Zarr chunk outside its block".into()))?;
-            if raw.codec != ChunkCodec::None {
+            let whole = extent == *c;
+            if in_place && raw.codec == ChunkCodec::None {
+                // The file's bytes are the chunk's: its rows inside the array are read in place.
+                let len = file
+                    .metadata()
+                    .map_err(|e| named(format!("cannot be read: {e}")))?
+                    .len();
+                if len != chunk_bytes as u64 {
+                    return Err(named(format!(
+                        "holds {len} bytes; an uncompressed chunk of shape {c:?} holds {chunk_bytes}"
+                    )));
+                }
+                let dst = at[0] * row_bytes..(at[0] + extent[0]) * row_bytes;
+                let buf = out.get_mut(dst).ok_or_else(|| outside(region))?;
+                file.read_exact(buf)
+                    .map_err(|e| named(format!("cannot be read: {e}")))?;
+            } else {
                 CHUNK_BUFFERS
-                    .with_borrow_mut(|ChunkBuffers { encoded, zstd }| {
+                    .with_borrow_mut(|bufs| {
+                        let ChunkBuffers {
+                            encoded,
+                            decoded,
+                            zstd,
+                        } = bufs;
                         encoded.clear();
                         file.read_to_end(encoded)
                             .map_err(|e| format!("cannot be read: {e}"))?;
-                        if rows == c[0] {
+                        if in_place && whole {
+                            let dst = at[0] * row_bytes..(at[0] + extent[0]) * row_bytes;
+                            let buf = out.get_mut(dst).ok_or("lies outside its block")?;
                             return decode_chunk(raw.codec, zstd, encoded, buf);
                         }
-                        // The edge chunk along axis 0: stored whole, partly outside the array.
-                        let mut whole = vec![0u8; chunk_bytes];
-                        decode_chunk(raw.codec, zstd, encoded, &mut whole)?;
-                        buf.copy_from_slice(&whole[..buf.len()]);
-                        Ok(())
+                        let chunk: &[u8] = if raw.codec == ChunkCodec::None {
+                            if encoded.len() != chunk_bytes {
+                                return Err(format!(
+                                    "holds {} bytes; an uncompressed chunk of shape {c:?} \
+                                     holds {chunk_bytes}",
+                                    encoded.len()
+                                ));
+                            }
+                            encoded
+                        } else {
+                            decoded.resize(chunk_bytes, 0);
+                            decode_chunk(raw.codec, zstd, encoded, decoded)?;
+                            decoded
+                        };
+                        copy_box(chunk, c, out, &block, &at, &extent, size)
+                            .ok_or_else(|| "lies outside its block".to_owned())
                     })
                     .map_err(named)?;
-                continue;
             }
-            let len = file
-                .metadata()
-                .map_err(|e| named(format!("cannot be read: {e}")))?
-                .len();
-            if len != chunk_bytes as u64 {
-                return Err(named(format!(
-                    "holds {len} bytes; an uncompressed chunk of shape {c:?} holds {chunk_bytes}"
-                )));
+            // The next chunk, the last axis fastest.
+            let mut a = c.len();
+            loop {
+                if a == 0 {
+                    return Ok(true);
+                }
+                a -= 1;
+                k[a] += 1;
+                if k[a] < count[a] {
+                    break;
+                }
+                k[a] = 0;
             }
-            file.read_exact(buf)
-                .map_err(|e| named(format!("cannot be read: {e}")))?;
         }
-        Ok(true)
     }
 
     /// The first chunk of `subset` that cannot be read or decoded, described with its key.
@@ -1502,6 +1601,26 @@ mod tests {
         }
     }
 
+    /// The f64 Zarr array at `path`, whose chunks are `chunk`, as a source, and how its chunk
+    /// files are read straight into blocks (a panic if they cannot be).
+    fn direct_source(path: &Path, chunk: &[usize]) -> (ZarrSource<f64>, RawChunks) {
+        let (array, store, _, _) = open_array(path).unwrap_or_else(|e| panic!("{e}"));
+        let root = store.dir.clone().unwrap_or_else(|| panic!("not local"));
+        let raw = raw_chunks(&array, &root, DType::F64, chunk)
+            .unwrap_or_else(|| panic!("{}: not read from the chunk files", path.display()));
+        let shape: Vec<usize> = array.shape().iter().map(|&n| n as usize).collect();
+        let grid = ChunkGrid::new_aligned(&shape, &Chunks::Auto, 8, Some(chunk))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let source = ZarrSource {
+            array,
+            path: path.to_owned(),
+            grid,
+            raw: None,
+            _t: std::marker::PhantomData,
+        };
+        (source, raw)
+    }
+
     /// zstd and Blosc chunks, v2 and v3, are decoded straight into the block (`read_raw`
     /// takes them: `Ok(true)`), including the ragged edge chunk, to the values written; a
     /// chunk that is truncated, garbage or a valid stream of the wrong size is an error naming
@@ -1537,23 +1656,8 @@ mod tests {
                 // The same codec, one column more: valid chunks of the wrong size.
                 let wider = dir.path().join(format!("v{format}-{codec:?}-wider.zarr"));
                 write(&wider, values(m + 1));
-                let (array, store, _, _) = open_array(&path).unwrap_or_else(|e| panic!("{e}"));
-                let root = store
-                    .dir
-                    .clone()
-                    .unwrap_or_else(|| panic!("{what}: not local"));
-                let raw = raw_chunks(&array, &root, DType::F64, &[rows, m])
-                    .unwrap_or_else(|| panic!("{what}: not read straight into blocks"));
+                let (source, raw) = direct_source(&path, &[rows, m]);
                 assert_eq!(raw.codec, expect, "{what}");
-                let grid = ChunkGrid::new_aligned(&[n, m], &Chunks::Auto, 8, Some(&[rows, m]))
-                    .unwrap_or_else(|e| panic!("{e}"));
-                let source = ZarrSource::<f64> {
-                    array,
-                    path: path.clone(),
-                    grid,
-                    raw: None,
-                    _t: std::marker::PhantomData,
-                };
                 let read = |region: Range<usize>| {
                     let mut out = vec![0xA5u8; region.len() * m * 8];
                     source
@@ -1602,6 +1706,89 @@ mod tests {
                 }
                 std::fs::write(&file, &good).unwrap_or_else(|e| panic!("{e}"));
                 assert!(read(0..23).is_ok(), "{what}");
+            }
+        }
+    }
+
+    /// Chunks narrower than the block (split along several axes, ragged at every far edge), of
+    /// each codec read directly: every region whose edges fall on chunk edges is read from the
+    /// chunk files (`Ok(true)`), the chunks copied to their places, to the values written.
+    #[test]
+    fn chunks_split_along_several_axes_are_copied_to_their_places() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let cases = [
+            (vec![23, 17], vec![5, 4]),
+            (vec![7, 9, 5], vec![3, 4, 2]),
+            (vec![11], vec![4]),
+        ];
+        for (shape, chunk) in cases {
+            let n: usize = shape.iter().product();
+            let want = ndarray::Array1::from_shape_fn(n, |i| (i as f64 * 0.7).cos() * 1e3 + 2e3)
+                .into_shape_with_order(IxDyn(&shape))
+                .unwrap_or_else(|e| panic!("{e}"));
+            for codec in [Codec::None, Codec::Zstd(3), Codec::Blosc(5)] {
+                let what = format!("{shape:?}/{chunk:?} {codec:?}");
+                let path = dir.path().join(format!("{}-{codec:?}.zarr", shape.len()));
+                let zopts = ZarrWriteOptions {
+                    codec,
+                    overwrite: true,
+                    ..Default::default()
+                };
+                ChunkedArray::from_array(want.clone(), chunk.clone())
+                    .and_then(|a| a.to_zarr(&path, &zopts, &ExecOptions::default()))
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                let (source, raw) = direct_source(&path, &chunk);
+                // Per axis: the first chunk, the next two, the last (ragged) one, all of it.
+                let spans: Vec<Vec<Range<usize>>> = shape
+                    .iter()
+                    .zip(&chunk)
+                    .map(|(&n, &c)| {
+                        vec![
+                            0..c.min(n),
+                            c.min(n)..(3 * c).min(n),
+                            (n - 1) / c * c..n,
+                            0..n,
+                        ]
+                        .into_iter()
+                        .filter(|r| !r.is_empty())
+                        .collect()
+                    })
+                    .collect();
+                let mut regions: Vec<Vec<Range<usize>>> = vec![vec![]];
+                for axis in &spans {
+                    regions = regions
+                        .iter()
+                        .flat_map(|r| {
+                            axis.iter().map(move |s| {
+                                let mut r = r.clone();
+                                r.push(s.clone());
+                                r
+                            })
+                        })
+                        .collect();
+                }
+                for region in &regions {
+                    let len: usize = region.iter().map(|r| r.len()).product();
+                    let mut out = vec![0xA5u8; len * 8];
+                    let taken = source
+                        .read_raw(&raw, region, &mut out)
+                        .unwrap_or_else(|e| panic!("{what} {region:?}: {e}"));
+                    assert!(taken, "{what} {region:?}: left to zarrs");
+                    let expected: Vec<u8> = want
+                        .slice_each_axis(|ax| ndarray::Slice::from(region[ax.axis.index()].clone()))
+                        .iter()
+                        .flat_map(|v| v.to_le_bytes())
+                        .collect();
+                    assert!(out == expected, "{what} {region:?}: wrong values");
+                }
+                // A region that cuts a chunk is left to zarrs.
+                let mut cut: Vec<Range<usize>> = shape.iter().map(|&n| 0..n).collect();
+                cut[0].start = 1;
+                let len: usize = cut.iter().map(|r| r.len()).product();
+                let mut out = vec![0u8; len * 8];
+                assert!(!source
+                    .read_raw(&raw, &cut, &mut out)
+                    .unwrap_or_else(|e| panic!("{e}")));
             }
         }
     }
