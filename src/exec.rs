@@ -216,9 +216,10 @@ pub(crate) fn recycle<T: Element>(block: crate::plan::Block<'_, T>) {
     SPARE.with_borrow_mut(|s| *s = Some(Box::new(buffer)));
 }
 
-/// Drops this thread's spare buffer.
+/// Drops this thread's spare buffer, and the buffers its Zarr chunk reads kept.
 pub(crate) fn drop_spare() {
     SPARE.with_borrow_mut(|s| *s = None);
+    crate::store::zarr::drop_chunk_buffers();
     HANDED.set([(0, 0); 4]);
 }
 
@@ -728,7 +729,6 @@ impl<T> RawSink<T> {
 impl<T> RawSink<T> {
     /// The start of the run of elements `offset..offset + len` of the buffer, as bytes to fill
     /// in place, or `None` when the run does not lie inside the buffer.
-    #[cfg_attr(not(feature = "hdf5"), allow(dead_code))]
     pub(crate) fn run_ptr(&self, offset: usize, len: usize) -> Option<*mut u8> {
         let total: usize = self.shape.iter().product();
         (offset.checked_add(len)? <= total).then(|| self.ptr.wrapping_add(offset).cast::<u8>())

@@ -177,6 +177,43 @@ pub fn by_blocks<'a, T: Element>(
     Ok(out.into())
 }
 
+/// The offset (in elements) of region `sub` of a C-ordered array of `shape`, when the region
+/// is one contiguous run of its memory: after the first axis the region spans more than one
+/// index of, every axis is whole.
+pub(crate) fn contiguous_offset(sub: &[Range<usize>], shape: &[usize]) -> Option<usize> {
+    let first = sub.iter().position(|r| r.len() > 1).unwrap_or(sub.len());
+    let whole_after = sub
+        .iter()
+        .zip(shape)
+        .skip(first + 1)
+        .all(|(r, &n)| r.start == 0 && r.end == n);
+    if !whole_after {
+        return None;
+    }
+    let mut offset = 0;
+    let mut stride = 1;
+    for (r, &n) in sub.iter().zip(shape).rev() {
+        offset += r.start * stride;
+        stride *= n;
+    }
+    Some(offset)
+}
+
+/// The indices, in C order, of the chunks of shape `chunk` (none zero) that `region` touches.
+pub(crate) fn chunks_touched(region: &[Range<usize>], chunk: &[usize]) -> Vec<Vec<usize>> {
+    let ranges: Vec<Range<usize>> = region
+        .iter()
+        .zip(chunk)
+        .map(|(r, &c)| r.start / c..r.end.div_ceil(c))
+        .collect();
+    let mut coords = Vec::new();
+    let _ = for_each_index(&ranges, |c| {
+        coords.push(c.to_vec());
+        Ok(())
+    });
+    coords
+}
+
 /// Calls `f` for every multi-index in the product of `ranges`, in C order.
 pub fn for_each_index(
     ranges: &[Range<usize>],

@@ -318,6 +318,12 @@ put("v3_blosc_zlib_rows", "v3 f8 (13,7)/(5,7) blosc zlib shuffle", (13, 7), "f8"
     chunks=(5, 7), compressors=BloscCodec(cname="zlib", clevel=4, shuffle="shuffle"))
 put("v3_blosc_u1_rows", "v3 u1 (21,)/(8,) blosc zstd no shuffle", (21,), "u1", chunks=(8,),
     compressors=BloscCodec(cname="zstd", clevel=5, shuffle="noshuffle"))
+put("v3_zstd_chunk_past_end", "v3 f8 (3,17)/(5,4) zstd, chunks longer than the array",
+    (3, 17), "f8", chunks=(5, 4), compressors=ZstdCodec())
+put("v2_blosc_chunk_past_end", "v2 i8 (23,2)/(5,4) Blosc, chunks wider than the array",
+    (23, 2), "i8", chunks=(5, 4), compressors=Blosc(cname="lz4"), zarr_format=2)
+put("v3_none_chunk_past_end", "v3 u4 (7,3,2)/(4,4,4) no compressor, chunks past every end",
+    (7, 3, 2), "u4", chunks=(4, 4, 4), compressors=None)
 put("v3_uint16", "v3 u2 (6,7)/(4,5)", (6, 7), "u2", chunks=(4, 5))
 put("v3_uint32", "v3 u4 (6,7)/(4,5) gzip", (6, 7), "u4", chunks=(4, 5), compressors=GzipCodec())
 put("v3_uint64", "v3 u8 (6,7)/(4,5) blosc", (6, 7), "u8", chunks=(4, 5),

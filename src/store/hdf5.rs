@@ -20,7 +20,7 @@ use crate::chunks::{AxisChunks, ChunkGrid, Chunks};
 use crate::element::{plain_bytes_mut, DType, Element};
 use crate::error::{Error, Result};
 use crate::exec::{self, BlockSink, ExecContext, ExecOptions, PartWriter, RawSink};
-use crate::plan::{for_each_index, slice_info, Block, Node, PlanNode};
+use crate::plan::{slice_info, Block, Node, PlanNode};
 use crate::store::hdf5_chunks::{self, ChunkBuf, Pipeline, Scratch};
 use crate::store::mmap::{self, dense_span, map_handle, Resident};
 use crate::store::parts::ChunkPlacer;
@@ -450,16 +450,7 @@ impl<T: H5Element> Hdf5Source<T> {
     fn direct_read(&self, direct: &Direct, region: &[Range<usize>]) -> Result<ArrayD<T>> {
         let shape: Vec<usize> = region.iter().map(|r| r.len()).collect();
         let chunk = &direct.chunk;
-        let chunk_ranges: Vec<Range<usize>> = region
-            .iter()
-            .zip(chunk)
-            .map(|(r, &c)| r.start / c..r.end.div_ceil(c))
-            .collect();
-        let mut coords = Vec::new();
-        for_each_index(&chunk_ranges, |c| {
-            coords.push(c.to_vec());
-            Ok(())
-        })?;
+        let coords = crate::plan::chunks_touched(region, chunk);
         let elem = T::DTYPE.size();
         let chunk_len: usize = chunk.iter().product();
         // Every element is written below: by a chunk, or by the library for chunks never
@@ -505,7 +496,7 @@ impl<T: H5Element> Hdf5Source<T> {
                 .iter()
                 .zip(start.iter().zip(chunk))
                 .all(|(r, (&s, &n))| r.start == s && r.end == s + n);
-            let in_place = contiguous_offset(&in_out, &shape)
+            let in_place = crate::plan::contiguous_offset(&in_out, &shape)
                 .filter(|_| inside && T::DTYPE != DType::Bool)
                 .and_then(|offset| sink.run_ptr(offset, chunk_len));
             BUFFERS.with_borrow_mut(|(stored, scratch, buf)| -> Result<()> {
@@ -567,28 +558,6 @@ thread_local! {
     /// A worker's buffers for reading chunks directly (stored bytes, decode scratch, decoded
     /// chunk), kept from chunk to chunk: no allocation, page faults or zeroing per chunk.
     static BUFFERS: std::cell::RefCell<(Vec<u8>, Scratch, ChunkBuf)> = Default::default();
-}
-
-/// The offset (in elements) of region `sub` of a C-ordered array of `shape`, when the region
-/// is one contiguous run of its memory: after the first axis the region spans more than one
-/// index of, every axis is whole.
-fn contiguous_offset(sub: &[Range<usize>], shape: &[usize]) -> Option<usize> {
-    let first = sub.iter().position(|r| r.len() > 1).unwrap_or(sub.len());
-    let whole_after = sub
-        .iter()
-        .zip(shape)
-        .skip(first + 1)
-        .all(|(r, &n)| r.start == 0 && r.end == n);
-    if !whole_after {
-        return None;
-    }
-    let mut offset = 0;
-    let mut stride = 1;
-    for (r, &n) in sub.iter().zip(shape).rev() {
-        offset += r.start * stride;
-        stride *= n;
-    }
-    Some(offset)
 }
 
 impl<T: H5Element> Hdf5Source<T> {
@@ -1213,8 +1182,9 @@ fn write_chunks<T: H5Element>(
 
 #[cfg(test)]
 mod tests {
-    use super::{contiguous_offset, within_file};
+    use super::within_file;
     use crate::array::ChunkedArray;
+    use crate::plan::contiguous_offset;
     use ndarray::{s, Array2};
     use std::ops::Range;
 

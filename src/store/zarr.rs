@@ -23,7 +23,10 @@ use zarrs::storage::{ReadableWritableListableStorage, StoreKey};
 /// The attribute tessera writes last, once every chunk of an output is stored.
 pub const COMPLETE_ATTRIBUTE: &str = "tessera_complete";
 
+mod direct;
 mod target;
+pub(crate) use direct::drop_buffers as drop_chunk_buffers;
+use direct::{raw_chunks, ChunkCodec, RawChunks};
 pub use target::{ChunkState, Joined, VerifyReport, ZarrTarget, RUN_ATTRIBUTE};
 
 type ZArray = Array<dyn zarrs::storage::ReadableWritableListableStorageTraits>;
@@ -391,240 +394,6 @@ struct ZarrSource<T: Element> {
     _t: std::marker::PhantomData<fn() -> T>,
 }
 
-/// An unsharded array on the local disk whose chunk files hold the chunk's elements as they lie
-/// in memory (little-endian, C order), either as they are or compressed by one zstd or Blosc
-/// codec and nothing else: its chunks are read (and decoded) straight into the block. zarrs
-/// would decode each chunk into a new buffer (fresh pages, faulted and zeroed, for every chunk)
-/// and then copy it into the block.
-struct RawChunks {
-    /// The store's root directory (chunk keys are relative to it).
-    root: PathBuf,
-    /// The regular chunk shape.
-    chunk: Vec<usize>,
-    /// How a chunk file holds the chunk's bytes.
-    codec: ChunkCodec,
-}
-
-/// How the chunk files of a [`RawChunks`] array hold each chunk's bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ChunkCodec {
-    /// As they lie in memory.
-    None,
-    /// Compressed by zstd: one frame, or several end to end.
-    Zstd,
-    /// A Blosc (version 1) buffer: any inner compressor, byte or bit shuffle or none.
-    Blosc,
-}
-
-impl ChunkCodec {
-    /// The codec read straight into blocks that a Zarr codec or compressor name stands for.
-    fn named(name: Option<&str>) -> Option<ChunkCodec> {
-        match name? {
-            "zstd" => Some(ChunkCodec::Zstd),
-            "blosc" => Some(ChunkCodec::Blosc),
-            _ => None,
-        }
-    }
-}
-
-/// A worker's buffers for reading compressed chunks straight into blocks: the bytes of the
-/// chunk file being read, and a zstd decompression context. Kept from chunk to chunk, like the
-/// HDF5 reader's (no allocation, page faults or zeroing per chunk).
-#[derive(Default)]
-struct ChunkBuffers {
-    /// The chunk file's bytes.
-    encoded: Vec<u8>,
-    /// A decoded chunk that does not land in one piece of its block.
-    decoded: Vec<u8>,
-    zstd: Option<zstd::bulk::Decompressor<'static>>,
-}
-
-/// The error of a chunk that would land outside its block (a bug, not bad input).
-fn outside(region: &[Range<usize>]) -> Error {
-    Error::Shape(format!(
-        "internal: a Zarr chunk lies outside block {region:?}"
-    ))
-}
-
-/// Copies the box of `extent` at the origin of a C-order array of `from_shape` (the bytes
-/// `from`) to `at` in a C-order array of `to_shape` (the bytes `to`), elements of `size` bytes;
-/// `None` if either lies outside its bytes.
-fn copy_box(
-    from: &[u8],
-    from_shape: &[usize],
-    to: &mut [u8],
-    to_shape: &[usize],
-    at: &[usize],
-    extent: &[usize],
-    size: usize,
-) -> Option<()> {
-    let n = extent.len();
-    if n == 0 || extent.contains(&0) {
-        return Some(());
-    }
-    let strides = |shape: &[usize]| {
-        let mut s = vec![size; n];
-        for a in (0..n - 1).rev() {
-            s[a] = s[a + 1] * shape[a + 1];
-        }
-        s
-    };
-    let (fs, ts) = (strides(from_shape), strides(to_shape));
-    let run = extent[n - 1] * size;
-    // An odometer over every axis but the last: one run of the last axis per position.
-    let mut i = vec![0usize; n];
-    loop {
-        let f: usize = i.iter().zip(&fs).map(|(i, s)| i * s).sum();
-        let t: usize = i
-            .iter()
-            .zip(at)
-            .zip(&ts)
-            .map(|((i, a), s)| (i + a) * s)
-            .sum();
-        to.get_mut(t..t + run)?
-            .copy_from_slice(from.get(f..f + run)?);
-        let mut a = n - 1;
-        loop {
-            if a == 0 {
-                return Some(());
-            }
-            a -= 1;
-            i[a] += 1;
-            if i[a] < extent[a] {
-                break;
-            }
-            i[a] = 0;
-        }
-    }
-}
-
-thread_local! {
-    static CHUNK_BUFFERS: std::cell::RefCell<ChunkBuffers> = Default::default();
-}
-
-/// Decodes `src` (a chunk file's bytes, compressed by `codec`) into `dst`, which it must fill
-/// exactly: the error says what did not match.
-fn decode_chunk(
-    codec: ChunkCodec,
-    zstd_ctx: &mut Option<zstd::bulk::Decompressor<'static>>,
-    src: &[u8],
-    dst: &mut [u8],
-) -> std::result::Result<(), String> {
-    match codec {
-        ChunkCodec::None => {
-            if src.len() != dst.len() {
-                return Err(format!(
-                    "holds {} bytes; the uncompressed chunk holds {}",
-                    src.len(),
-                    dst.len()
-                ));
-            }
-            dst.copy_from_slice(src);
-        }
-        ChunkCodec::Zstd => {
-            let ctx = match zstd_ctx {
-                Some(ctx) => ctx,
-                None => zstd_ctx.insert(
-                    zstd::bulk::Decompressor::new()
-                        .map_err(|e| format!("cannot start a zstd decoder: {e}"))?,
-                ),
-            };
-            let n = ctx
-                .decompress_to_buffer(src, dst)
-                .map_err(|e| format!("is not a zstd stream of {} bytes: {e}", dst.len()))?;
-            if n != dst.len() {
-                return Err(format!(
-                    "decodes (zstd) to {n} bytes; the chunk holds {}",
-                    dst.len()
-                ));
-            }
-        }
-        ChunkCodec::Blosc => {
-            let mut nbytes = 0usize;
-            // SAFETY: `src` is valid for `src.len()` bytes and `nbytes` for one write; the call
-            // reads no further than `src.len()` bytes.
-            let valid = unsafe {
-                blosc_src::blosc_cbuffer_validate(src.as_ptr().cast(), src.len(), &mut nbytes)
-            };
-            if valid != 0 {
-                return Err(format!(
-                    "is not a Blosc buffer ({} bytes, header or sizes invalid)",
-                    src.len()
-                ));
-            }
-            if nbytes != dst.len() {
-                return Err(format!(
-                    "decodes (Blosc) to {nbytes} bytes; the chunk holds {}",
-                    dst.len()
-                ));
-            }
-            // SAFETY: validated above (safe to attempt); Blosc writes at most `dst.len()` bytes
-            // into `dst`, which does not overlap `src`. One internal thread: the caller is a
-            // worker already.
-            let n = unsafe {
-                blosc_src::blosc_decompress_ctx(
-                    src.as_ptr().cast(),
-                    dst.as_mut_ptr().cast(),
-                    dst.len(),
-                    1,
-                )
-            };
-            if usize::try_from(n).ok() != Some(dst.len()) {
-                return Err(format!("cannot be decoded (Blosc error {n})"));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Whether `array`, whose regular chunks are `chunk`, can be read as raw bytes (see
-/// [`RawChunks`]).
-fn raw_chunks(array: &ZArray, root: &Path, dtype: DType, chunk: &[usize]) -> Option<RawChunks> {
-    if !cfg!(target_endian = "little") || dtype == DType::Bool {
-        return None;
-    }
-    let json = serde_json::to_value(array.metadata()).ok()?;
-    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_owned);
-    let empty = |v: Option<&serde_json::Value>| {
-        v.is_none_or(|v| v.is_null() || v.as_array().is_some_and(|a| a.is_empty()))
-    };
-    let codec = match json.get("zarr_format")?.as_u64()? {
-        3 => {
-            let codecs = json.get("codecs")?.as_array()?;
-            let bytes = codecs.first()?;
-            let plain = text(bytes.get("name")).as_deref() == Some("bytes")
-                && text(bytes.pointer("/configuration/endian")).is_none_or(|e| e == "little")
-                && empty(json.get("storage_transformers"))
-                && text(json.pointer("/chunk_grid/name")).as_deref() == Some("regular");
-            match (plain, &codecs[1..]) {
-                (true, []) => ChunkCodec::None,
-                (true, [c]) => ChunkCodec::named(text(c.get("name")).as_deref())?,
-                _ => return None,
-            }
-        }
-        2 => {
-            let dt = text(json.get("dtype")).unwrap_or_default();
-            let plain = text(json.get("order")).as_deref() == Some("C")
-                && empty(json.get("filters"))
-                && (dt.starts_with('<') || dt.starts_with('|'));
-            let compressor = json.get("compressor");
-            match (plain, empty(compressor)) {
-                (true, true) => ChunkCodec::None,
-                (true, false) => {
-                    ChunkCodec::named(text(compressor.and_then(|c| c.get("id"))).as_deref())?
-                }
-                _ => return None,
-            }
-        }
-        _ => return None,
-    };
-    Some(RawChunks {
-        root: root.to_owned(),
-        chunk: chunk.to_vec(),
-        codec,
-    })
-}
-
 impl<T: Element> PlanNode for ZarrSource<T> {
     fn op(&self) -> String {
         format!("from_zarr({})", self.path.display())
@@ -639,140 +408,15 @@ impl<T: Element> PlanNode for ZarrSource<T> {
         vec![]
     }
     fn own_task_bytes(&self) -> usize {
-        // The decoded block, plus the encoded and decoded chunks being read (by zarrs; or, read
-        // straight into the block, a compressed chunk file and an edge chunk decoded apart).
-        let chunk = self
-            .raw
-            .as_ref()
-            .filter(|r| r.codec != ChunkCodec::None)
-            .map_or(0, |r| r.chunk.iter().product::<usize>());
-        (2 * self.grid.max_block_len() + chunk) * T::DTYPE.size()
+        // The decoded block, plus the encoded and decoded chunks being read: by zarrs, or by
+        // tessera (a chunk file and a decoded chunk, in a worker's buffers).
+        let block = self.grid.max_block_len();
+        let chunks = self.raw.as_ref().map_or(0, |r| 2 * r.chunk_len());
+        (block + block.max(chunks)) * T::DTYPE.size()
     }
 }
 
 impl<T: Element> ZarrSource<T> {
-    /// Reads `region` straight from the chunk files into `out` (the block's bytes, C order)
-    /// when its edges fall on chunk edges (or the array's end) on every axis; `Ok(false)` when
-    /// they do not, or a chunk file is missing (left to zarrs, which fills missing chunks with
-    /// the fill value). A chunk as wide as the block on every axis after the first lands in one
-    /// piece of the block: read or decoded there in place. A narrower one is read or decoded into
-    /// a worker's buffer and its rows copied to their places.
-    fn read_raw(&self, raw: &RawChunks, region: &[Range<usize>], out: &mut [u8]) -> Result<bool> {
-        use std::io::Read;
-        let c = &raw.chunk;
-        let shape = self.grid.shape();
-        if region.is_empty() || c.len() != region.len() || c.contains(&0) {
-            return Ok(false);
-        }
-        let aligned = region.iter().zip(c).zip(shape).all(|((r, &ck), &n)| {
-            r.start.is_multiple_of(ck) && (r.end.is_multiple_of(ck) || r.end == n)
-        });
-        if !aligned || region.iter().any(|r| r.is_empty()) {
-            return Ok(false);
-        }
-        let size = T::DTYPE.size();
-        let block: Vec<usize> = region.iter().map(|r| r.len()).collect();
-        // Checked when the array was opened (`check_extent`): a chunk's bytes fit in an isize.
-        let chunk_bytes = c.iter().product::<usize>() * size;
-        // Chunks as wide as the block after axis 0 are whole runs of the block's rows.
-        let in_place = block[1..] == c[1..];
-        let row_bytes = block[1..].iter().product::<usize>() * size;
-        let first: Vec<usize> = region.iter().zip(c).map(|(r, &ck)| r.start / ck).collect();
-        let count: Vec<usize> = region
-            .iter()
-            .zip(c)
-            .map(|(r, &ck)| r.end.div_ceil(ck) - r.start / ck)
-            .collect();
-        let mut k = vec![0usize; c.len()];
-        loop {
-            let idx: Vec<u64> = first.iter().zip(&k).map(|(f, k)| (f + k) as u64).collect();
-            // Where the chunk's part inside the array lies in the block, and its extent.
-            let at: Vec<usize> = k.iter().zip(c).map(|(k, ck)| k * ck).collect();
-            let extent: Vec<usize> = at
-                .iter()
-                .zip(c)
-                .zip(&block)
-                .map(|((a, &ck), &b)| ck.min(b - a))
-                .collect();
-            let key = self.array.chunk_key(&idx);
-            let named = |what: String| {
-                Error::format(
-                    &self.path,
-                    format!("chunk {idx:?} (key {}) {what}", key.as_str()),
-                )
-            };
-            let mut file = match std::fs::File::open(raw.root.join(key.as_str())) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-                Err(e) => return Err(named(format!("cannot be opened: {e}"))),
-            };
-            let whole = extent == *c;
-            if in_place && raw.codec == ChunkCodec::None {
-                // The file's bytes are the chunk's: its rows inside the array are read in place.
-                let len = file
-                    .metadata()
-                    .map_err(|e| named(format!("cannot be read: {e}")))?
-                    .len();
-                if len != chunk_bytes as u64 {
-                    return Err(named(format!(
-                        "holds {len} bytes; an uncompressed chunk of shape {c:?} holds {chunk_bytes}"
-                    )));
-                }
-                let dst = at[0] * row_bytes..(at[0] + extent[0]) * row_bytes;
-                let buf = out.get_mut(dst).ok_or_else(|| outside(region))?;
-                file.read_exact(buf)
-                    .map_err(|e| named(format!("cannot be read: {e}")))?;
-            } else {
-                CHUNK_BUFFERS
-                    .with_borrow_mut(|bufs| {
-                        let ChunkBuffers {
-                            encoded,
-                            decoded,
-                            zstd,
-                        } = bufs;
-                        encoded.clear();
-                        file.read_to_end(encoded)
-                            .map_err(|e| format!("cannot be read: {e}"))?;
-                        if in_place && whole {
-                            let dst = at[0] * row_bytes..(at[0] + extent[0]) * row_bytes;
-                            let buf = out.get_mut(dst).ok_or("lies outside its block")?;
-                            return decode_chunk(raw.codec, zstd, encoded, buf);
-                        }
-                        let chunk: &[u8] = if raw.codec == ChunkCodec::None {
-                            if encoded.len() != chunk_bytes {
-                                return Err(format!(
-                                    "holds {} bytes; an uncompressed chunk of shape {c:?} \
-                                     holds {chunk_bytes}",
-                                    encoded.len()
-                                ));
-                            }
-                            encoded
-                        } else {
-                            decoded.resize(chunk_bytes, 0);
-                            decode_chunk(raw.codec, zstd, encoded, decoded)?;
-                            decoded
-                        };
-                        copy_box(chunk, c, out, &block, &at, &extent, size)
-                            .ok_or_else(|| "lies outside its block".to_owned())
-                    })
-                    .map_err(named)?;
-            }
-            // The next chunk, the last axis fastest.
-            let mut a = c.len();
-            loop {
-                if a == 0 {
-                    return Ok(true);
-                }
-                a -= 1;
-                k[a] += 1;
-                if k[a] < count[a] {
-                    break;
-                }
-                k[a] = 0;
-            }
-        }
-    }
-
     /// The first chunk of `subset` that cannot be read or decoded, described with its key.
     fn failing_chunk(&self, subset: &ArraySubset) -> Option<String> {
         let chunks = self.array.chunks_in_array_subset(subset).ok()??;
@@ -813,15 +457,22 @@ impl<T: Element> Node<T> for ZarrSource<T> {
         // Every element is written below: from the chunk files, or by zarrs (fill values for
         // missing chunks); a block of another type is built apart.
         let mut out = exec::overwritten_block::<T>(&shape);
+        if let Some(raw) = &self.raw {
+            if direct::read_chunks(
+                raw,
+                &self.array,
+                &self.path,
+                self.grid.shape(),
+                region,
+                &mut out,
+            )? {
+                return Ok(out.into());
+            }
+        }
         let values = out
             .as_slice_mut()
             .ok_or_else(|| Error::Shape("internal: a new block is not contiguous".into()))?;
         if let Some(bytes) = plain_bytes_mut(values) {
-            if let Some(raw) = &self.raw {
-                if self.read_raw(raw, region, &mut *bytes)? {
-                    return Ok(out.into());
-                }
-            }
             // Decode straight into the block: no intermediate buffer, no copy.
             let dims: Vec<u64> = shape.iter().map(|&n| n as u64).collect();
             // SAFETY: this is the only view of `bytes`.
@@ -1598,198 +1249,6 @@ mod tests {
                 );
             }
             exec::drop_spare();
-        }
-    }
-
-    /// The f64 Zarr array at `path`, whose chunks are `chunk`, as a source, and how its chunk
-    /// files are read straight into blocks (a panic if they cannot be).
-    fn direct_source(path: &Path, chunk: &[usize]) -> (ZarrSource<f64>, RawChunks) {
-        let (array, store, _, _) = open_array(path).unwrap_or_else(|e| panic!("{e}"));
-        let root = store.dir.clone().unwrap_or_else(|| panic!("not local"));
-        let raw = raw_chunks(&array, &root, DType::F64, chunk)
-            .unwrap_or_else(|| panic!("{}: not read from the chunk files", path.display()));
-        let shape: Vec<usize> = array.shape().iter().map(|&n| n as usize).collect();
-        let grid = ChunkGrid::new_aligned(&shape, &Chunks::Auto, 8, Some(chunk))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let source = ZarrSource {
-            array,
-            path: path.to_owned(),
-            grid,
-            raw: None,
-            _t: std::marker::PhantomData,
-        };
-        (source, raw)
-    }
-
-    /// zstd and Blosc chunks, v2 and v3, are decoded straight into the block (`read_raw`
-    /// takes them: `Ok(true)`), including the ragged edge chunk, to the values written; a
-    /// chunk that is truncated, garbage or a valid stream of the wrong size is an error naming
-    /// its key.
-    #[test]
-    fn compressed_chunks_decode_straight_into_the_block() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let (n, m, rows) = (23, 6, 5);
-        let values = |m: usize| {
-            ndarray::Array2::from_shape_fn((n, m), |(i, j)| ((i * m + j) as f64).sin() * 1e3)
-                .into_dyn()
-        };
-        let want = values(m);
-        for format in [2u8, 3] {
-            for (codec, expect) in [
-                (Codec::Zstd(3), ChunkCodec::Zstd),
-                (Codec::Blosc(5), ChunkCodec::Blosc),
-            ] {
-                let what = format!("v{format} {codec:?}");
-                let write = |path: &Path, values: ArrayD<f64>| {
-                    let zopts = ZarrWriteOptions {
-                        codec,
-                        zarr_format: format,
-                        ..Default::default()
-                    };
-                    let shape = values.shape().to_vec();
-                    ChunkedArray::from_array(values, vec![rows, shape[1]])
-                        .and_then(|a| a.to_zarr(path, &zopts, &ExecOptions::default()))
-                        .unwrap_or_else(|e| panic!("{what}: {e}"));
-                };
-                let path = dir.path().join(format!("v{format}-{codec:?}.zarr"));
-                write(&path, want.clone());
-                // The same codec, one column more: valid chunks of the wrong size.
-                let wider = dir.path().join(format!("v{format}-{codec:?}-wider.zarr"));
-                write(&wider, values(m + 1));
-                let (source, raw) = direct_source(&path, &[rows, m]);
-                assert_eq!(raw.codec, expect, "{what}");
-                let read = |region: Range<usize>| {
-                    let mut out = vec![0xA5u8; region.len() * m * 8];
-                    source
-                        .read_raw(&raw, &[region.clone(), 0..m], &mut out)
-                        .map(|taken| {
-                            assert!(taken, "{what} {region:?}: left to zarrs");
-                            out
-                        })
-                };
-                for region in [0..5, 0..10, 5..20, 20..23, 15..23, 0..23] {
-                    let got = read(region.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
-                    let expected: Vec<u8> = want
-                        .slice(ndarray::s![region.clone(), ..])
-                        .iter()
-                        .flat_map(|v| v.to_le_bytes())
-                        .collect();
-                    assert!(got == expected, "{what} {region:?}: wrong values");
-                }
-                // Regions the chunk files cannot give whole: left to zarrs.
-                let mut out = vec![0u8; 4 * m * 8];
-                assert!(!source
-                    .read_raw(&raw, &[1..5, 0..m], &mut out)
-                    .unwrap_or_else(|e| panic!("{e}")));
-
-                let key = if format == 2 { "1.0" } else { "c/1/0" };
-                let file = path.join(key);
-                let good = std::fs::read(&file).unwrap_or_else(|e| panic!("{e}"));
-                let other = std::fs::read(wider.join(key)).unwrap_or_else(|e| panic!("{e}"));
-                for (bad, what_bad) in [
-                    (good[..good.len() / 2].to_vec(), "truncated"),
-                    (
-                        b"not a compressed chunk at all, just text".to_vec(),
-                        "garbage",
-                    ),
-                    (other, "a chunk of another shape"),
-                ] {
-                    std::fs::write(&file, bad).unwrap_or_else(|e| panic!("{e}"));
-                    let e = read(0..10).expect_err(&format!("{what}: {what_bad} chunk read"));
-                    let msg = e.to_string();
-                    assert!(
-                        msg.contains(&format!("(key {key})")) && msg.contains(".zarr"),
-                        "{what}: {what_bad} chunk: the error names no key: {msg}"
-                    );
-                    // The chunk before it still reads.
-                    assert!(read(0..5).is_ok(), "{what}");
-                }
-                std::fs::write(&file, &good).unwrap_or_else(|e| panic!("{e}"));
-                assert!(read(0..23).is_ok(), "{what}");
-            }
-        }
-    }
-
-    /// Chunks narrower than the block (split along several axes, ragged at every far edge), of
-    /// each codec read directly: every region whose edges fall on chunk edges is read from the
-    /// chunk files (`Ok(true)`), the chunks copied to their places, to the values written.
-    #[test]
-    fn chunks_split_along_several_axes_are_copied_to_their_places() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let cases = [
-            (vec![23, 17], vec![5, 4]),
-            (vec![7, 9, 5], vec![3, 4, 2]),
-            (vec![11], vec![4]),
-        ];
-        for (shape, chunk) in cases {
-            let n: usize = shape.iter().product();
-            let want = ndarray::Array1::from_shape_fn(n, |i| (i as f64 * 0.7).cos() * 1e3 + 2e3)
-                .into_shape_with_order(IxDyn(&shape))
-                .unwrap_or_else(|e| panic!("{e}"));
-            for codec in [Codec::None, Codec::Zstd(3), Codec::Blosc(5)] {
-                let what = format!("{shape:?}/{chunk:?} {codec:?}");
-                let path = dir.path().join(format!("{}-{codec:?}.zarr", shape.len()));
-                let zopts = ZarrWriteOptions {
-                    codec,
-                    overwrite: true,
-                    ..Default::default()
-                };
-                ChunkedArray::from_array(want.clone(), chunk.clone())
-                    .and_then(|a| a.to_zarr(&path, &zopts, &ExecOptions::default()))
-                    .unwrap_or_else(|e| panic!("{what}: {e}"));
-                let (source, raw) = direct_source(&path, &chunk);
-                // Per axis: the first chunk, the next two, the last (ragged) one, all of it.
-                let spans: Vec<Vec<Range<usize>>> = shape
-                    .iter()
-                    .zip(&chunk)
-                    .map(|(&n, &c)| {
-                        vec![
-                            0..c.min(n),
-                            c.min(n)..(3 * c).min(n),
-                            (n - 1) / c * c..n,
-                            0..n,
-                        ]
-                        .into_iter()
-                        .filter(|r| !r.is_empty())
-                        .collect()
-                    })
-                    .collect();
-                let mut regions: Vec<Vec<Range<usize>>> = vec![vec![]];
-                for axis in &spans {
-                    regions = regions
-                        .iter()
-                        .flat_map(|r| {
-                            axis.iter().map(move |s| {
-                                let mut r = r.clone();
-                                r.push(s.clone());
-                                r
-                            })
-                        })
-                        .collect();
-                }
-                for region in &regions {
-                    let len: usize = region.iter().map(|r| r.len()).product();
-                    let mut out = vec![0xA5u8; len * 8];
-                    let taken = source
-                        .read_raw(&raw, region, &mut out)
-                        .unwrap_or_else(|e| panic!("{what} {region:?}: {e}"));
-                    assert!(taken, "{what} {region:?}: left to zarrs");
-                    let expected: Vec<u8> = want
-                        .slice_each_axis(|ax| ndarray::Slice::from(region[ax.axis.index()].clone()))
-                        .iter()
-                        .flat_map(|v| v.to_le_bytes())
-                        .collect();
-                    assert!(out == expected, "{what} {region:?}: wrong values");
-                }
-                // A region that cuts a chunk is left to zarrs.
-                let mut cut: Vec<Range<usize>> = shape.iter().map(|&n| 0..n).collect();
-                cut[0].start = 1;
-                let len: usize = cut.iter().map(|r| r.len()).product();
-                let mut out = vec![0u8; len * 8];
-                assert!(!source
-                    .read_raw(&raw, &cut, &mut out)
-                    .unwrap_or_else(|e| panic!("{e}")));
-            }
         }
     }
 }
