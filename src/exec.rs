@@ -216,10 +216,12 @@ pub(crate) fn recycle<T: Element>(block: crate::plan::Block<'_, T>) {
     SPARE.with_borrow_mut(|s| *s = Some(Box::new(buffer)));
 }
 
-/// Drops this thread's spare buffer, and the buffers its Zarr chunk reads kept.
+/// Drops this thread's spare buffer, and the buffers its Zarr and HDF5 chunk reads kept.
 pub(crate) fn drop_spare() {
     SPARE.with_borrow_mut(|s| *s = None);
     crate::store::zarr::drop_chunk_buffers();
+    #[cfg(feature = "hdf5")]
+    crate::store::hdf5::drop_chunk_buffers();
     HANDED.set([(0, 0); 4]);
 }
 

@@ -557,7 +557,13 @@ fn within_file(addr: u64, size: u64, len: u64) -> std::result::Result<(), String
 thread_local! {
     /// A worker's buffers for reading chunks directly (stored bytes, decode scratch, decoded
     /// chunk), kept from chunk to chunk: no allocation, page faults or zeroing per chunk.
+    /// Dropped with the block spares at the end of a run ([`drop_chunk_buffers`]).
     static BUFFERS: std::cell::RefCell<(Vec<u8>, Scratch, ChunkBuf)> = Default::default();
+}
+
+/// Drops this thread's chunk buffers.
+pub(crate) fn drop_chunk_buffers() {
+    BUFFERS.with_borrow_mut(|b| *b = Default::default());
 }
 
 impl<T: H5Element> Hdf5Source<T> {
