@@ -274,8 +274,9 @@ fn dims() -> [usize; 5] {
 
 fn every_metric_and_chunking<T: Real>(seed: u64) {
     let mut rng = Rng(seed);
-    // n and m are not multiples of any panel width (4 to 32) or row count (4).
-    let (n, m) = (23, 37);
+    // n and m are not multiples of any panel width (4 to 64) or row count (2 to 4); m holds
+    // a full panel of every width and a partial one.
+    let (n, m) = (23, 71);
     for d in dims() {
         let x64 = uniform(&mut rng, n, d);
         let y64 = uniform(&mut rng, m, d);
@@ -1273,27 +1274,39 @@ fn k_and_radius_are_checked() {
 // Instruction sets: the baseline path, forced in a subprocess
 // ---------------------------------------------------------------------------------------------
 
-/// In the subprocess that forces the baseline, the kernels must say so; otherwise a CPU with
-/// AVX2 and FMA must not be running the baseline.
+/// In the subprocesses that force an instruction set (`TESSERA_ISA=baseline` or `avx2`), the
+/// kernels must say so; otherwise a CPU with AVX2 and FMA must not be running the baseline.
 #[test]
 fn isa_detection_follows_the_environment() {
-    let forced = std::env::var_os("TESSERA_ISA").is_some_and(|v| v == "baseline");
+    let forced = std::env::var("TESSERA_ISA").ok();
     let isa = detected_isa();
-    eprintln!("detected_isa() = {isa:?} (TESSERA_ISA=baseline: {forced})");
-    if forced {
-        assert_eq!(isa, Isa::Baseline);
-    } else {
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            assert_ne!(isa, Isa::Baseline);
+    eprintln!("detected_isa() = {isa:?} (TESSERA_ISA: {forced:?})");
+    match forced.as_deref() {
+        Some("baseline") => assert_eq!(isa, Isa::Baseline),
+        Some("avx2") => assert_eq!(isa, Isa::Avx2),
+        _ => {
+            if has_avx2_fma() {
+                assert_ne!(isa, Isa::Baseline);
+            }
         }
     }
 }
 
-/// Reruns every `isa_` test of this binary with `TESSERA_ISA=baseline` (read once per process,
-/// hence the subprocess): the portable kernels against the same references.
-#[test]
-fn forced_baseline_path_passes_the_same_tests() {
+/// Whether this CPU has AVX2 and FMA (what the AVX2 path needs).
+fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Reruns every `isa_` test of this binary with `TESSERA_ISA` set to `isa` (read once per
+/// process, hence the subprocess): that path's kernels against the same references.
+fn isa_tests_pass_with(isa: &str) {
     let exe = std::env::current_exe().unwrap();
     let listed = Command::new(&exe)
         .args(["isa_", "--list"])
@@ -1307,22 +1320,39 @@ fn forced_baseline_path_passes_the_same_tests() {
     assert!(names.len() >= 8, "the isa_ tests: {list}");
     let out = Command::new(&exe)
         .args(["isa_", "--test-threads=2"])
-        .env("TESSERA_ISA", "baseline")
+        .env("TESSERA_ISA", isa)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "the isa_ tests fail on the baseline path:\n{stdout}\n{stderr}"
+        "the isa_ tests fail on the {isa} path:\n{stdout}\n{stderr}"
     );
     let summary = format!("test result: ok. {} passed; 0 failed", names.len());
     assert!(stdout.contains(&summary), "want {summary:?}:\n{stdout}");
     for name in names {
         assert!(
             stdout.contains(&format!("test {name} ... ok")),
-            "{name} did not pass on the baseline path:\n{stdout}"
+            "{name} did not pass on the {isa} path:\n{stdout}"
         );
+    }
+}
+
+/// The portable kernels (`TESSERA_ISA=baseline`) pass the `isa_` tests.
+#[test]
+fn forced_baseline_path_passes_the_same_tests() {
+    isa_tests_pass_with("baseline");
+}
+
+/// The AVX2 kernels pass the `isa_` tests, on a CPU that would otherwise run AVX-512 (or
+/// AVX2 anyway): without this, an AVX-512 machine (CI's) never runs them.
+#[test]
+fn forced_avx2_path_passes_the_same_tests() {
+    if has_avx2_fma() {
+        isa_tests_pass_with("avx2");
+    } else {
+        eprintln!("no AVX2 with FMA on this CPU: nothing to force");
     }
 }
 
