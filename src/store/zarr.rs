@@ -26,7 +26,7 @@ pub const COMPLETE_ATTRIBUTE: &str = "tessera_complete";
 mod direct;
 mod target;
 pub(crate) use direct::drop_buffers as drop_chunk_buffers;
-use direct::{raw_chunks, ChunkCodec, RawChunks};
+use direct::{raw_chunks, RawChunks};
 pub use target::{ChunkState, Joined, VerifyReport, ZarrTarget, RUN_ATTRIBUTE};
 
 type ZArray = Array<dyn zarrs::storage::ReadableWritableListableStorageTraits>;

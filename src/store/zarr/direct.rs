@@ -28,8 +28,9 @@ pub(super) struct RawChunks {
     root: PathBuf,
     /// The regular chunk shape.
     chunk: Vec<usize>,
-    /// How a chunk file holds the chunk's bytes.
-    pub(super) codec: ChunkCodec,
+    /// What compressed the chunk files, or `None`: each file holds its chunk's bytes as
+    /// they lie in memory.
+    pub(super) codec: Option<Compressor>,
     /// The fill value's bytes (one element), for chunks never written.
     fill: Vec<u8>,
 }
@@ -41,35 +42,34 @@ impl RawChunks {
     }
 }
 
-/// How the chunk files of a [`RawChunks`] array hold each chunk's bytes.
+/// The compressors whose chunk files a [`RawChunks`] array decodes itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum ChunkCodec {
-    /// As they lie in memory.
-    None,
-    /// Compressed by zstd: one frame, or several end to end.
+pub(super) enum Compressor {
+    /// zstd: one frame, or several end to end.
     Zstd,
     /// A Blosc (version 1) buffer: any inner compressor, byte or bit shuffle or none.
     Blosc,
 }
 
-impl ChunkCodec {
-    /// The compressing codec that a Zarr codec (v3) or compressor (v2) name stands for, when
-    /// its chunks are read here.
-    fn named(name: Option<&str>) -> Option<ChunkCodec> {
+impl Compressor {
+    /// The compressor that a Zarr codec (v3) or compressor (v2) name stands for, when its
+    /// chunks are read here.
+    fn named(name: Option<&str>) -> Option<Compressor> {
         match name? {
-            "zstd" => Some(ChunkCodec::Zstd),
-            "blosc" => Some(ChunkCodec::Blosc),
+            "zstd" => Some(Compressor::Zstd),
+            "blosc" => Some(Compressor::Blosc),
             _ => None,
         }
     }
+}
 
-    /// The most bytes a chunk file of this codec can hold for a chunk of `n` bytes, with room
-    /// to spare (zstd's bound is `n + n/256` and a few hundred bytes; Blosc's `n + 16`).
-    fn max_encoded(self, n: usize) -> usize {
-        match self {
-            ChunkCodec::None => n,
-            ChunkCodec::Zstd | ChunkCodec::Blosc => n + n / 64 + (64 << 10),
-        }
+/// The most bytes a chunk file can hold for a chunk of `n` bytes: `n` uncompressed; with room
+/// to spare when compressed (zstd's bound is `n + n/256` and a few hundred bytes; Blosc's
+/// `n + 16`).
+fn max_encoded(codec: Option<Compressor>, n: usize) -> usize {
+    match codec {
+        None => n,
+        Some(Compressor::Zstd | Compressor::Blosc) => n + n / 64 + (64 << 10),
     }
 }
 
@@ -98,8 +98,8 @@ pub(super) fn raw_chunks(
                 && empty(json.get("storage_transformers"))
                 && text(json.pointer("/chunk_grid/name")).as_deref() == Some("regular");
             match (plain, &codecs[1..]) {
-                (true, []) => ChunkCodec::None,
-                (true, [c]) => ChunkCodec::named(text(c.get("name")).as_deref())?,
+                (true, []) => None,
+                (true, [c]) => Some(Compressor::named(text(c.get("name")).as_deref())?),
                 _ => return None,
             }
         }
@@ -110,10 +110,10 @@ pub(super) fn raw_chunks(
                 && (dt.starts_with('<') || dt.starts_with('|'));
             let compressor = json.get("compressor");
             match (plain, empty(compressor)) {
-                (true, true) => ChunkCodec::None,
-                (true, false) => {
-                    ChunkCodec::named(text(compressor.and_then(|c| c.get("id"))).as_deref())?
-                }
+                (true, true) => None,
+                (true, false) => Some(Compressor::named(
+                    text(compressor.and_then(|c| c.get("id"))).as_deref(),
+                )?),
                 _ => return None,
             }
         }
@@ -185,7 +185,7 @@ pub(super) fn read_chunks<T: Element>(
     }
     let size = T::DTYPE.size();
     let chunk_bytes = c.iter().product::<usize>() * size;
-    let max_encoded = raw.codec.max_encoded(chunk_bytes);
+    let max_encoded = max_encoded(raw.codec, chunk_bytes);
     let coords = chunks_touched(region, c);
     let too_large = AtomicBool::new(false);
     // Chunks fill disjoint parts of `out` from parallel tasks.
@@ -221,7 +221,7 @@ pub(super) fn read_chunks<T: Element>(
             .metadata()
             .map_err(|e| named(&format_args!("cannot be read: {e}")))?
             .len();
-        if raw.codec == ChunkCodec::None && len != chunk_bytes as u64 {
+        if raw.codec.is_none() && len != chunk_bytes as u64 {
             return Err(named(&format_args!(
                 "holds {len} bytes; an uncompressed chunk of shape {c:?} holds {chunk_bytes}"
             )));
@@ -238,31 +238,32 @@ pub(super) fn read_chunks<T: Element>(
             .filter(|_| extent[1..] == c[1..])
             .and_then(|offset| sink.run_ptr(offset, n));
         let whole = extent == *c;
-        if let (Some(ptr), true) = (run, raw.codec == ChunkCodec::None || whole) {
+        if let (Some(ptr), true) = (run, raw.codec.is_none() || whole) {
             // SAFETY: the run of `n` elements lies inside `out` (checked by `run_ptr`); chunks
             // are disjoint, so no other task touches it; `out` outlives the tasks; every byte
             // pattern is a valid element (bool arrays are not read here).
             let dst = unsafe { std::slice::from_raw_parts_mut(ptr, n * size) };
-            if raw.codec == ChunkCodec::None {
+            let Some(compressor) = raw.codec else {
                 // The file holds the chunk as it lies in memory: its first rows are the run.
                 return file
                     .read_exact(dst)
                     .map_err(|e| named(&format_args!("cannot be read: {e}")));
-            }
+            };
             return BUFFERS.with_borrow_mut(|b| {
                 read_file(&mut file, &mut b.encoded).map_err(|e| named(&e))?;
-                decode(raw.codec, &mut b.zstd, &b.encoded, dst).map_err(|e| named(&e))
+                decode(compressor, &mut b.zstd, &b.encoded, dst).map_err(|e| named(&e))
             });
         }
         BUFFERS.with_borrow_mut(|b| {
             read_file(&mut file, &mut b.encoded).map_err(|e| named(&e))?;
-            let chunk: &[u8] = if raw.codec == ChunkCodec::None {
-                &b.encoded
-            } else {
-                b.decoded.resize(chunk_bytes, 0);
-                decode(raw.codec, &mut b.zstd, &b.encoded, &mut b.decoded)
-                    .map_err(|e| named(&e))?;
-                &b.decoded
+            let chunk: &[u8] = match raw.codec {
+                None => &b.encoded,
+                Some(compressor) => {
+                    b.decoded.resize(chunk_bytes, 0);
+                    decode(compressor, &mut b.zstd, &b.encoded, &mut b.decoded)
+                        .map_err(|e| named(&e))?;
+                    &b.decoded
+                }
             };
             place.copy(&sink, &at, &extent, chunk)
         })
@@ -278,20 +279,16 @@ fn read_file(file: &mut std::fs::File, buf: &mut Vec<u8>) -> std::result::Result
         .map_err(|e| format!("cannot be read: {e}"))
 }
 
-/// Decodes `src` (a chunk file's bytes, compressed by `codec`) into `dst`, which it must fill
-/// exactly: the error says what did not match.
+/// Decodes `src` (a chunk file's bytes, compressed by `compressor`) into `dst`, which it must
+/// fill exactly: the error says what did not match.
 fn decode(
-    codec: ChunkCodec,
+    compressor: Compressor,
     zstd_ctx: &mut Option<zstd::bulk::Decompressor<'static>>,
     src: &[u8],
     dst: &mut [u8],
 ) -> std::result::Result<(), String> {
-    let n = match codec {
-        ChunkCodec::None => {
-            dst.copy_from_slice(src.get(..dst.len()).ok_or("is shorter than a chunk")?);
-            dst.len()
-        }
-        ChunkCodec::Zstd => {
+    let n = match compressor {
+        Compressor::Zstd => {
             let ctx = match zstd_ctx {
                 Some(ctx) => ctx,
                 None => zstd_ctx.insert(
@@ -306,7 +303,7 @@ fn decode(
                 )
             })?
         }
-        ChunkCodec::Blosc => {
+        Compressor::Blosc => {
             let mut nbytes = 0usize;
             // SAFETY: `src` is valid for `src.len()` bytes and `nbytes` for one write; c-blosc
             // (1.21, as built by blosc-src) reads at most `src.len()` bytes here.
@@ -505,8 +502,8 @@ mod tests {
         let want = values(m);
         for format in [2u8, 3] {
             for (codec, expect) in [
-                (Codec::Zstd(3), ChunkCodec::Zstd),
-                (Codec::Blosc(5), ChunkCodec::Blosc),
+                (Codec::Zstd(3), Compressor::Zstd),
+                (Codec::Blosc(5), Compressor::Blosc),
             ] {
                 let what = format!("v{format} {codec:?}");
                 let path = dir.path().join(format!("v{format}-{codec:?}.zarr"));
@@ -520,7 +517,7 @@ mod tests {
                 };
                 let (wider, narrower) = (other(m + 1), other(m - 1));
                 let (raw, read) = direct(&path);
-                assert_eq!(raw.codec, expect, "{what}");
+                assert_eq!(raw.codec, Some(expect), "{what}");
                 for r in [0..5, 0..10, 5..20, 20..23, 15..23, 0..23, 0..7, 10..13] {
                     let got = read(&[r.clone(), 0..m])
                         .unwrap_or_else(|e| panic!("{what}: {e}"))
@@ -694,18 +691,14 @@ mod tests {
         let v2_blosc = r#"{"id": "blosc", "cname": "zstd", "clevel": 5, "shuffle": 1}"#;
         let v2_zstd = r#"{"id": "zstd", "level": 1}"#;
         let v2_zlib = r#"{"id": "zlib", "level": 1}"#;
-        let cases: Vec<(String, bool, Option<ChunkCodec>)> = vec![
-            (v3(&format!("[{bytes}]"), ""), true, Some(ChunkCodec::None)),
-            (
-                v3(&format!("[{bytes}, {zstd}]"), ""),
-                true,
-                Some(ChunkCodec::Zstd),
-            ),
-            (
-                v3(&format!("[{bytes}, {blosc}]"), ""),
-                true,
-                Some(ChunkCodec::Blosc),
-            ),
+        // What `raw_chunks` says of each: not read here, or read with this codec.
+        const PLAIN: Option<Option<Compressor>> = Some(None);
+        const ZSTD: Option<Option<Compressor>> = Some(Some(Compressor::Zstd));
+        const BLOSC: Option<Option<Compressor>> = Some(Some(Compressor::Blosc));
+        let cases: Vec<(String, bool, Option<Option<Compressor>>)> = vec![
+            (v3(&format!("[{bytes}]"), ""), true, PLAIN),
+            (v3(&format!("[{bytes}, {zstd}]"), ""), true, ZSTD),
+            (v3(&format!("[{bytes}, {blosc}]"), ""), true, BLOSC),
             (v3(&format!("[{bytes}, {gzip}]"), ""), true, None),
             (v3(&format!("[{bytes}, {zstd}, {crc}]"), ""), true, None),
             (
@@ -715,21 +708,9 @@ mod tests {
             ),
             (v3(&format!("[{big}, {zstd}]"), ""), true, None),
             (v3(&format!("[{shard}]"), ""), true, None),
-            (
-                v2("<f8", "C", "null", "null"),
-                false,
-                Some(ChunkCodec::None),
-            ),
-            (
-                v2("<f8", "C", v2_zstd, "null"),
-                false,
-                Some(ChunkCodec::Zstd),
-            ),
-            (
-                v2("<f8", "C", v2_blosc, "[]"),
-                false,
-                Some(ChunkCodec::Blosc),
-            ),
+            (v2("<f8", "C", "null", "null"), false, PLAIN),
+            (v2("<f8", "C", v2_zstd, "null"), false, ZSTD),
+            (v2("<f8", "C", v2_blosc, "[]"), false, BLOSC),
             (v2("<f8", "C", v2_zlib, "null"), false, None),
             (v2(">f8", "C", v2_zstd, "null"), false, None),
             (v2("<f8", "F", v2_zstd, "null"), false, None),

@@ -283,7 +283,7 @@ impl ZarrTarget {
             .map(|n| n.get() as usize)
             .collect();
         let raw = super::raw_chunks(&array, Path::new(""), dtype, &chunk)
-            .is_some_and(|r| r.codec == super::ChunkCodec::None);
+            .is_some_and(|r| r.codec.is_none());
         Ok(ZarrTarget {
             prefix: node_prefix(&inner),
             array,
