@@ -631,8 +631,8 @@ fn run_panels<T: DistFloat, O: Op<T>>(
 ) {
     // The panel widths and row counts measured fastest (`cargo bench --bench kernels`, one
     // 256 x 256 tile, d = 64, on AMD Zen 4). AVX-512 (32 registers): panels of 4 vectors, 3
-    // rows, 12 accumulators per sum; against 2 vectors and 4 rows, a third fewer loads and
-    // broadcasts per vector of pair-dimensions: cityblock 13.6 to 15.5 G pair-dims/s per core
+    // rows, 12 accumulators per sum; against 2 vectors and 4 rows, half the broadcasts and
+    // a fifth fewer loads per vector of pair-dimensions: cityblock 13.6 to 15.5 G pair-dims/s per core
     // in f64, braycurtis 8.3 to 9.5, chebyshev 12.5 to 13.6, minkowski (p = 3) 6.8 to 8.0;
     // in f32 cityblock 27.8 to 30.0, braycurtis 16.4 to 18.1. AVX2 (16 registers): 2 vectors
     // and 4 rows, but 2 rows for Bray-Curtis, whose two sums would otherwise not fit in the
