@@ -729,6 +729,30 @@ macro_rules! impl_float {
 impl_float!(f32);
 impl_float!(f64);
 
+/// Elements as bytes (a chunk's, read or decoded from a file) in a buffer aligned for any
+/// element type.
+#[derive(Clone, Default)]
+pub(crate) struct ChunkBuf {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl ChunkBuf {
+    /// Makes the buffer `len` bytes long, keeping its allocation when it is large enough.
+    pub(crate) fn resize(&mut self, len: usize) {
+        self.words.resize(len.div_ceil(8), 0);
+        self.len = len;
+    }
+    /// The bytes, to fill.
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut bytemuck::cast_slice_mut::<u64, u8>(&mut self.words)[..self.len]
+    }
+    /// The bytes as elements (checked: a bool must be 0 or 1).
+    pub(crate) fn elements<T: Element>(&self) -> Result<&[T]> {
+        T::from_bytes(&bytemuck::cast_slice::<u64, u8>(&self.words)[..self.len])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

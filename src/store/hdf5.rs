@@ -17,11 +17,11 @@
 
 use crate::array::ChunkedArray;
 use crate::chunks::{AxisChunks, ChunkGrid, Chunks};
-use crate::element::{plain_bytes_mut, DType, Element};
+use crate::element::{plain_bytes_mut, ChunkBuf, DType, Element};
 use crate::error::{Error, Result};
 use crate::exec::{self, BlockSink, ExecContext, ExecOptions, PartWriter, RawSink};
 use crate::plan::{slice_info, Block, Node, PlanNode};
-use crate::store::hdf5_chunks::{self, ChunkBuf, Pipeline, Scratch};
+use crate::store::hdf5_chunks::{self, Pipeline, Scratch};
 use crate::store::mmap::{self, dense_span, map_handle, Resident};
 use crate::store::parts::ChunkPlacer;
 use hdf5::dataset::{AllocTime, FillTime};

@@ -9,7 +9,6 @@
 //! are allocated up front and written in place with `pwrite`; see `store::hdf5`.) Pipelines with any other filter (fletcher32, szip,
 //! scale-offset, plugins) go through the library as before.
 
-use crate::element::Element;
 use crate::error::{Error, Result};
 use hdf5::filters::Filter;
 use hdf5_sys::h5::{haddr_t, hsize_t, HADDR_UNDEF};
@@ -556,29 +555,6 @@ pub(crate) fn write_chunk(
         ));
     }
     Ok(())
-}
-
-/// A chunk's elements as bytes in a buffer aligned for any element type.
-#[derive(Default)]
-pub(crate) struct ChunkBuf {
-    words: Vec<u64>,
-    len: usize,
-}
-
-impl ChunkBuf {
-    /// Makes the buffer `len` bytes long, keeping its allocation when it is large enough.
-    pub(crate) fn resize(&mut self, len: usize) {
-        self.words.resize(len.div_ceil(8), 0);
-        self.len = len;
-    }
-    /// The bytes, to fill.
-    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut bytemuck::cast_slice_mut::<u64, u8>(&mut self.words)[..self.len]
-    }
-    /// The bytes as elements (checked: a bool must be 0 or 1).
-    pub(crate) fn elements<T: Element>(&self) -> Result<&[T]> {
-        T::from_bytes(&bytemuck::cast_slice::<u64, u8>(&self.words)[..self.len])
-    }
 }
 
 #[cfg(test)]

@@ -10,11 +10,11 @@
 //! its place. A chunk never written is the fill value, as zarrs would give it.
 
 use super::ZArray;
-use crate::element::{DType, Element};
+use crate::element::{ChunkBuf, DType, Element};
 use crate::error::{Error, Result};
-use crate::exec::RawSink;
-use crate::plan::{c_strides, chunks_touched, contiguous_offset, for_each_index};
-use ndarray::ArrayD;
+use crate::exec::{BlockSink, RawSink};
+use crate::plan::{chunks_touched, contiguous_offset, slice_info};
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use rayon::prelude::*;
 use std::io::Read;
 use std::ops::Range;
@@ -32,7 +32,7 @@ pub(super) struct RawChunks {
     /// they lie in memory.
     pub(super) codec: Option<Compressor>,
     /// The fill value's bytes (one element), for chunks never written.
-    fill: Vec<u8>,
+    fill: ChunkBuf,
 }
 
 impl RawChunks {
@@ -119,8 +119,11 @@ pub(super) fn raw_chunks(
         }
         _ => return None,
     };
-    let fill = array.fill_value().as_ne_bytes().to_vec();
-    (fill.len() == dtype.size() && !chunk.contains(&0)).then(|| RawChunks {
+    let bytes = array.fill_value().as_ne_bytes();
+    let mut fill = ChunkBuf::default();
+    fill.resize(bytes.len());
+    fill.bytes_mut().copy_from_slice(bytes);
+    (bytes.len() == dtype.size() && !chunk.contains(&0)).then(|| RawChunks {
         root: root.to_owned(),
         chunk: chunk.to_vec(),
         codec,
@@ -128,14 +131,14 @@ pub(super) fn raw_chunks(
     })
 }
 
-/// A worker's buffers for reading chunks: the bytes of the chunk file being read, a decoded
-/// chunk that is not decoded in place, and a zstd decompression context. Kept from chunk to
+/// A worker's buffers for reading chunks: the bytes of the chunk file being read, a chunk that
+/// is not read or decoded in place, and a zstd decompression context. Kept from chunk to
 /// chunk, like the HDF5 reader's (no allocation, page faults or zeroing per chunk), and
 /// dropped with the block spares at the end of a run ([`drop_buffers`]).
 #[derive(Default)]
 struct ChunkBuffers {
     encoded: Vec<u8>,
-    decoded: Vec<u8>,
+    decoded: ChunkBuf,
     zstd: Option<zstd::bulk::Decompressor<'static>>,
 }
 
@@ -188,9 +191,13 @@ pub(super) fn read_chunks<T: Element>(
     let max_encoded = max_encoded(raw.codec, chunk_bytes);
     let coords = chunks_touched(region, c);
     let too_large = AtomicBool::new(false);
+    let fill = *raw
+        .fill
+        .elements::<T>()?
+        .first()
+        .ok_or_else(|| Error::DType(format!("{}: no fill value", path.display())))?;
     // Chunks fill disjoint parts of `out` from parallel tasks.
     let sink = RawSink::new(out.as_mut_ptr(), &block);
-    let place = Placement::new(c, &block, size);
     coords.par_iter().try_for_each(|idx| -> Result<()> {
         // The chunk's part inside the array: where it lies in the block, and its extent.
         let at: Vec<usize> = idx
@@ -210,10 +217,16 @@ pub(super) fn read_chunks<T: Element>(
         let named = |what: &dyn std::fmt::Display| {
             Error::format(path, format!("chunk {idx:?} (key {}) {what}", key.as_str()))
         };
+        let in_out: Vec<Range<usize>> = at.iter().zip(&extent).map(|(&a, &e)| a..a + e).collect();
         let mut file = match std::fs::File::open(raw.root.join(key.as_str())) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return place.fill(&sink, &at, &extent, &raw.fill);
+                let one = [fill];
+                let internal = || Error::Shape("internal: a fill value's view".into());
+                let base = ArrayViewD::from_shape(IxDyn(&vec![1; c.len()]), &one[..])
+                    .map_err(|_| internal())?;
+                let fills = base.broadcast(IxDyn(&extent)).ok_or_else(internal)?;
+                return sink.write_block(&in_out, fills);
             }
             Err(e) => return Err(named(&format_args!("cannot be opened: {e}"))),
         };
@@ -232,7 +245,6 @@ pub(super) fn read_chunks<T: Element>(
         }
         // The chunk's part of the block as one run of its memory, when it is one and is the
         // chunk's first elements (the chunk lies whole in the block after axis 0).
-        let in_out: Vec<Range<usize>> = at.iter().zip(&extent).map(|(&a, &e)| a..a + e).collect();
         let n: usize = extent.iter().product();
         let run = contiguous_offset(&in_out, &block)
             .filter(|_| extent[1..] == c[1..])
@@ -255,17 +267,22 @@ pub(super) fn read_chunks<T: Element>(
             });
         }
         BUFFERS.with_borrow_mut(|b| {
-            read_file(&mut file, &mut b.encoded).map_err(|e| named(&e))?;
-            let chunk: &[u8] = match raw.codec {
-                None => &b.encoded,
+            b.decoded.resize(chunk_bytes);
+            match raw.codec {
+                None => file
+                    .read_exact(b.decoded.bytes_mut())
+                    .map_err(|e| named(&format_args!("cannot be read: {e}")))?,
                 Some(compressor) => {
-                    b.decoded.resize(chunk_bytes, 0);
-                    decode(compressor, &mut b.zstd, &b.encoded, &mut b.decoded)
+                    read_file(&mut file, &mut b.encoded).map_err(|e| named(&e))?;
+                    decode(compressor, &mut b.zstd, &b.encoded, b.decoded.bytes_mut())
                         .map_err(|e| named(&e))?;
-                    &b.decoded
                 }
-            };
-            place.copy(&sink, &at, &extent, chunk)
+            }
+            // The chunk's part inside the block: its first `extent` elements along each axis.
+            let chunk = ArrayViewD::from_shape(IxDyn(c), b.decoded.elements::<T>()?)
+                .map_err(|e| Error::Shape(format!("internal: a Zarr chunk's view: {e}")))?;
+            let part: Vec<Range<usize>> = extent.iter().map(|&e| 0..e).collect();
+            sink.write_block(&in_out, chunk.slice(slice_info(&part).as_slice()))
         })
     })?;
     Ok(!too_large.load(Ordering::Relaxed))
@@ -346,93 +363,6 @@ fn decode(
         return Err(format!("decodes to {n} bytes; a chunk holds {}", dst.len()));
     }
     Ok(())
-}
-
-/// Where the elements of a chunk go in a block: the runs along the last axis of the chunk's
-/// part inside the block.
-struct Placement {
-    chunk_strides: Vec<usize>,
-    block_strides: Vec<usize>,
-    size: usize,
-}
-
-impl Placement {
-    fn new(chunk: &[usize], block: &[usize], size: usize) -> Self {
-        Placement {
-            chunk_strides: c_strides(chunk),
-            block_strides: c_strides(block),
-            size,
-        }
-    }
-
-    /// Calls `f(run, offset)` for every run along the last axis of the box `extent` at `at` in
-    /// the block, with the run's bytes in `sink` and its offset in the chunk (in elements).
-    fn each_run(
-        &self,
-        sink: &RawSink<impl Sized>,
-        at: &[usize],
-        extent: &[usize],
-        mut f: impl FnMut(&mut [u8], usize) -> Result<()>,
-    ) -> Result<()> {
-        let last = extent.len() - 1;
-        let rows: Vec<Range<usize>> = extent
-            .iter()
-            .enumerate()
-            .map(|(a, &e)| if a == last { 0..1 } else { 0..e })
-            .collect();
-        for_each_index(&rows, |i| {
-            let in_block: usize = i
-                .iter()
-                .zip(at)
-                .zip(&self.block_strides)
-                .map(|((i, a), s)| (i + a) * s)
-                .sum();
-            let in_chunk: usize = i.iter().zip(&self.chunk_strides).map(|(i, s)| i * s).sum();
-            let ptr = sink
-                .run_ptr(in_block, extent[last])
-                .ok_or_else(|| Error::Shape("internal: a Zarr chunk outside its block".into()))?;
-            // SAFETY: the run lies inside the block (checked by `run_ptr`); the runs of one
-            // chunk are disjoint and chunks are disjoint, so no other task touches it; the
-            // block outlives the tasks; every byte pattern is a valid element.
-            let run = unsafe { std::slice::from_raw_parts_mut(ptr, extent[last] * self.size) };
-            f(run, in_chunk)
-        })
-    }
-
-    /// Copies the part of `chunk` (its C-order bytes) inside the block, the box `extent` at
-    /// `at`, to its place.
-    fn copy(
-        &self,
-        sink: &RawSink<impl Sized>,
-        at: &[usize],
-        extent: &[usize],
-        chunk: &[u8],
-    ) -> Result<()> {
-        self.each_run(sink, at, extent, |run, in_chunk| {
-            let from = in_chunk * self.size;
-            let src = chunk
-                .get(from..from + run.len())
-                .ok_or_else(|| Error::Shape("internal: a run outside its Zarr chunk".into()))?;
-            run.copy_from_slice(src);
-            Ok(())
-        })
-    }
-
-    /// Fills the box `extent` at `at` of the block with the element `fill`.
-    fn fill(
-        &self,
-        sink: &RawSink<impl Sized>,
-        at: &[usize],
-        extent: &[usize],
-        fill: &[u8],
-    ) -> Result<()> {
-        self.each_run(sink, at, extent, |run, _| {
-            for e in run.chunks_exact_mut(fill.len()) {
-                e.copy_from_slice(fill);
-            }
-            Ok(())
-        })
-    }
 }
 
 #[cfg(test)]
