@@ -538,7 +538,7 @@ fn bad_arguments() {
     let cases: &[(&[&str], &[&str])] = &[
         (
             &["eval", "x", "--in", "x=missing.npy", "-o", "out.npy"],
-            &["missing.npy"],
+            &["missing.npy", "no such .npy file"],
         ),
         (&["info", "missing.npy"], &["missing.npy"]),
         (

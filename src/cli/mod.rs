@@ -178,7 +178,7 @@ pub(crate) fn open(spec: &str, opts: &ExecOptions) -> Result<DynArray> {
             if !p.exists() {
                 return Err(Error::io(
                     &p,
-                    std::io::Error::from(std::io::ErrorKind::NotFound),
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "no such .npy file"),
                 ));
             }
             DynArray::from_npy(&p, auto)
