@@ -106,6 +106,12 @@ pub(crate) fn same_d<T: DistFloat>(x: &ChunkedArray<T>, y: &ChunkedArray<T>) -> 
 /// the tiles on and above the diagonal are computed, the others are their mirror images, and
 /// the diagonal is exactly 0.
 ///
+/// Computed into memory with few coordinates (`d` up to about 16), writing the result sets the
+/// pace, and `y` in one block is faster: each tile then writes whole rows of the result, each
+/// fresh page of memory while it is still in the cache (10000 x 10000 points with `d = 3`,
+/// cityblock: 0.050 s against 0.066-0.074 s in 1250 x 1250 tiles, on 2 cores). Into a file,
+/// keep square tiles (they are the file's chunks).
+///
 /// # Errors
 /// `x` or `y` not 2-D or empty, different numbers of coordinates (both named), or an invalid
 /// metric parameter (`minkowski` with `p <= 0`).
