@@ -6,8 +6,8 @@
 //! ```
 //!
 //! Tiles are `--chunk` rows of x by `--ychunk` rows of y (both by default n / (4 threads),
-//! from 64 to 2048). `--ychunk` as large as y makes every tile span whole rows of the result,
-//! which is faster in memory when `d` is small (writing the result sets the pace there).
+//! from 64 to 2048). With d up to 16, `cdist` computes a row of tiles at a time into memory
+//! whatever `--ychunk` is.
 //!
 //! Prints one JSON line: `{"impl": "tessera", "metric", "dtype", "n", "m", "d", "seconds",
 //! "isa"}` with the best of R runs. The inputs are read into memory first (not timed), as the

@@ -600,7 +600,7 @@ pub fn run_part<T: Element>(
         let reporter = Reporter::new(ctx.options(), blocks);
         let report = |nblocks: usize, nb: usize| reporter.add(nblocks, nb);
         let skipped = std::sync::atomic::AtomicUsize::new(0);
-        mine.par_iter().try_for_each(|&lin| -> Result<()> {
+        let block = |lin: usize| -> Result<()> {
             let idx = grid.block_index(lin);
             let region = grid.block_region(&idx);
             let twice = weight(&idx) == 2;
@@ -639,7 +639,38 @@ pub fn run_part<T: Element>(
             written(block.view())?;
             recycle(block);
             Ok(())
-        })?;
+        };
+        // A whole run of a 2-D node that asks for it, into memory, with rows of blocks enough
+        // for two per thread: a task per row of blocks, each computed in one piece straight
+        // into the result (block by block where the node cannot).
+        let whole: Vec<Range<usize>> = grid.shape().iter().map(|&n| 0..n).collect();
+        let bands = root.row_bands()
+            && grid.ndim() == 2
+            && !mirrored
+            && !resume
+            && shard.is_whole()
+            && grid.nblocks() > 0
+            && grid.chunks()[0].len() >= 2 * ctx.options().worker_threads()
+            && sink.direct(&whole).is_some();
+        if bands {
+            let per_band = grid.chunks()[1].len();
+            (0..grid.chunks()[0].len())
+                .into_par_iter()
+                .try_for_each(|bi| -> Result<()> {
+                    let rows = grid.block_region(&[bi, 0])[0].clone();
+                    let region = [rows, 0..grid.shape()[1]];
+                    if let Some(mut dst) = sink.direct(&region) {
+                        if root.region_into(&region, &mut dst)? {
+                            let nb = region[0].len() * region[1].len() * std::mem::size_of::<T>();
+                            report(per_band, nb);
+                            return Ok(());
+                        }
+                    }
+                    (bi * per_band..(bi + 1) * per_band).try_for_each(block)
+                })?;
+        } else {
+            mine.par_iter().try_for_each(|&lin| block(lin))?;
+        }
         let skipped = skipped.into_inner();
         Ok(RunStats {
             blocks,

@@ -59,6 +59,14 @@ pub trait PlanNode: Send + Sync {
     fn part_task_bytes(&self) -> Option<usize> {
         None
     }
+    /// Whether a 2-D node computed into memory should be computed a row of blocks at a time
+    /// ([`Node::region_into`] over the whole width) rather than block by block: a distance
+    /// matrix of few coordinates, whose pace is that of writing it. The executor does so when
+    /// there are at least two rows of blocks per thread. One such task must need no more
+    /// memory than [`PlanNode::own_task_bytes`] says.
+    fn row_bands(&self) -> bool {
+        false
+    }
     /// Runs whatever must be computed before blocks of this node can be requested (materialised
     /// inputs), inputs first.
     fn prepare(&self, ctx: &ExecContext) -> Result<()> {
