@@ -261,6 +261,12 @@ impl<T: DistFloat> Cdist<T> {
         Ok(())
     }
 
+    /// Elements a task holds for `r` rows of x against `c` rows of y besides its output: both
+    /// row blocks with their packed or centred copies, and the norms.
+    fn input_elements(&self, r: usize, c: usize) -> usize {
+        2 * (r + c) * self.d + 2 * (r + c)
+    }
+
     /// Rows of a strip of a tile `cols` wide: at least `strip_bytes`, rounded up to whole rows.
     /// With 64-bit glibc's default settings, a strip of 32 MiB or more is always allocated with
     /// `mmap` and returned to the system when freed; a smaller one would raise glibc's dynamic
@@ -359,7 +365,7 @@ impl<T: DistFloat> PlanNode for Cdist<T> {
         // are counted by the sink), both row blocks, the packed or centred copies of them,
         // and the norms.
         let tiles = if self.same { 2 } else { 1 };
-        (tiles * r * c + 2 * (r + c) * self.d + 2 * (r + c))
+        (tiles * r * c + self.input_elements(r, c))
             .saturating_mul(e)
             .saturating_add(TILE_SLACK)
     }
@@ -375,7 +381,7 @@ impl<T: DistFloat> PlanNode for Cdist<T> {
     fn row_bands(&self) -> bool {
         let r = self.grid.max_chunk_shape()[0];
         let m = self.grid.shape()[1];
-        let band = (2 * (r + m) * self.d + 2 * (r + m)).saturating_mul(T::DTYPE.size());
+        let band = self.input_elements(r, m).saturating_mul(T::DTYPE.size());
         !self.same && self.d <= ROW_BAND_MAX_D && band <= self.own_task_bytes()
     }
     fn part_task_bytes(&self) -> Option<usize> {
@@ -384,7 +390,7 @@ impl<T: DistFloat> PlanNode for Cdist<T> {
         // One strip, both row blocks with their packed or centred copies, and the norms.
         let strip = self.strip_rows(c).min(r) * c;
         Some(
-            (strip + 2 * (r + c) * self.d + 2 * (r + c))
+            (strip + self.input_elements(r, c))
                 .saturating_mul(T::DTYPE.size())
                 .saturating_add(TILE_SLACK),
         )

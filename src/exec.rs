@@ -649,7 +649,6 @@ pub fn run_part<T: Element>(
             && !mirrored
             && !resume
             && shard.is_whole()
-            && grid.nblocks() > 0
             && grid.chunks()[0].len() >= 2 * ctx.options().worker_threads()
             && sink.direct(&whole).is_some();
         if bands {
