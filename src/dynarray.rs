@@ -1110,6 +1110,9 @@ impl DynArray {
             let v = v.mapv(py_format);
             Ok(if v.ndim() == 0 {
                 v.iter().next().cloned().unwrap_or_default()
+            } else if v.is_empty() {
+                // NumPy prints every empty array so, whatever its shape.
+                "[]".to_string()
             } else {
                 format!("{v}")
             })

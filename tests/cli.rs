@@ -644,6 +644,14 @@ fn eval_prints_a_small_array() {
         .map(|s| s.parse().unwrap())
         .collect();
     assert_eq!(numbers, [0, 10, 20, 30, 40, 50], "{out}");
+    // Empty along any axis: `[]`, as NumPy prints it.
+    for expr in [
+        "arange(6).reshape((2, 3))[1:0]",
+        "ones((2, 0, 3))",
+        "arange(0)",
+    ] {
+        assert_eq!(ok(d, &["eval", expr]), "[]\n", "{expr}");
+    }
     // Larger than 1 MiB: described, not computed.
     let big = ok(d, &["eval", "ones((1000, 1000))"]);
     assert!(big.contains("[1000, 1000]") && big.contains("-o"), "{big}");
