@@ -15,4 +15,5 @@ pub mod npy;
 pub mod object;
 mod parts;
 pub mod raw;
+mod raw_inflate;
 pub mod zarr;

@@ -19,6 +19,7 @@
 //! whose answer (the data, or the error) stands.
 
 use super::deflate::{canonical_codes, CL_ORDER, EOB};
+use super::raw_inflate::RawInflater;
 
 /// Bits of a window of the pair table: one lookup decodes the codes that end within them.
 const WINDOW: u32 = 14;
@@ -84,46 +85,6 @@ pub(crate) fn literal_zlib(t: &mut LiteralTable, src: &[u8], out: &mut [u8]) -> 
     t.inflate_raw(body, out) && libdeflater::adler32(out) == u32::from_be_bytes(adler)
 }
 
-/// libdeflate's decompressor, held directly for the one call libdeflater does not offer: a raw
-/// deflate stream inflated with the count of input bytes it took.
-struct RawInflater(std::ptr::NonNull<libdeflate_sys::libdeflate_decompressor>);
-
-impl RawInflater {
-    fn new() -> Option<Self> {
-        // SAFETY: allocating a decompressor has no precondition; null is checked.
-        std::ptr::NonNull::new(unsafe { libdeflate_sys::libdeflate_alloc_decompressor() })
-            .map(RawInflater)
-    }
-
-    /// Inflates the raw deflate stream at the start of `src` into `out`, which it must fill
-    /// exactly: the input bytes it took, or `None` if the stream is bad or of another length.
-    fn inflate(&mut self, src: &[u8], out: &mut [u8]) -> Option<usize> {
-        let (mut took, mut gave) = (0usize, 0usize);
-        // SAFETY: the pointers and lengths are those of two live slices that do not overlap;
-        // the decompressor is ours alone (`&mut self`); libdeflate writes only within `out`.
-        let result = unsafe {
-            libdeflate_sys::libdeflate_deflate_decompress_ex(
-                self.0.as_ptr(),
-                src.as_ptr().cast(),
-                src.len(),
-                out.as_mut_ptr().cast(),
-                out.len(),
-                &mut took,
-                &mut gave,
-            )
-        };
-        (result == libdeflate_sys::libdeflate_result_LIBDEFLATE_SUCCESS && gave == out.len())
-            .then_some(took)
-    }
-}
-
-impl Drop for RawInflater {
-    fn drop(&mut self) {
-        // SAFETY: allocated by `libdeflate_alloc_decompressor`, freed once.
-        unsafe { libdeflate_sys::libdeflate_free_decompressor(self.0.as_ptr()) }
-    }
-}
-
 impl LiteralTable {
     /// Inflates the raw deflate stream `body` (all of it) into `out` (all of it); `false` if
     /// it gave up.
@@ -162,7 +123,7 @@ impl LiteralTable {
                     return self
                         .raw
                         .as_mut()
-                        .and_then(|d| d.inflate(rest, tail))
+                        .and_then(|d| d.deflate(rest, tail))
                         .is_some_and(|took| took == rest.len());
                 }
             };

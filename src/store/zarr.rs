@@ -389,7 +389,7 @@ struct ZarrSource<T: Element> {
     path: PathBuf,
     grid: ChunkGrid,
     /// Set when each chunk is one file holding its little-endian C-order bytes, as they are or
-    /// through one zstd or Blosc codec.
+    /// through one zstd, Blosc, gzip or zlib codec.
     raw: Option<RawChunks>,
     _t: std::marker::PhantomData<fn() -> T>,
 }

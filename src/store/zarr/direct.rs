@@ -1,10 +1,10 @@
 //! Zarr chunk files read by tessera itself, not through `zarrs`.
 //!
 //! An unsharded array on the local disk whose chunks are little-endian C-order bytes, stored as
-//! they are or compressed by one zstd or Blosc codec and nothing else, has its chunks read here
-//! for every block whose edges fall on chunk edges. zarrs decodes each chunk into a new buffer
-//! (for a 32 MiB chunk: fresh pages, faulted in and zeroed by the kernel, every chunk) and then
-//! copies it into the block. Here the chunks of a block are read in parallel, each one decoded
+//! they are or compressed by one zstd, Blosc, gzip or zlib codec and nothing else, has its
+//! chunks read here for every block whose edges fall on chunk edges. zarrs decodes each chunk
+//! into a new buffer (for a 32 MiB chunk: fresh pages, faulted in and zeroed by the kernel,
+//! every chunk) and then copies it into the block. Here the chunks of a block are read in parallel, each one decoded
 //! in place when its part of the block is one run of the block's memory and the chunk lies
 //! wholly inside the array, else into a worker's buffer (kept from chunk to chunk) and copied to
 //! its place. A chunk never written is the fill value, as zarrs would give it.
@@ -49,6 +49,10 @@ pub(super) enum Compressor {
     Zstd,
     /// A Blosc (version 1) buffer: any inner compressor, byte or bit shuffle or none.
     Blosc,
+    /// gzip (RFC 1952): one member, or several end to end; inflated by libdeflate.
+    Gzip,
+    /// zlib (RFC 1950; Zarr v2's `zlib` compressor); inflated by libdeflate.
+    Zlib,
 }
 
 impl Compressor {
@@ -58,6 +62,8 @@ impl Compressor {
         match name? {
             "zstd" => Some(Compressor::Zstd),
             "blosc" => Some(Compressor::Blosc),
+            "gzip" => Some(Compressor::Gzip),
+            "zlib" => Some(Compressor::Zlib),
             _ => None,
         }
     }
@@ -65,11 +71,11 @@ impl Compressor {
 
 /// The most bytes a chunk file can hold for a chunk of `n` bytes: `n` uncompressed; with room
 /// to spare when compressed (zstd's bound is `n + n/256` and a few hundred bytes; Blosc's
-/// `n + 16`).
+/// `n + 16`; deflate's, stored blocks, `n + 5 n/65535` and the header and trailer).
 fn max_encoded(codec: Option<Compressor>, n: usize) -> usize {
     match codec {
         None => n,
-        Some(Compressor::Zstd | Compressor::Blosc) => n + n / 64 + (64 << 10),
+        Some(_) => n + n / 64 + (64 << 10),
     }
 }
 
@@ -132,14 +138,16 @@ pub(super) fn raw_chunks(
 }
 
 /// A worker's buffers for reading chunks: the bytes of the chunk file being read, a chunk that
-/// is not read or decoded in place, and a zstd decompression context. Kept from chunk to
-/// chunk, like the HDF5 reader's (no allocation, page faults or zeroing per chunk), and
-/// dropped with the block spares at the end of a run ([`drop_buffers`]).
+/// is not read or decoded in place, a zstd decompression context and a libdeflate
+/// decompressor. Kept from chunk to chunk, like the HDF5 reader's (no allocation, page faults
+/// or zeroing per chunk), and dropped with the block spares at the end of a run
+/// ([`drop_buffers`]).
 #[derive(Default)]
 struct ChunkBuffers {
     encoded: Vec<u8>,
     decoded: ChunkBuf,
     zstd: Option<zstd::bulk::Decompressor<'static>>,
+    inflater: Option<crate::store::raw_inflate::RawInflater>,
 }
 
 thread_local! {
@@ -263,7 +271,8 @@ pub(super) fn read_chunks<T: Element>(
             };
             return BUFFERS.with_borrow_mut(|b| {
                 read_file(&mut file, &mut b.encoded).map_err(|e| named(&e))?;
-                decode(compressor, &mut b.zstd, &b.encoded, dst).map_err(|e| named(&e))
+                decode(compressor, &mut b.zstd, &mut b.inflater, &b.encoded, dst)
+                    .map_err(|e| named(&e))
             });
         }
         BUFFERS.with_borrow_mut(|b| {
@@ -274,8 +283,14 @@ pub(super) fn read_chunks<T: Element>(
                     .map_err(|e| named(&format_args!("cannot be read: {e}")))?,
                 Some(compressor) => {
                     read_file(&mut file, &mut b.encoded).map_err(|e| named(&e))?;
-                    decode(compressor, &mut b.zstd, &b.encoded, b.decoded.bytes_mut())
-                        .map_err(|e| named(&e))?;
+                    decode(
+                        compressor,
+                        &mut b.zstd,
+                        &mut b.inflater,
+                        &b.encoded,
+                        b.decoded.bytes_mut(),
+                    )
+                    .map_err(|e| named(&e))?;
                 }
             }
             // The chunk's part inside the block: its first `extent` elements along each axis.
@@ -301,10 +316,26 @@ fn read_file(file: &mut std::fs::File, buf: &mut Vec<u8>) -> std::result::Result
 fn decode(
     compressor: Compressor,
     zstd_ctx: &mut Option<zstd::bulk::Decompressor<'static>>,
+    inflater: &mut Option<crate::store::raw_inflate::RawInflater>,
     src: &[u8],
     dst: &mut [u8],
 ) -> std::result::Result<(), String> {
     let n = match compressor {
+        Compressor::Gzip | Compressor::Zlib => {
+            let d = match inflater {
+                Some(d) => d,
+                None => inflater.insert(
+                    crate::store::raw_inflate::RawInflater::new()
+                        .ok_or("cannot start a deflate decoder (out of memory)")?,
+                ),
+            };
+            if compressor == Compressor::Gzip {
+                d.gzip(src, dst)?;
+            } else {
+                d.zlib(src, dst)?;
+            }
+            dst.len()
+        }
         Compressor::Zstd => {
             let ctx = match zstd_ctx {
                 Some(ctx) => ctx,
@@ -417,10 +448,11 @@ mod tests {
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 
-    /// zstd and Blosc chunks, v2 and v3, are read here (including the ragged edge chunk) to
-    /// the values written; a chunk that is truncated, garbage, or a valid stream of a chunk of
-    /// another size (larger or smaller) is an error naming its key, whether the chunk is
-    /// decoded in place or copied.
+    /// zstd, Blosc and gzip chunks, v2 and v3, are read here (including the ragged edge chunk)
+    /// to the values written; a chunk that is truncated, garbage, or a valid stream of a chunk
+    /// of another size (larger or smaller) is an error naming its key, whether the chunk is
+    /// decoded in place or copied. A gzip chunk of two members reads as one; bytes after a
+    /// gzip member that are not one are an error.
     #[test]
     fn compressed_chunks_decode_to_the_values_written() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -434,6 +466,7 @@ mod tests {
             for (codec, expect) in [
                 (Codec::Zstd(3), Compressor::Zstd),
                 (Codec::Blosc(5), Compressor::Blosc),
+                (Codec::Gzip(5), Compressor::Gzip),
             ] {
                 let what = format!("v{format} {codec:?}");
                 let path = dir.path().join(format!("v{format}-{codec:?}.zarr"));
@@ -468,12 +501,46 @@ mod tests {
                 let file = path.join(key);
                 let good = std::fs::read(&file).unwrap_or_else(|e| panic!("{e}"));
                 let read_other = |p: &Path| std::fs::read(p.join(key)).unwrap_or_default();
-                for (bad, what_bad) in [
+                let mut bads = vec![
                     (good[..good.len() / 2].to_vec(), "truncated"),
                     (b"not a compressed chunk, just text".to_vec(), "garbage"),
                     (read_other(&wider), "a wider chunk"),
                     (read_other(&narrower), "a narrower chunk"),
-                ] {
+                ];
+                if codec == Codec::Gzip(5) {
+                    let mut trailing = good.clone();
+                    trailing.extend_from_slice(b"trailing");
+                    bads.push((trailing, "a member and bytes after it"));
+                }
+                // Rows 5..10 as two members, then one: the same values (flate2 comes with the
+                // HDF5 feature).
+                #[cfg(feature = "hdf5")]
+                if codec == Codec::Gzip(5) {
+                    let rows = want.slice(ndarray::s![5..10, ..]);
+                    let raw: Vec<u8> = rows.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    let member = |b: &[u8]| {
+                        let mut e =
+                            flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+                        std::io::Write::write_all(&mut e, b).unwrap_or_else(|e| panic!("{e}"));
+                        e.finish().unwrap_or_else(|e| panic!("{e}"))
+                    };
+                    let two = [member(&raw[..100]), member(&raw[100..])].concat();
+                    for (file_bytes, how) in [(two, "two members"), (member(&raw), "one member")] {
+                        std::fs::write(&file, file_bytes).unwrap_or_else(|e| panic!("{e}"));
+                        for r in [0..10, 0..7, 5..10] {
+                            let got = read(&[r.clone(), 0..m])
+                                .unwrap_or_else(|e| panic!("{what} {how}: {e}"))
+                                .unwrap_or_else(|| panic!("{what}: left to zarrs"));
+                            let expected = want.slice(ndarray::s![r.clone(), ..]);
+                            assert_eq!(
+                                bits(&got.view()),
+                                bits(&expected.into_dyn()),
+                                "{what} {how} {r:?}"
+                            );
+                        }
+                    }
+                }
+                for (bad, what_bad) in bads {
                     std::fs::write(&file, bad).unwrap_or_else(|e| panic!("{e}"));
                     // In place (rows 5..10 of the block) and copied (the block cuts the chunk).
                     for r in [0..10, 0..7] {
@@ -525,7 +592,7 @@ mod tests {
                 .into_shape_with_order(IxDyn(&shape))
                 .unwrap_or_else(|e| panic!("{e}"));
             for format in [2u8, 3] {
-                for codec in [Codec::None, Codec::Zstd(3), Codec::Blosc(5)] {
+                for codec in [Codec::None, Codec::Zstd(3), Codec::Blosc(5), Codec::Gzip(1)] {
                     let what = format!("v{format} {shape:?}/{chunk:?} {codec:?}");
                     let path = dir.path().join("a.zarr");
                     write(&path, &want, &chunk, codec, format);
@@ -588,7 +655,7 @@ mod tests {
     /// C-order data, whatever the chunk key encoding; not big-endian, F order, filters, other
     /// or more codecs, or sharding.
     #[test]
-    fn only_plain_zstd_and_blosc_chunks_are_read_here() {
+    fn only_plain_chunks_of_one_compressor_are_read_here() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let v3 = |codecs: &str, extra: &str| {
             format!(
@@ -625,11 +692,13 @@ mod tests {
         const PLAIN: Option<Option<Compressor>> = Some(None);
         const ZSTD: Option<Option<Compressor>> = Some(Some(Compressor::Zstd));
         const BLOSC: Option<Option<Compressor>> = Some(Some(Compressor::Blosc));
+        const GZIP: Option<Option<Compressor>> = Some(Some(Compressor::Gzip));
+        const ZLIB: Option<Option<Compressor>> = Some(Some(Compressor::Zlib));
         let cases: Vec<(String, bool, Option<Option<Compressor>>)> = vec![
             (v3(&format!("[{bytes}]"), ""), true, PLAIN),
             (v3(&format!("[{bytes}, {zstd}]"), ""), true, ZSTD),
             (v3(&format!("[{bytes}, {blosc}]"), ""), true, BLOSC),
-            (v3(&format!("[{bytes}, {gzip}]"), ""), true, None),
+            (v3(&format!("[{bytes}, {gzip}]"), ""), true, GZIP),
             (v3(&format!("[{bytes}, {zstd}, {crc}]"), ""), true, None),
             (
                 v3(&format!("[{transpose}, {bytes}, {zstd}]"), ""),
@@ -641,7 +710,7 @@ mod tests {
             (v2("<f8", "C", "null", "null"), false, PLAIN),
             (v2("<f8", "C", v2_zstd, "null"), false, ZSTD),
             (v2("<f8", "C", v2_blosc, "[]"), false, BLOSC),
-            (v2("<f8", "C", v2_zlib, "null"), false, None),
+            (v2("<f8", "C", v2_zlib, "null"), false, ZLIB),
             (v2(">f8", "C", v2_zstd, "null"), false, None),
             (v2("<f8", "F", v2_zstd, "null"), false, None),
             (
