@@ -1,13 +1,13 @@
 //! Zarr chunk files read by tessera itself, not through `zarrs`.
 //!
 //! An unsharded array on the local disk whose chunks are little-endian C-order bytes, stored as
-//! they are or compressed by one zstd, Blosc, gzip or zlib codec and nothing else, has its
-//! chunks read here for every block whose edges fall on chunk edges. zarrs decodes each chunk
-//! into a new buffer (for a 32 MiB chunk: fresh pages, faulted in and zeroed by the kernel,
-//! every chunk) and then copies it into the block. Here the chunks of a block are read in parallel, each one decoded
-//! in place when its part of the block is one run of the block's memory and the chunk lies
-//! wholly inside the array, else into a worker's buffer (kept from chunk to chunk) and copied to
-//! its place. A chunk never written is the fill value, as zarrs would give it.
+//! they are or compressed by one zstd, Blosc, gzip or zlib codec and nothing else, has its chunks
+//! read here for every block whose edges fall on chunk edges. zarrs decodes each chunk into a new
+//! buffer (for a 32 MiB chunk: fresh pages, faulted in and zeroed by the kernel, every chunk) and
+//! then copies it into the block. Here the chunks of a block are read in parallel, each one decoded
+//! in place when its part of the block is one run of the block's memory and the chunk lies wholly
+//! inside the array, else into a worker's buffer (kept from chunk to chunk) and copied to its
+//! place. A chunk never written is the fill value, as zarrs would give it.
 
 use super::ZArray;
 use crate::element::{ChunkBuf, DType, Element};
