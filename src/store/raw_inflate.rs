@@ -26,10 +26,6 @@ type DecompressEx = unsafe extern "C" fn(
 /// A libdeflate decompressor (its state is allocated once; a worker keeps one).
 pub(crate) struct RawInflater(std::ptr::NonNull<libdeflate_decompressor>);
 
-// SAFETY: the decompressor is plain memory owned by this value alone; libdeflate keeps no
-// thread-local state, so it may be used from (and freed on) any one thread at a time.
-unsafe impl Send for RawInflater {}
-
 /// How a call ended: `Ok((input bytes taken, output bytes written))`.
 type Taken = std::result::Result<(usize, usize), libdeflate_result>;
 
