@@ -159,9 +159,9 @@ def main():
                  "minkowski": ["minkowski3"],
                  # float64: the split kernel ("canberra"); float32 divides.
                  "canberra": ["canberra", "canberra (divide)"],
-                 # Inputs without a negative coordinate (the benchmark's) take the shorter
-                 # Bray-Curtis mix.
-                 "braycurtis": ["braycurtis", "braycurtis (non-negative)"],
+                 # Inputs without a negative coordinate (the benchmark's) sum |x - y| alone,
+                 # cityblock's mix; the denominator comes from each point's total.
+                 "braycurtis": ["braycurtis", "cityblock (add)", "cityblock (fma)"],
                  "cosine": ["fma"]}.get(metric)
         if metric in ("euclidean", "sqeuclidean"):
             # Up to d = 16 these run the direct loop, which has no measured limit.
@@ -399,8 +399,9 @@ def main():
               "products for `|.|^3`. canberra (divide): with the division, bound by the divider "
               "(tessera's float32 kernel); canberra (estimate): the correctly rounded quotient "
               "from the reciprocal estimate and Newton steps; canberra: three vectors divided "
-              "for each one estimated, tessera's float64 kernel. braycurtis (non-negative): "
-              "without `|x + y|`, the kernel for points without a negative coordinate.")
+              "for each one estimated, tessera's float64 kernel. braycurtis: both sums; on points "
+              "without a negative coordinate tessera sums `|x - y|` alone (cityblock's mix) "
+              "and takes the denominator from each point's total.")
     if stream_rows:
         print(f"\n#### A {a.stream_n}×{a.stream_n} float64 distance matrix "
               f"({sbytes / 1e9:.1f} GB) streamed to disk: euclidean, {a.stream_n}×{a.stream_d} "

@@ -284,6 +284,22 @@ trait Op<T: DistFloat>: Copy {
     fn step<const FMA: bool>(self, a: &mut T, b: &mut T, x: T, y: T);
     /// The distance from the accumulators, for dimension `d`.
     fn finish(self, a: T, b: T, d: usize) -> T;
+    /// The distances of row `i` of the tile against the panel of points `j0..j0 + P`, from
+    /// their accumulators: [`Op::finish`] lane by lane, unless the metric needs more than the
+    /// sums (Bray-Curtis without negatives: each point's total).
+    #[inline(always)]
+    fn finish_panel<const P: usize>(
+        self,
+        a: &[T; P],
+        b: &[T; P],
+        d: usize,
+        _ij: (usize, usize),
+        done: &mut [T; P],
+    ) {
+        for l in 0..P {
+            done[l] = self.finish(a[l], b[l], d);
+        }
+    }
 }
 
 /// 1, as a value the optimiser cannot see through (it would turn `t * 1 + a` back into an
@@ -414,18 +430,17 @@ impl<T: DistFloat> Op<T> for Canberra {
     }
 }
 
-/// Bray-Curtis; `SIGNED = false` for inputs without a negative coordinate (nor NaN), where
-/// `|x + y|` is `x + y`: one instruction fewer per coordinate, the same bits.
+/// Bray-Curtis, `sum |x - y| / sum |x + y|`, with both sums over the coordinates.
 #[derive(Clone, Copy)]
-struct BrayCurtis<T, const SIGNED: bool> {
+struct BrayCurtis<T> {
     one: T,
 }
-impl<T: DistFloat, const SIGNED: bool> Op<T> for BrayCurtis<T, SIGNED> {
+impl<T: DistFloat> Op<T> for BrayCurtis<T> {
     const SUMS: usize = 2;
     #[inline(always)]
     fn step<const FMA: bool>(self, a: &mut T, b: &mut T, x: T, y: T) {
         let s = (x - y).fabs();
-        let t = if SIGNED { (x + y).fabs() } else { x + y };
+        let t = (x + y).fabs();
         if FMA {
             // The sums through the multiply-add units (exact: s * 1 + a rounds once, as
             // s + a), so that the adders only form x - y and x + y.
@@ -440,6 +455,74 @@ impl<T: DistFloat, const SIGNED: bool> Op<T> for BrayCurtis<T, SIGNED> {
     fn finish(self, a: T, b: T, _: usize) -> T {
         a / b
     }
+}
+
+/// Bray-Curtis for points without a negative coordinate (nor NaN): there `sum |x + y|` is
+/// `sum x + sum y`, each point's total, summed once per tile ([`point_totals`]) instead of
+/// once per pair. A pair then costs what cityblock costs: `|x - y|` and its sum.
+///
+/// The numerator has the bits of SciPy's loop (the same sum in the same order); the
+/// denominator is the totals' sum, compensated, so it is closer to the exact value than a
+/// sum in order, and may differ from SciPy's in the last bits (by at most about `d` units
+/// of roundoff, SciPy's own error bound). It is a function of the two points alone, so the
+/// result does not depend on the chunking, duplicate points tie and `pdist` is symmetric.
+#[derive(Clone, Copy)]
+struct BrayCurtisTotals<'a, T> {
+    one: T,
+    /// Totals of the tile's rows of `x` and of its points of `y` (padded to a whole panel).
+    x: &'a [T],
+    y: &'a [T],
+}
+impl<T: DistFloat> Op<T> for BrayCurtisTotals<'_, T> {
+    #[inline(always)]
+    fn step<const FMA: bool>(self, a: &mut T, _: &mut T, x: T, y: T) {
+        Cityblock { one: self.one }.step::<FMA>(a, &mut T::zero(), x, y);
+    }
+    #[inline(always)]
+    fn finish_panel<const P: usize>(
+        self,
+        a: &[T; P],
+        _: &[T; P],
+        _: usize,
+        (i, j0): (usize, usize),
+        done: &mut [T; P],
+    ) {
+        let xi = self.x[i];
+        if let Some(Ok(y)) = self.y.get(j0..j0 + P).map(<&[T; P]>::try_from) {
+            // A fixed-length loop: vector adds and divisions.
+            for l in 0..P {
+                done[l] = a[l] / (xi + y[l]);
+            }
+        } else {
+            // Not reached: the totals of y are padded by the widest panel.
+            for l in 0..P {
+                done[l] = a[l] / (xi + self.y.get(j0 + l).copied().unwrap_or(T::one()));
+            }
+        }
+    }
+    #[inline(always)]
+    fn finish(self, a: T, b: T, _: usize) -> T {
+        a / b
+    }
+}
+
+/// The coordinate sum of each of the `n` rows of `rows` (`d` each), compensated (Neumaier),
+/// then `pad` more entries of 1 (for a packed panel's empty lanes). A sum that overflows is
+/// infinite, as the plain sum is (the compensation would make it NaN).
+fn point_totals<T: DistFloat>(rows: &[T], n: usize, d: usize, pad: usize) -> Vec<T> {
+    let mut totals = Vec::with_capacity(n + pad);
+    for row in rows.chunks_exact(d).take(n) {
+        let (mut s, mut c) = (T::zero(), T::zero());
+        for &v in row {
+            let t = s + v;
+            // Neumaier's test is |s| >= |v|; here neither is negative.
+            c = c + if s >= v { (s - t) + v } else { (v - t) + s };
+            s = t;
+        }
+        totals.push(if s.is_finite() { s + c } else { s });
+    }
+    totals.resize(n + pad, T::one());
+    totals
 }
 
 /// `true` when no element of `v` is negative or NaN (-0 passes: `|-0 + -0|` and `-0 + -0`
@@ -510,9 +593,7 @@ fn rows_against_panels<T: DistFloat, O: Op<T>, const P: usize, const RR: usize, 
             // into vector instructions (square roots of 8 or 16 lanes), then stored as one
             // fixed-size copy: at small d this step, not the sums, sets the speed.
             let mut done = [T::zero(); P];
-            for l in 0..P {
-                done[l] = op.finish(a[rr][l], b[rr][l], d);
-            }
+            op.finish_panel(&a[rr], &b[rr], d, (i0 + rr, j0), &mut done);
             let dst = &mut out.row(i0 + rr)[j0..j0 + n];
             match <&mut [T; P]>::try_from(&mut *dst) {
                 Ok(full) => *full = done,
@@ -775,11 +856,17 @@ pub fn tile_into<T: DistFloat>(
             }
         }
         Metric::BrayCurtis if non_negative(&x[..r * d]) && non_negative(&y[..c * d]) => {
-            let op = BrayCurtis::<T, false> { one: opaque_one() };
+            // Padded by the widest panel (64 points), whichever run_panels takes.
+            let (tx, ty) = (point_totals(x, r, d, 0), point_totals(y, c, d, 64));
+            let op = BrayCurtisTotals {
+                one: opaque_one(),
+                x: &tx,
+                y: &ty,
+            };
             run_panels(op, x, r, y, c, d, out)
         }
         Metric::BrayCurtis => {
-            let op = BrayCurtis::<T, true> { one: opaque_one() };
+            let op = BrayCurtis::<T> { one: opaque_one() };
             run_panels(op, x, r, y, c, d, out)
         }
         Metric::Hamming => run_panels(Hamming, x, r, y, c, d, out),
@@ -994,11 +1081,12 @@ mod tests {
         }
     }
 
-    /// On inputs without a negative coordinate, Bray-Curtis without the `|x + y|` gives the
-    /// same bits as with it; and `tile` gives the signed loop's bits on every input, mixed
-    /// signs, infinities and NaN included (the shorter loop would give other bits there).
+    /// Bray-Curtis. Where an input has a negative coordinate or NaN, `tile` gives the bits of
+    /// the loop that sums both `|x - y|` and `|x + y|`. Where none has, it takes the points'
+    /// totals for the denominator: within 1e-12 of that loop (NaN, infinities and zeros where
+    /// it has them), with bits that do not depend on the tile a pair falls in.
     #[test]
-    fn bray_curtis_of_non_negative_inputs_keeps_its_bits() {
+    fn bray_curtis_totals_agree_with_the_summing_loop() {
         use super::{opaque_one, run_panels, BrayCurtis, TileOut};
         let mut state = 7u64;
         let mut next = |neg: bool| {
@@ -1006,7 +1094,7 @@ mod tests {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let u = (state >> 11) as f64 / (1u64 << 53) as f64;
-            match (state >> 5) % 16 {
+            match (state >> 5) % 24 {
                 0 => 0.0,
                 1 => -0.0,
                 2 => u * 1e300,
@@ -1014,54 +1102,70 @@ mod tests {
                 4 if neg => -u,
                 5 if neg => f64::NAN,
                 6 => f64::INFINITY,
-                _ => u,
+                7 => f64::MAX * (0.5 + u / 2.0),
+                8 => 5e-324,
+                _ => u * (1.0 + (state >> 60) as f64),
             }
         };
-        fn run<O: super::Op<f64>>(
-            op: O,
-            x: &[f64],
-            y: &[f64],
-            r: usize,
-            c: usize,
-            d: usize,
-        ) -> Vec<f64> {
+        let tiled = |x: &[f64], y: &[f64], r: usize, c: usize, d: usize| {
             let mut out = vec![0.0; r * c];
-            run_panels(op, x, r, y, c, d, &mut TileOut::from_slice(&mut out, r, c));
+            super::tile(super::Metric::BrayCurtis, x, r, y, c, d, &mut out);
             out
-        }
-        for (r, c, d) in [(1, 1, 1), (6, 35, 3), (9, 17, 64)] {
+        };
+        let bits = |v: &[f64]| v.iter().map(|a| a.to_bits()).collect::<Vec<_>>();
+        for (r, c, d) in [(1, 1, 1), (6, 35, 3), (9, 17, 64), (5, 70, 2), (4, 3, 300)] {
             for neg in [false, true] {
                 let x: Vec<f64> = (0..r * d).map(|_| next(neg)).collect();
                 let y: Vec<f64> = (0..c * d).map(|_| next(neg)).collect();
-                let full = run(
-                    BrayCurtis::<f64, true> { one: opaque_one() },
+                let mut full = vec![0.0; r * c];
+                run_panels(
+                    BrayCurtis::<f64> { one: opaque_one() },
                     &x,
-                    &y,
                     r,
+                    &y,
                     c,
                     d,
+                    &mut TileOut::from_slice(&mut full, r, c),
                 );
-                let short = run(
-                    BrayCurtis::<f64, false> { one: opaque_one() },
-                    &x,
-                    &y,
-                    r,
-                    c,
-                    d,
-                );
-                let mut tiled = vec![0.0; r * c];
-                super::tile(super::Metric::BrayCurtis, &x, r, &y, c, d, &mut tiled);
-                let bits = |v: &[f64]| v.iter().map(|a| a.to_bits()).collect::<Vec<_>>();
-                assert_eq!(
-                    bits(&tiled),
-                    bits(&full),
-                    "{r} x {c}, d = {d}, negatives: {neg}"
-                );
-                if !neg {
-                    assert_eq!(bits(&short), bits(&full), "{r} x {c}, d = {d}");
+                let got = tiled(&x, &y, r, c, d);
+                let negative = x.iter().chain(&y).any(|v| v.is_nan() || *v < 0.0);
+                if negative {
+                    assert_eq!(bits(&got), bits(&full), "{r} x {c}, d = {d}");
+                    continue;
+                }
+                for (k, (g, w)) in got.iter().zip(&full).enumerate() {
+                    let close = g == w || (g - w).abs() <= 1e-12 * w.abs();
+                    assert!(
+                        close || (g.is_nan() && w.is_nan()),
+                        "{r} x {c}, d = {d}, element {k}: {g:e} against the loop's {w:e}"
+                    );
+                }
+                // Each pair alone, as a 1 x 1 tile: the same bits.
+                for i in 0..r {
+                    for j in 0..c {
+                        let one = tiled(&x[i * d..(i + 1) * d], &y[j * d..(j + 1) * d], 1, 1, d);
+                        assert_eq!(one[0].to_bits(), got[i * c + j].to_bits(), "({i}, {j})");
+                    }
                 }
             }
         }
+        // Totals that overflow are infinite, as the loop's sum is: 0 / inf, not NaN.
+        let big = [f64::MAX, f64::MAX];
+        assert_eq!(tiled(&big, &big, 1, 1, 2), [0.0]);
+        // Finite totals whose sum overflows: a finite numerator over infinity.
+        let (half, mixed) = ([f64::MAX / 2.0; 2], [f64::MAX / 2.0, f64::MAX / 4.0]);
+        let mut want = vec![f64::NAN];
+        run_panels(
+            BrayCurtis::<f64> { one: opaque_one() },
+            &half,
+            1,
+            &mixed,
+            1,
+            2,
+            &mut TileOut::from_slice(&mut want, 1, 1),
+        );
+        assert_eq!(want, [0.0]);
+        assert_eq!(tiled(&half, &mixed, 1, 1, 2), want);
     }
 
     #[test]
