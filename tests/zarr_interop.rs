@@ -288,6 +288,15 @@ put("v3_blosc_lz4_bitshuffle", "v3 i4 (13,7)/(4,4) blosc lz4 bitshuffle", (13, 7
 put("v3_blosc_zstd_shuffle", "v3 f4 (9,11)/(4,5) blosc zstd shuffle", (9, 11), "f4",
     chunks=(4, 5), compressors=BloscCodec(cname="zstd", clevel=5, shuffle="shuffle"))
 put("v3_gzip", "v3 f4 (10,)/(3,) gzip", (10,), "f4", chunks=(3,), compressors=GzipCodec(level=6))
+# numcodecs' Zlib in a v3 array (named numcodecs.zlib); zarr-python warns that it is not in
+# the v3 specification.
+import warnings, numcodecs.zarr3
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    put("v3_numcodecs_zlib_rows", "v3 f8 (13,7)/(5,7) numcodecs.zlib", (13, 7), "f8",
+        chunks=(5, 7), compressors=numcodecs.zarr3.Zlib(level=6))
+    put("v3_numcodecs_zlib", "v3 i4 (9,11)/(4,5) numcodecs.zlib", (9, 11), "i4",
+        chunks=(4, 5), compressors=numcodecs.zarr3.Zlib(level=1))
 put("v3_no_compressor", "v3 bool (11,6)/(5,5) no compressor", (11, 6), "bool", chunks=(5, 5),
     compressors=None)
 put("v3_big_endian", "v3 f8 big-endian bytes codec (7,9)/(3,4)", (7, 9), "f8", chunks=(3, 4),

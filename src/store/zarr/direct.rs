@@ -57,13 +57,15 @@ pub(super) enum Compressor {
 
 impl Compressor {
     /// The compressor that a Zarr codec (v3) or compressor (v2) name stands for, when its
-    /// chunks are read here.
+    /// chunks are read here. `numcodecs.zlib` is how zarr-python names numcodecs' `Zlib` in
+    /// a v3 array (`numcodecs.zarr3.Zlib`): the same zlib streams. (zarrs opens no other
+    /// `numcodecs.*` compressor.)
     fn named(name: Option<&str>) -> Option<Compressor> {
         match name? {
             "zstd" => Some(Compressor::Zstd),
             "blosc" => Some(Compressor::Blosc),
             "gzip" => Some(Compressor::Gzip),
-            "zlib" => Some(Compressor::Zlib),
+            "zlib" | "numcodecs.zlib" => Some(Compressor::Zlib),
             _ => None,
         }
     }
@@ -679,6 +681,8 @@ mod tests {
             "shuffle": "bitshuffle", "typesize": 8, "blocksize": 0}}"#;
         let gzip = r#"{"name": "gzip", "configuration": {"level": 5}}"#;
         let crc = r#"{"name": "crc32c"}"#;
+        // numcodecs' Zlib as zarr-python writes it into v3 metadata (`numcodecs.zarr3`).
+        let nc_zlib = r#"{"name": "numcodecs.zlib", "configuration": {"level": 6}}"#;
         let transpose = r#"{"name": "transpose", "configuration": {"order": [1, 0]}}"#;
         let big = r#"{"name": "bytes", "configuration": {"endian": "big"}}"#;
         let shard = format!(
@@ -699,6 +703,7 @@ mod tests {
             (v3(&format!("[{bytes}, {zstd}]"), ""), true, ZSTD),
             (v3(&format!("[{bytes}, {blosc}]"), ""), true, BLOSC),
             (v3(&format!("[{bytes}, {gzip}]"), ""), true, GZIP),
+            (v3(&format!("[{bytes}, {nc_zlib}]"), ""), true, ZLIB),
             (v3(&format!("[{bytes}, {zstd}, {crc}]"), ""), true, None),
             (
                 v3(&format!("[{transpose}, {bytes}, {zstd}]"), ""),
