@@ -13,7 +13,7 @@
 #                    scheduler num_workers; zarr-python's pool too) (default: nproc)
 #   --mem SIZE       passed to tessera as --mem SIZE
 #   --backends LIST  comma list among memory, npy, zarr-none, zarr-zstd,
-#                    zarr-blosc, hdf5-none, hdf5-gzip, dd (default: all)
+#                    zarr-blosc, zarr-gzip, hdf5-none, hdf5-gzip, dd (default: all)
 #   --no-cold        skip the cold-cache reads
 #   --out DIR        inputs and results (default: bench-out/storage)
 #   env TESSERA_BIN=PATH  use that binary instead of building target/release/tessera
@@ -46,7 +46,7 @@ elapsed() { awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b 
 log() { printf 'storage [%5ss]: %s\n' "$(elapsed)" "$*" >&2; }
 die() { echo "storage: error: $*" >&2; exit 1; }
 
-ALL_BACKENDS="memory,npy,zarr-none,zarr-zstd,zarr-blosc,hdf5-none,hdf5-gzip,dd"
+ALL_BACKENDS="memory,npy,zarr-none,zarr-zstd,zarr-blosc,zarr-gzip,hdf5-none,hdf5-gzip,dd"
 SIZE=4 REPEAT=3 THREADS="$(nproc)" MEM="" BACKENDS="$ALL_BACKENDS" COLD=1
 OUT="$ROOT/bench-out/storage"
 while [[ $# -gt 0 ]]; do
@@ -241,6 +241,7 @@ fi
 want zarr-none && store zarr-none none ""
 want zarr-zstd && store zarr-zstd zstd 3
 want zarr-blosc && store zarr-blosc blosc 5
+want zarr-gzip && store zarr-gzip gzip 5
 want hdf5-none && store hdf5-none none ""
 want hdf5-gzip && store hdf5-gzip gzip 4
 if want dd; then

@@ -15,5 +15,6 @@ pub mod npy;
 pub mod object;
 mod parts;
 pub mod raw;
+mod raw_deflate;
 mod raw_inflate;
 pub mod zarr;

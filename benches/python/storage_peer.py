@@ -21,7 +21,8 @@ Write (from a .npy, page cache warm; the output removed before each run, untimed
         --codec gzip --level 4 --chunks 4096
       d = da.from_array(np.load(src, mmap_mode='r'), chunks=(--chunks, cols))
       zarr    zarr.create_array(path, chunks=(--chunks, cols), compressors=<codec>) (Zarr v3,
-              BytesCodec + none | ZstdCodec(level) | BloscCodec(cname='zstd', clevel, shuffle)),
+              BytesCodec + none | ZstdCodec(level) | BloscCodec(cname='zstd', clevel, shuffle)
+              | GzipCodec(level)),
               then da.to_zarr(d, that array)
       hdf5    da.to_hdf5(file, dataset, d, chunks=(--chunks, cols)[, compression='gzip',
               compression_opts=level, shuffle=True])
@@ -213,6 +214,7 @@ def main():
                 "zstd": zc.ZstdCodec(level=3 if a.level is None else a.level, checksum=False),
                 "blosc": zc.BloscCodec(cname="zstd", clevel=5 if a.level is None else a.level,
                                        shuffle="shuffle", typesize=8),
+                "gzip": zc.GzipCodec(level=5 if a.level is None else a.level),
             }.get(a.codec, "unsupported")
             if compressors == "unsupported":
                 sys.exit(f"storage_peer: codec {a.codec} is not measured for Zarr")

@@ -29,9 +29,11 @@ import sys
 
 NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?\b(?:nan|inf)\b", re.I)
 REL_TOL = 1e-9
-ORDER = ["memory", "npy", "zarr-none", "zarr-zstd", "zarr-blosc", "hdf5-none", "hdf5-gzip"]
+ORDER = ["memory", "npy", "zarr-none", "zarr-zstd", "zarr-blosc", "zarr-gzip", "hdf5-none",
+         "hdf5-gzip"]
 LABEL = {"memory": "memory", "npy": ".npy", "zarr-none": "Zarr none", "zarr-zstd": "Zarr zstd 3",
-         "zarr-blosc": "Zarr blosc-zstd 5 + shuffle", "hdf5-none": "HDF5 none (chunked)",
+         "zarr-blosc": "Zarr blosc-zstd 5 + shuffle", "zarr-gzip": "Zarr gzip 5",
+         "hdf5-none": "HDF5 none (chunked)",
          "hdf5-gzip": "HDF5 deflate 4 + shuffle"}
 
 
