@@ -1112,21 +1112,19 @@ mod tests {
             super::tile(super::Metric::BrayCurtis, x, r, y, c, d, &mut out);
             out
         };
+        // The loop that sums both `|x - y|` and `|x + y|`.
+        let summing = |x: &[f64], y: &[f64], r: usize, c: usize, d: usize| {
+            let mut out = vec![0.0; r * c];
+            let op = BrayCurtis::<f64> { one: opaque_one() };
+            run_panels(op, x, r, y, c, d, &mut TileOut::from_slice(&mut out, r, c));
+            out
+        };
         let bits = |v: &[f64]| v.iter().map(|a| a.to_bits()).collect::<Vec<_>>();
         for (r, c, d) in [(1, 1, 1), (6, 35, 3), (9, 17, 64), (5, 70, 2), (4, 3, 300)] {
             for neg in [false, true] {
                 let x: Vec<f64> = (0..r * d).map(|_| next(neg)).collect();
                 let y: Vec<f64> = (0..c * d).map(|_| next(neg)).collect();
-                let mut full = vec![0.0; r * c];
-                run_panels(
-                    BrayCurtis::<f64> { one: opaque_one() },
-                    &x,
-                    r,
-                    &y,
-                    c,
-                    d,
-                    &mut TileOut::from_slice(&mut full, r, c),
-                );
+                let full = summing(&x, &y, r, c, d);
                 let got = tiled(&x, &y, r, c, d);
                 let negative = x.iter().chain(&y).any(|v| v.is_nan() || *v < 0.0);
                 if negative {
@@ -1154,16 +1152,7 @@ mod tests {
         assert_eq!(tiled(&big, &big, 1, 1, 2), [0.0]);
         // Finite totals whose sum overflows: a finite numerator over infinity.
         let (half, mixed) = ([f64::MAX / 2.0; 2], [f64::MAX / 2.0, f64::MAX / 4.0]);
-        let mut want = vec![f64::NAN];
-        run_panels(
-            BrayCurtis::<f64> { one: opaque_one() },
-            &half,
-            1,
-            &mixed,
-            1,
-            2,
-            &mut TileOut::from_slice(&mut want, 1, 1),
-        );
+        let want = summing(&half, &mixed, 1, 1, 2);
         assert_eq!(want, [0.0]);
         assert_eq!(tiled(&half, &mixed, 1, 1, 2), want);
     }

@@ -33,16 +33,16 @@ thread_local! {
 /// (which it documents as impossible), as a message.
 pub(crate) fn gzip(src: &[u8], level: u32) -> Result<Vec<u8>, String> {
     DEFLATER.with_borrow_mut(|slot| {
-        if slot.as_ref().is_none_or(|d| d.level != level) {
-            let raw = i32::try_from(level).unwrap_or(i32::MAX);
-            // SAFETY: allocating a compressor has no precondition; null (a level out of
-            // range, or no memory) is checked.
-            let state = std::ptr::NonNull::new(unsafe { libdeflate_alloc_compressor(raw) })
-                .ok_or_else(|| format!("libdeflate has no gzip level {level} (0 to 12)"))?;
-            *slot = Some(RawDeflater { state, level });
-        }
-        let Some(d) = slot.as_ref() else {
-            return Err("internal: no compressor".into());
+        let d = match slot {
+            Some(d) if d.level == level => d,
+            _ => {
+                let raw = i32::try_from(level).unwrap_or(i32::MAX);
+                // SAFETY: allocating a compressor has no precondition; null (a level out of
+                // range, or no memory) is checked.
+                let state = std::ptr::NonNull::new(unsafe { libdeflate_alloc_compressor(raw) })
+                    .ok_or_else(|| format!("libdeflate has no gzip level {level} (0 to 12)"))?;
+                slot.insert(RawDeflater { state, level })
+            }
         };
         // SAFETY: the compressor is this thread's alone; the bound has no other input.
         let bound = unsafe { libdeflate_gzip_compress_bound(d.state.as_ptr(), src.len()) };

@@ -81,10 +81,7 @@ impl RawInflater {
             .call(libdeflate_zlib_decompress_ex, src, out)
             .map_err(|e| failed("zlib", e, src.len(), out.len()))?;
         if gave != out.len() {
-            return Err(format!(
-                "decodes (zlib) to {gave} bytes; a chunk holds {}",
-                out.len()
-            ));
+            return Err(wrong_size("zlib", gave, out.len()));
         }
         if took != src.len() {
             return Err(format!(
@@ -117,13 +114,16 @@ impl RawInflater {
             }
         }
         if written != out.len() {
-            return Err(format!(
-                "decodes (gzip) to {written} bytes; a chunk holds {}",
-                out.len()
-            ));
+            return Err(wrong_size("gzip", written, out.len()));
         }
         Ok(())
     }
+}
+
+/// The message for a chunk whose `format` stream decodes to `got` bytes where it holds
+/// `want`.
+pub(crate) fn wrong_size(format: &str, got: usize, want: usize) -> String {
+    format!("decodes ({format}) to {got} bytes; a chunk holds {want}")
 }
 
 /// The message for a failed `format` stream of `stored` bytes into `room`.

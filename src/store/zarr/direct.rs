@@ -367,9 +367,10 @@ fn decode(
                 ));
             }
             if nbytes != dst.len() {
-                return Err(format!(
-                    "decodes (Blosc) to {nbytes} bytes; a chunk holds {}",
-                    dst.len()
+                return Err(crate::store::raw_inflate::wrong_size(
+                    "Blosc",
+                    nbytes,
+                    dst.len(),
                 ));
             }
             // SAFETY: `dst` is valid for `dst.len()` writes and does not overlap `src`. c-blosc
