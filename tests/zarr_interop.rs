@@ -297,6 +297,31 @@ with warnings.catch_warnings():
         chunks=(5, 7), compressors=numcodecs.zarr3.Zlib(level=6))
     put("v3_numcodecs_zlib", "v3 i4 (9,11)/(4,5) numcodecs.zlib", (9, 11), "i4",
         chunks=(4, 5), compressors=numcodecs.zarr3.Zlib(level=1))
+    # numcodecs' GZip, Zstd and Blosc (named numcodecs.gzip, .zstd, .blosc, with only the
+    # settings that differ from numcodecs' defaults): read as the core codecs.
+    nc = numcodecs.zarr3
+    put("v3_numcodecs_gzip_rows", "v3 f8 (13,7)/(5,7) numcodecs.gzip", (13, 7), "f8",
+        chunks=(5, 7), compressors=nc.GZip(level=5))
+    put("v3_numcodecs_gzip_default", "v3 i2 (9,11)/(4,5) numcodecs.gzip defaults", (9, 11),
+        "i2", chunks=(4, 5), compressors=nc.GZip())
+    put("v3_numcodecs_zstd_rows", "v3 f4 (13,7)/(4,7) numcodecs.zstd defaults", (13, 7), "f4",
+        chunks=(4, 7), compressors=nc.Zstd())
+    put("v3_numcodecs_zstd_checksum", "v3 u8 (9,11)/(4,5) numcodecs.zstd checksum", (9, 11),
+        "u8", chunks=(4, 5), compressors=nc.Zstd(level=7, checksum=True))
+    put("v3_numcodecs_blosc_rows", "v3 f8 (13,7)/(5,7) numcodecs.blosc defaults", (13, 7), "f8",
+        chunks=(5, 7), compressors=nc.Blosc())
+    put("v3_numcodecs_blosc_zstd_bit", "v3 i4 (9,11)/(4,5) numcodecs.blosc zstd bitshuffle",
+        (9, 11), "i4", chunks=(4, 5),
+        compressors=nc.Blosc(cname="zstd", clevel=3, shuffle=Blosc.BITSHUFFLE))
+    put("v3_numcodecs_blosc_auto_u1", "v3 u1 (21,)/(8,) numcodecs.blosc autoshuffle", (21,),
+        "u1", chunks=(8,), compressors=nc.Blosc(cname="lz4", shuffle=Blosc.AUTOSHUFFLE))
+    put("v3_numcodecs_blosc_noshuffle", "v3 i8 (6,5,4)/(4,2,3) numcodecs.blosc no shuffle",
+        (6, 5, 4), "i8", chunks=(4, 2, 3),
+        compressors=nc.Blosc(cname="zlib", clevel=1, shuffle=Blosc.NOSHUFFLE))
+    put("v3_numcodecs_sharded", "v3 f8 (15,11) shards (8,6) inner (4,3) numcodecs.zstd",
+        (15, 11), "f8", shards=(8, 6), chunks=(4, 3), compressors=nc.Zstd(level=2))
+    put("v3_numcodecs_group", "v3 u2 numcodecs.gzip in g/a", (8, 6), "u2", inner="g/a",
+        chunks=(3, 4), compressors=nc.GZip(level=9))
 put("v3_no_compressor", "v3 bool (11,6)/(5,5) no compressor", (11, 6), "bool", chunks=(5, 5),
     compressors=None)
 put("v3_big_endian", "v3 f8 big-endian bytes codec (7,9)/(3,4)", (7, 9), "f8", chunks=(3, 4),
@@ -432,6 +457,14 @@ fn zarr_python_arrays_read_back_exactly() {
         problems.len(),
         cases.len(),
         problems.join("\n")
+    );
+    // `info` shows the chain zarrs opened, and which numcodecs compressor it stands for.
+    let info = &tessera_all(root, &[os(&["info", "in/v3_numcodecs_sharded.zarr"])])[0];
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.status.success() && text.contains("(read numcodecs.zstd as zstd)"),
+        "{text}{}",
+        String::from_utf8_lossy(&info.stderr)
     );
 }
 

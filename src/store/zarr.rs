@@ -24,6 +24,7 @@ use zarrs::storage::{ReadableWritableListableStorage, StoreKey};
 pub const COMPLETE_ATTRIBUTE: &str = "tessera_complete";
 
 mod direct;
+mod numcodecs;
 mod target;
 pub(crate) use direct::drop_buffers as drop_chunk_buffers;
 use direct::{raw_chunks, RawChunks};
@@ -301,7 +302,7 @@ fn open_array(path: &Path) -> Result<(ZArray, Store, PathBuf, String)> {
             ),
         ));
     }
-    let array = ZArray::open(store.storage.clone(), &inner)
+    let array = numcodecs::open(&store.storage, &inner)
         .map_err(|e| Error::format(path, format!("not a readable Zarr array at {inner}: {e}")))?;
     check_extent(path, &array)?;
     Ok((array, store, root, inner))
@@ -340,7 +341,7 @@ fn check_extent(path: &Path, array: &ZArray) -> Result<()> {
 /// # Errors
 /// A missing store, a path that is not a Zarr array, or an unsupported data type.
 pub fn info(path: &Path) -> Result<ZarrInfo> {
-    let (array, _, root, inner) = open_array(path)?;
+    let (array, store, root, inner) = open_array(path)?;
     let dtype = dtype_of(path, array.data_type())?;
     let meta = array.metadata();
     let json = serde_json::to_value(meta).unwrap_or_default();
@@ -359,9 +360,16 @@ pub fn info(path: &Path) -> Result<ZarrInfo> {
                 .unwrap_or_else(|| "null".into())
         )
     } else {
-        json.get("codecs")
+        let chain = json
+            .get("codecs")
             .map(|c| c.to_string())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let renamed = numcodecs::read_as_core(&store.storage, &inner);
+        if renamed.is_empty() {
+            chain
+        } else {
+            format!("{chain} (read {})", renamed.join(", "))
+        }
     };
     let complete = array
         .attributes()

@@ -58,8 +58,8 @@ pub(super) enum Compressor {
 impl Compressor {
     /// The compressor that a Zarr codec (v3) or compressor (v2) name stands for, when its
     /// chunks are read here. `numcodecs.zlib` is how zarr-python names numcodecs' `Zlib` in
-    /// a v3 array (`numcodecs.zarr3.Zlib`): the same zlib streams. (zarrs opens no other
-    /// `numcodecs.*` compressor.)
+    /// a v3 array (`numcodecs.zarr3.Zlib`): the same zlib streams. (Its gzip, zstd and Blosc
+    /// arrive here by their core names: see the `numcodecs` module.)
     fn named(name: Option<&str>) -> Option<Compressor> {
         match name? {
             "zstd" => Some(Compressor::Zstd),
