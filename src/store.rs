@@ -8,6 +8,8 @@ pub mod hdf5;
 mod hdf5_chunks;
 #[cfg(feature = "hdf5")]
 mod inflate;
+#[cfg(feature = "hdf5")]
+mod lzf;
 pub mod mapped;
 mod mmap;
 pub mod npy;

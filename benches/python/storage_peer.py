@@ -25,7 +25,7 @@ Write (from a .npy, page cache warm; the output removed before each run, untimed
               | GzipCodec(level)),
               then da.to_zarr(d, that array)
       hdf5    da.to_hdf5(file, dataset, d, chunks=(--chunks, cols)[, compression='gzip',
-              compression_opts=level, shuffle=True])
+              compression_opts=level, shuffle=True | compression='lzf', shuffle=True])
     The timed span is from creating the output to closing it; nothing is fsynced.
 
 Dask runs with the threaded scheduler and --threads workers; zarr-python's own thread pool
@@ -91,7 +91,7 @@ def main():
     p.add_argument("--backend", required=True, choices=["memory", "npy", "zarr", "hdf5"])
     p.add_argument("--path", required=True, help="file to read, or output to write")
     p.add_argument("--src", help="write: the source .npy")
-    p.add_argument("--codec", default="none", choices=["none", "zstd", "blosc", "gzip"])
+    p.add_argument("--codec", default="none", choices=["none", "zstd", "blosc", "gzip", "lzf"])
     p.add_argument("--level", type=int, default=None)
     p.add_argument("--chunks", type=int, default=4096, help="write: chunk rows of the output")
     p.add_argument("--slab-bytes", type=int, default=128 << 20,
@@ -228,6 +228,8 @@ def main():
             if a.codec == "gzip":
                 kw = {"compression": "gzip", "compression_opts": 4 if a.level is None else a.level,
                       "shuffle": True}
+            elif a.codec == "lzf":
+                kw = {"compression": "lzf", "shuffle": True}
             elif a.codec != "none":
                 sys.exit(f"storage_peer: codec {a.codec} is not measured for HDF5")
             da.to_hdf5(file, dset, d, chunks=chunks, **kw)

@@ -3,7 +3,8 @@
 //! optional deflate and shuffle.
 //!
 //! The HDF5 library serialises its calls behind one lock, compression included. Chunked
-//! datasets whose filters are only shuffle and deflate therefore bypass its filter path (module
+//! datasets whose filters are only shuffle, deflate and h5py's LZF therefore bypass its filter
+//! path (module
 //! `store::hdf5_chunks`): chunks are located under the lock, read with `pread`
 //! and decoded in parallel; written chunks are filtered in the workers and appended by one
 //! writer thread fed through a bounded channel. An unfiltered output is created with every
@@ -236,8 +237,8 @@ impl Direct {
 }
 
 /// Whether the chunks of `ds` can be read directly as elements of `T`: a chunked dataset of
-/// rank >= 1 whose stored type is `T` in this machine's byte order, with only shuffle and
-/// deflate filters, in a file without a user block (chunk addresses are then file offsets).
+/// rank >= 1 whose stored type is `T` in this machine's byte order, with only shuffle, deflate
+/// and LZF filters, in a file without a user block (chunk addresses are then file offsets).
 fn direct_reader<T: H5Element>(
     path: &Path,
     file: &hdf5::File,
@@ -334,9 +335,10 @@ impl<T: H5Element> PlanNode for Hdf5Source<T> {
                 .into(),
             (None, Some(_), _) => "contiguous; read with pread".into(),
             (None, None, Some(d)) if d.unfiltered() => "chunks read with pread".into(),
-            (None, None, Some(_)) => {
-                "chunks read with pread and decoded in parallel (shuffle, deflate)".into()
-            }
+            (None, None, Some(d)) => format!(
+                "chunks read with pread and decoded in parallel ({})",
+                d.pipeline.names()
+            ),
             (None, None, None) => "read through the HDF5 library".into(),
         })
     }

@@ -4,8 +4,8 @@
 //! dataset read or written through it uses one core however many threads ask. Here the library
 //! keeps only what must be serial: finding a chunk (`H5Dget_chunk_info_by_coord`, under the lock)
 //! and appending its bytes (`H5Dwrite_chunk`, from a single writer thread fed through a bounded
-//! channel). The raw bytes of a chunk are read with `pread` on our own file handle, and shuffle
-//! and deflate run in the worker threads. (Unfiltered outputs need no appending: their chunks
+//! channel). The raw bytes of a chunk are read with `pread` on our own file handle, and shuffle,
+//! deflate and h5py's LZF (read only) run in the worker threads. (Unfiltered outputs need no appending: their chunks
 //! are allocated up front and written in place with `pwrite`; see `store::hdf5`.) Pipelines with any other filter (fletcher32, szip,
 //! scale-offset, plugins) go through the library as before.
 
@@ -23,9 +23,11 @@ enum Step {
     Shuffle,
     /// zlib deflate at a level (filter 1).
     Deflate(u8),
+    /// h5py's LZF (filter 32000): read only.
+    Lzf,
 }
 
-/// A filter pipeline made only of shuffle and deflate, in the dataset's order.
+/// A filter pipeline made only of shuffle, deflate and LZF, in the dataset's order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Pipeline {
     steps: Vec<Step>,
@@ -39,10 +41,21 @@ impl Pipeline {
             .map(|f| match f {
                 Filter::Shuffle => Some(Step::Shuffle),
                 Filter::Deflate(level) => Some(Step::Deflate(*level)),
+                Filter::LZF => Some(Step::Lzf),
                 _ => None,
             })
             .collect::<Option<Vec<_>>>()?;
         Some(Pipeline { steps })
+    }
+
+    /// The filters, in the dataset's order, as `explain` names them (`shuffle, LZF`).
+    pub(crate) fn names(&self) -> String {
+        let name = |s: &Step| match s {
+            Step::Shuffle => "shuffle",
+            Step::Deflate(_) => "deflate",
+            Step::Lzf => "LZF",
+        };
+        self.steps.iter().map(name).collect::<Vec<_>>().join(", ")
     }
 
     /// How many filters the pipeline has.
@@ -63,6 +76,7 @@ impl Pipeline {
             let next = match *step {
                 Step::Shuffle => shuffle(input, elem),
                 Step::Deflate(level) => deflate(input, level, planes)?,
+                Step::Lzf => return Err("LZF chunks are read here, not written".into()),
             };
             // `shuffle` leaves elements of other sizes as they are.
             let shuffled = *step == Step::Shuffle && matches!(elem, 2 | 4 | 8);
@@ -102,23 +116,36 @@ impl Pipeline {
             let target: &mut [u8] = if k + 1 == active.len() {
                 &mut *out
             } else {
-                let inner_deflate = active[k + 1..]
+                let inner_compressed = active[k + 1..]
                     .iter()
-                    .any(|s| matches!(s, Step::Deflate(_)));
+                    .any(|s| matches!(s, Step::Deflate(_) | Step::Lzf));
+                let cap = 2 * out.len() + 65536;
                 match step {
-                    // An inner deflate's stream: its length is known only once inflated.
-                    Step::Deflate(_) if inner_deflate => {
-                        inflate_vec(input, target, 2 * out.len() + 65536)?;
+                    // An inner compressor's stream: its length is known only once decoded.
+                    Step::Deflate(_) if inner_compressed => {
+                        inflate_vec(input, target, cap)?;
+                        continue;
+                    }
+                    Step::Lzf if inner_compressed => {
+                        target.resize(cap, 0);
+                        let n = super::lzf::decompress(input, target)?;
+                        target.truncate(n);
                         continue;
                     }
                     // Only shuffles follow, which keep the length: the chunk's.
-                    Step::Deflate(_) => target.resize(out.len(), 0),
+                    Step::Deflate(_) | Step::Lzf => target.resize(out.len(), 0),
                     Step::Shuffle => target.resize(input.len(), 0),
                 }
                 target
             };
             match step {
                 Step::Deflate(_) => inflate_into(input, target)?,
+                Step::Lzf => {
+                    let n = super::lzf::decompress(input, target)?;
+                    if n != target.len() {
+                        return Err(wrong_size(n, target.len()));
+                    }
+                }
                 Step::Shuffle => {
                     if input.len() != target.len() {
                         return Err(wrong_size(input.len(), out.len()));
