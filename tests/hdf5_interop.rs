@@ -350,6 +350,14 @@ put("empty_3d", "u1 (3,0,2) contiguous", (3, 0, 2), "u1")
 
 for f in files.values():
     f.close()
+
+# External links into r.h5, from a file whose own bytes lie where r.h5's offsets point: the
+# linked datasets must be read from r.h5, not at those offsets of links.h5.
+with h5py.File(os.path.join(root, "links.h5"), "w") as f:
+    f.create_dataset("pad", data=np.full(1 << 16, 9.0))
+    for target in ["float64_contiguous", "ragged_1d", "gzip_only", "lzf_f8"]:
+        f["ext_" + target] = h5py.ExternalLink("r.h5", "/" + target)
+        print(f"ext_{target}\tlinks.h5:/ext_{target}\texternal link to r.h5:/{target}")
 "#;
 
 /// For every `NAME=SPEC` argument after the root, compares the dataset h5py reads from
@@ -1564,6 +1572,7 @@ with h5py.File(os.path.join(root, "u.h5"), "w") as f:
     f["str"] = np.array([b"a", b"bb", b"ccc"])
     f["f16"] = np.full((4,), 1.5, dtype="f2")
     f.create_group("g")["enum"] = np.array([0, 1, 2], dtype=h5py.enum_dtype({"A": 0, "B": 1, "C": 2}, basetype="i1"))
+    f.create_dataset("vlen", (3,), dtype=h5py.vlen_dtype(np.dtype("i4")))
     f["ok"] = np.arange(3.0)
 "#;
 
@@ -1575,7 +1584,12 @@ fn an_unsupported_hdf5_dtype_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     run_script(&py, &format!("{VALUES}{WRITE_UNSUPPORTED}"), &[root]);
-    for ds in ["/c128", "/str", "/g/enum"] {
+    for (ds, kind) in [
+        ("/c128", "compound"),
+        ("/str", "string"),
+        ("/g/enum", "enum"),
+        ("/vlen", "variable-length"),
+    ] {
         let spec = format!("u.h5:{ds}");
         for args in [
             &["convert", &spec, "o.npy"][..],
@@ -1585,13 +1599,46 @@ fn an_unsupported_hdf5_dtype_is_refused_clearly() {
             clean_error(
                 &format!("{args:?}"),
                 &tessera(root, args),
-                &["u.h5", "not supported"],
+                &["u.h5", kind, "HDF5 datatype is not supported"],
             );
         }
     }
     assert!(!root.join("o.npy").exists());
     assert!(!root.join("o.h5").exists());
     success("ok", &tessera(root, &["convert", "u.h5:/ok", "o.npy"]));
+}
+
+/// A gzip dataset h5py writes with `libver="latest"` (a layout message newer than some
+/// libhdf5 releases read).
+const WRITE_LATEST: &str = r#"
+root = sys.argv[1]
+with h5py.File(os.path.join(root, "l.h5"), "w", libver="latest") as f:
+    f.create_dataset("c", data=values("float64", (10, 10)), chunks=(3, 3), compression="gzip")
+"#;
+
+/// A file in a newer format than the linked libhdf5 reads is read exactly, or refused with an
+/// error that says so and names the library's version (not only "bad version number").
+#[test]
+fn a_newer_format_file_reads_or_says_the_library_is_older() {
+    let Some(py) = oracle("a_newer_format_file_reads_or_says_the_library_is_older") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir(root.join("in")).unwrap();
+    std::fs::create_dir(root.join("out")).unwrap();
+    run_script(&py, &format!("{VALUES}{WRITE_LATEST}"), &[root.join("in")]);
+    let out = tessera(root, &["convert", "in/l.h5:/c", "out/c.npy"]);
+    if out.status.success() {
+        let args = [root.to_string_lossy().into_owned(), "c=l.h5:/c".into()];
+        let report = run_script(&py, &format!("{VALUES}{CHECK_READ}"), &args);
+        assert!(report.starts_with("OK c"), "{report}");
+        return;
+    }
+    let (major, minor, release) = hdf5::library_version();
+    let version = format!("{major}.{minor}.{release}");
+    let line = clean_error("convert", &out, &["l.h5", "newer HDF5 format", &version]);
+    eprintln!("libver latest: {line}");
 }
 
 #[test]
@@ -1650,6 +1697,53 @@ fn a_failed_write_leaves_no_new_groups() {
         ["keep"],
         "the failed write of f.h5:/new/group/x left groups behind"
     );
+}
+
+/// A path through an existing dataset (as if it were a group) is refused, and the dataset
+/// stays; `--overwrite` never replaces a group, with what it holds, by a dataset.
+#[test]
+fn a_dataset_in_the_way_of_a_write_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let f = root.join("f.h5");
+    ndarray_npy::write_npy(root.join("a.npy"), &sample(&[4, 3])).unwrap();
+    for target in ["f.h5:/x", "f.h5:/g/y"] {
+        success("convert", &tessera(root, &["convert", "a.npy", target]));
+    }
+    let refusals: [(&[&str], &[&str]); 5] = [
+        (
+            &["convert", "a.npy", "f.h5:/x/inside"],
+            &["/x", "not a group"],
+        ),
+        (
+            &["convert", "a.npy", "f.h5:/g/y/w/v"],
+            &["/g/y", "not a group"],
+        ),
+        (
+            &["knn", "a.npy", "-k", "2", "-o", "f.h5:/x"],
+            &["/x", "not a group"],
+        ),
+        (
+            &["cdist", "a.npy", "-o", "f.h5:/x/d"],
+            &["/x", "not a group"],
+        ),
+        (
+            &["convert", "a.npy", "f.h5:/g", "--overwrite"],
+            &["/g", "is a group"],
+        ),
+    ];
+    for (args, words) in refusals {
+        clean_error(&args.join(" "), &tessera(root, args), words);
+        let _h5 = in_process();
+        assert_eq!(members(&f, "/"), ["g", "x"], "after {args:?}");
+        assert_eq!(members(&f, "/g"), ["y"], "after {args:?}");
+    }
+    let _h5 = in_process();
+    let file = hdf5::File::open(&f).unwrap();
+    for name in ["x", "g/y"] {
+        let back = file.dataset(name).unwrap().read_dyn::<f64>().unwrap();
+        assert_eq!(back.shape(), [4, 3], "{name}");
+    }
 }
 
 #[test]

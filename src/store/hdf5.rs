@@ -43,7 +43,17 @@ pub trait H5Element: Element + H5Type {}
 impl<T: Element + H5Type> H5Element for T {}
 
 fn herr(path: &Path, what: &str, e: hdf5::Error) -> Error {
-    Error::format(path, format!("{what}: {e}"))
+    let text = e.to_string();
+    // A library older than the file's format knows only that a version is wrong.
+    let hint = if text.contains("bad version number") {
+        let (major, minor, release) = hdf5::library_version();
+        format!(
+            " (the file uses a newer HDF5 format than the HDF5 library tessera was built with, {major}.{minor}.{release}, can read; h5py writes such files with libver=\"latest\")"
+        )
+    } else {
+        String::new()
+    };
+    Error::format(path, format!("{what}: {text}{hint}"))
 }
 
 /// What `info` shows of a dataset.
@@ -98,10 +108,12 @@ fn dtype_of(path: &Path, ds: &hdf5::Dataset) -> Result<DType> {
                 | TypeDescriptor::VarLenAscii
                 | TypeDescriptor::VarLenUnicode => "string".to_string(),
                 TypeDescriptor::Float(size) => format!("float of {size:?}"),
-                _ => "this".to_string(),
+                TypeDescriptor::VarLenArray(_) => "variable-length".to_string(),
+                TypeDescriptor::FixedArray(..) => "array".to_string(),
+                _ => "reference".to_string(),
             };
             return Err(Error::DType(format!(
-                "{}:{name}: the {kind} HDF5 datatype is not supported ({SUPPORTED})",
+                "{}:{name}: its {kind} HDF5 datatype is not supported ({SUPPORTED})",
                 path.display()
             )));
         }
@@ -263,11 +275,14 @@ fn direct_reader<T: H5Element>(
 }
 
 /// Whether the stored elements of `ds` are `T` in this machine's byte order, at addresses that
-/// are file offsets ([`addresses_are_file_offsets`]): what reading them around the library
-/// needs.
+/// are offsets into `file` ([`addresses_are_file_offsets`]): what reading them around the
+/// library needs. A dataset reached through an external link lives in another file, whose
+/// offsets these are not: it is read through the library.
 fn raw_elements_at_file_offsets<T: H5Element>(file: &hdf5::File, ds: &hdf5::Dataset) -> bool {
     let native = hdf5::Datatype::from_type::<T>().ok();
-    native.is_some_and(|n| ds.dtype().is_ok_and(|d| d == n)) && addresses_are_file_offsets(file)
+    native.is_some_and(|n| ds.dtype().is_ok_and(|d| d == n))
+        && addresses_are_file_offsets(file)
+        && ds.filename() == file.filename()
 }
 
 /// Whether the addresses of `file` are offsets into the one file at its path: the library's
@@ -1001,6 +1016,12 @@ impl<T: H5Element> ChunkedArray<T> {
                 path.display()
             ))));
         }
+        if replacing && file.group(name).is_ok() {
+            return Err(Error::Invalid(format!(
+                "{}:{dataset} is a group: --overwrite replaces a dataset, never a group and what it holds; remove the group first or name a dataset",
+                path.display()
+            )));
+        }
         // The first group this write creates: removed with everything below it on failure.
         let mut created_group: Option<String> = None;
         // Written aside under a temporary name in the same group, then renamed over the old one.
@@ -1024,6 +1045,15 @@ impl<T: H5Element> ChunkedArray<T> {
             for (k, p) in parts[..parts.len().saturating_sub(1)].iter().enumerate() {
                 group = match group.group(p) {
                     Ok(g) => g,
+                    // Something else of that name (a dataset): never created here, so never
+                    // removed on the way out either.
+                    Err(_) if group.link_exists(p) => {
+                        return Err(Error::Invalid(format!(
+                            "{}:/{} is not a group (a dataset?), so it cannot hold {dataset}",
+                            path.display(),
+                            parts[..=k].join("/")
+                        )));
+                    }
                     Err(_) => {
                         if created_group.is_none() {
                             created_group = Some(parts[..=k].join("/"));
