@@ -1044,6 +1044,56 @@ fn library_refuses_an_existing_output_unless_overwrite() {
     assert_eq!(tzarr::info(&path).unwrap().chunk_shape, Some(vec![2, 2]));
 }
 
+/// Only groups hold nodes: an output inside an existing array (its store root, or one in a
+/// group) is refused, for every writer, and the store stays as it was.
+#[test]
+fn an_output_inside_an_array_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    ndarray_npy::write_npy(root.join("a.npy"), &sample(&[4, 3])).unwrap();
+    let run = |args: &[&str]| tessera_all(root, &[os(args)]).remove(0);
+    success("convert", &run(&["convert", "a.npy", "s.zarr/g/arr"]));
+    success("convert", &run(&["convert", "a.npy", "r.zarr"]));
+    let before = (
+        snapshot(&root.join("s.zarr")),
+        snapshot(&root.join("r.zarr")),
+    );
+    let refusals: [(&[&str], &str); 6] = [
+        (
+            &["convert", "a.npy", "s.zarr/g/arr/inner"],
+            "/g/arr is an array",
+        ),
+        (
+            &["convert", "a.npy", "s.zarr/g/arr/v2", "--zarr-format", "2"],
+            "/g/arr is an array",
+        ),
+        (
+            &["knn", "a.npy", "-k", "2", "-o", "s.zarr/g/arr"],
+            "/g/arr is an array",
+        ),
+        (
+            &["cdist", "a.npy", "-o", "s.zarr/g/arr/d"],
+            "/g/arr is an array",
+        ),
+        (
+            &["eval", "x + 1", "--in", "x=a.npy", "-o", "s.zarr/g/arr/a/b"],
+            "/g/arr is an array",
+        ),
+        (
+            &["convert", "a.npy", "r.zarr/sub"],
+            "the store's root is an array",
+        ),
+    ];
+    for (args, words) in refusals {
+        clean_error(&args.join(" "), &run(args), &[words, "only groups"]);
+        let now = (
+            snapshot(&root.join("s.zarr")),
+            snapshot(&root.join("r.zarr")),
+        );
+        assert!(now == before, "{args:?} changed a store");
+    }
+}
+
 // -------------------------------------------------------------------------------------------
 // 4. Bad input
 // -------------------------------------------------------------------------------------------

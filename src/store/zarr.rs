@@ -168,6 +168,18 @@ fn store_has_node(store: &Store, inner: &str) -> bool {
         .any(|m| store.get(&format!("{p}{m}")).is_ok_and(|b| b.is_some()))
 }
 
+/// Whether a Zarr array (v2 or v3) exists at `inner` in `store`.
+fn store_has_array(store: &Store, inner: &str) -> bool {
+    let p = node_prefix(inner);
+    store.get(&format!("{p}.zarray")).is_ok_and(|b| b.is_some())
+        || store
+            .get(&format!("{p}zarr.json"))
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v.get("node_type").and_then(|t| t.as_str()) == Some("array"))
+}
+
 /// The Zarr arrays at `path`: the array itself, or the arrays directly inside a group (a knn
 /// output), sorted by name.
 ///
@@ -176,17 +188,7 @@ fn store_has_node(store: &Store, inner: &str) -> bool {
 pub fn arrays_at(path: &Path) -> Result<Vec<PathBuf>> {
     let (root, inner) = split_path(path)?;
     let store = Store::at(&root)?;
-    let is_array = |inner: &str| -> bool {
-        let p = node_prefix(inner);
-        store.get(&format!("{p}.zarray")).is_ok_and(|b| b.is_some())
-            || store
-                .get(&format!("{p}zarr.json"))
-                .ok()
-                .flatten()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .is_some_and(|v| v.get("node_type").and_then(|t| t.as_str()) == Some("array"))
-    };
-    if is_array(&inner) {
+    if store_has_array(&store, &inner) {
         return Ok(vec![path.to_owned()]);
     }
     if !store_has_node(&store, &inner) {
@@ -212,7 +214,7 @@ pub fn arrays_at(path: &Path) -> Result<Vec<PathBuf>> {
                 .next()?
                 .to_string();
             let child = format!("{}/{name}", inner.trim_end_matches('/'));
-            is_array(&child).then(|| path.join(&name))
+            store_has_array(&store, &child).then(|| path.join(&name))
         })
         .collect();
     arrays.sort();
@@ -1060,6 +1062,18 @@ fn create_parent_groups(store: &Store, inner: &str, format: u8, path: &Path) -> 
     let parts: Vec<&str> = inner.split('/').filter(|p| !p.is_empty()).collect();
     for k in 0..parts.len() {
         let group = format!("/{}", parts[..k].join("/"));
+        // Only groups hold nodes (zarr-python refuses the rest: "a parent ... is an array").
+        if store_has_array(store, &group) {
+            let what = if k == 0 {
+                "the store's root".into()
+            } else {
+                group
+            };
+            return Err(Error::Invalid(format!(
+                "{}: {what} is an array, and only groups may hold arrays; write {inner} elsewhere",
+                path.display()
+            )));
+        }
         if store_has_node(store, &group) {
             continue;
         }
