@@ -488,7 +488,10 @@ fn hdf5_bad_inputs_are_named() {
     fails(
         d,
         &["convert", "a.h5:/g/x", "a.h5:/g/y"],
-        &["is also an input"],
+        &[
+            "a.h5:/g/y overlaps the input a.h5:/g/x",
+            "HDF5 cannot open a file",
+        ],
     );
     fails(
         d,
@@ -525,9 +528,38 @@ fn a_zarr_output_cannot_replace_its_own_input() {
             "--overwrite",
         ],
     ] {
-        fails(d, args, &["is also an input"]);
+        fails(d, args, &["overlaps the input", "one holds the other"]);
     }
     assert_eq!(listing(&d.join("a.zarr")), before);
+    // In one store: a node and what it holds overlap; nodes beside each other do not.
+    ok(d, &["convert", "F.npy", "s.zarr/g/a"]);
+    for out in ["s.zarr", "s.zarr/g", "s.zarr/g/a"] {
+        fails(
+            d,
+            &[
+                "eval",
+                "x + 1",
+                "--in",
+                "x=s.zarr/g/a",
+                "-o",
+                out,
+                "--overwrite",
+            ],
+            &["overlaps the input s.zarr/g/a"],
+        );
+    }
+    ok(
+        d,
+        &["eval", "x + 1", "--in", "x=s.zarr/g/a", "-o", "s.zarr/g/b"],
+    );
+    ok(
+        d,
+        &["eval", "x * 2", "--in", "x=s.zarr/g/b", "-o", "s.zarr/h"],
+    );
+    let a: ArrayD<f64> = read_npy(d.join("F.npy")).unwrap();
+    ok(d, &["convert", "s.zarr/h", "h.npy"]);
+    let h: ArrayD<f64> = read_npy(d.join("h.npy")).unwrap();
+    assert_eq!(h, (a + 1.0) * 2.0);
 }
 
 #[test]
@@ -655,6 +687,34 @@ fn eval_prints_a_small_array() {
     // Larger than 1 MiB: described, not computed.
     let big = ok(d, &["eval", "ones((1000, 1000))"]);
     assert!(big.contains("[1000, 1000]") && big.contains("-o"), "{big}");
+}
+
+/// NumPy refuses integer arrays raised to a negative integer power, whether the exponent is a
+/// scalar or an array (and wherever the negative element falls, here in the last chunk).
+#[test]
+fn integer_arrays_to_negative_powers_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_npy(d.join("z.npy"), &ndarray::arr1(&[3i64, 2, 0, 5, -2])).unwrap();
+    write_npy(d.join("u.npy"), &ndarray::arr1(&[3u8, 2, 0, 1, 1])).unwrap();
+    for expr in [
+        "2 ** z",
+        "z ** z",
+        "z ** -1",
+        "u ** z",
+        "z.rechunk(2) ** z.rechunk(1)",
+    ] {
+        fails(
+            d,
+            &["eval", expr, "--in", "z=z.npy", "--in", "u=u.npy"],
+            &["negative integer powers"],
+        );
+    }
+    // Non-negative exponents, and float exponents, are computed.
+    let args = |e: &'static str| ["eval", e, "--in", "z=z.npy", "--in", "u=u.npy"];
+    assert_eq!(ok(d, &args("z ** u")), "[27, 4, 1, 5, -2]\n");
+    assert_eq!(ok(d, &args("2 ** u")), "[8, 4, 1, 2, 2]\n");
+    assert_eq!(ok(d, &args("2.0 ** z")), "[8, 4, 1, 32, 0.25]\n");
 }
 
 #[test]

@@ -349,28 +349,47 @@ pub(crate) fn write_output(
     }
 }
 
-/// Refuses a Zarr or HDF5 output that is also an input: replacing a store or a dataset deletes
-/// it before the plan reads it, and HDF5 will not open a file for writing that is open for
-/// reading. (A `.npy` output is written aside and renamed over its input once complete, and the
-/// input's memory map keeps the old file, so it may replace its own input.)
+/// Refuses a Zarr or HDF5 output that overlaps an input: replacing a store or a dataset
+/// deletes it before the plan reads it, and HDF5 will not open a file for writing that is open
+/// for reading. In one Zarr store, nodes beside each other do not overlap (`x.zarr/g/b` may be
+/// written from `x.zarr/g/a`); a node and anything inside it do. (A `.npy` output is written
+/// aside and renamed over its input once complete, and the input's memory map keeps the old
+/// file, so it may replace its own input.)
 pub(crate) fn refuse_input_as_output(inputs: &[&str], output: &str) -> Result<()> {
-    let root = |spec: &str| -> Option<PathBuf> {
-        let p = match locate(spec).ok()? {
-            Location::Npy(p) => p,
-            Location::Zarr(p) => tessera::store::zarr::split_path(&p).ok()?.0,
-            Location::Hdf5(p, _) => p,
+    // The file or store, and for Zarr the node's path components inside it.
+    let place = |spec: &str| -> Option<(PathBuf, Option<Vec<String>>)> {
+        let (p, inner) = match locate(spec).ok()? {
+            Location::Npy(p) => (p, None),
+            Location::Zarr(p) => {
+                let (root, inner) = tessera::store::zarr::split_path(&p).ok()?;
+                let parts = inner.split('/').filter(|s| !s.is_empty());
+                (root, Some(parts.map(str::to_owned).collect()))
+            }
+            Location::Hdf5(p, _) => (p, None),
         };
-        std::fs::canonicalize(&p).ok()
+        Some((std::fs::canonicalize(&p).ok()?, inner))
     };
     if matches!(locate(output), Ok(Location::Npy(_)) | Err(_)) {
         return Ok(());
     }
-    if let Some(out) = root(output) {
-        if inputs.iter().any(|i| root(i).as_ref() == Some(&out)) {
-            return Err(Error::Invalid(format!(
-                "{output} is also an input; write the result to another path"
-            )));
+    let Some((out_file, out_node)) = place(output) else {
+        return Ok(());
+    };
+    for input in inputs {
+        let Some((file, node)) = place(input) else {
+            continue;
+        };
+        if file != out_file {
+            continue;
         }
+        let why = match (&node, &out_node) {
+            (Some(a), Some(b)) if !(a.starts_with(b) || b.starts_with(a)) => continue,
+            (Some(_), Some(_)) => "one holds the other, and writing it would replace what is read",
+            _ => "HDF5 cannot open a file for writing while it reads it",
+        };
+        return Err(Error::Invalid(format!(
+            "{output} overlaps the input {input} ({why}); write the result to another path"
+        )));
     }
     Ok(())
 }

@@ -147,6 +147,44 @@ impl<T: Element, F: Fn(T) -> T + Send + Sync> Node<T> for MapSame<T, F> {
     }
 }
 
+/// The input's blocks unchanged, once every element passes `ok`: an error naming `what` for
+/// the first block that holds one that does not (NumPy raises for such values, where a
+/// kernel would have to make up a result).
+struct Checked<T: Element, F> {
+    input: Arc<dyn Node<T>>,
+    what: String,
+    ok: F,
+}
+
+impl<T: Element, F: Fn(T) -> bool + Send + Sync> PlanNode for Checked<T, F> {
+    fn op(&self) -> String {
+        "check".into()
+    }
+    fn dtype(&self) -> DType {
+        T::DTYPE
+    }
+    fn grid(&self) -> &ChunkGrid {
+        self.input.grid()
+    }
+    fn inputs(&self) -> Vec<&dyn PlanNode> {
+        vec![self.input.as_ref()]
+    }
+    fn own_task_bytes(&self) -> usize {
+        // The input's block passes through.
+        0
+    }
+}
+
+impl<T: Element, F: Fn(T) -> bool + Send + Sync> Node<T> for Checked<T, F> {
+    fn region(&self, region: &[Range<usize>]) -> Result<Block<'_, T>> {
+        let x = self.input.region(region)?;
+        match x.view().iter().find(|&&v| !(self.ok)(v)) {
+            Some(v) => Err(Error::Invalid(format!("{} (found {v})", self.what))),
+            None => Ok(x),
+        }
+    }
+}
+
 /// `V = f(T, U)` over two broadcast operands.
 struct Zip2<T: Element, U: Element, V: Element, F> {
     name: String,
@@ -333,6 +371,21 @@ impl<T: Element> ChunkedArray<T> {
             name: name.to_string(),
             input: Arc::clone(self.node()),
             f,
+        }))
+    }
+
+    /// The same array, whose computation fails with `what` (and the first offending value) if
+    /// an element does not pass `ok`: for inputs NumPy refuses by their values, such as
+    /// negative integer exponents.
+    pub(crate) fn checked(
+        &self,
+        what: &str,
+        ok: impl Fn(T) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        ChunkedArray::from_node(Arc::new(Checked {
+            input: Arc::clone(self.node()),
+            what: what.to_string(),
+            ok,
         }))
     }
 
