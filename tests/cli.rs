@@ -635,6 +635,10 @@ fn bad_arguments() {
             &["not supported yet"],
         ),
         (&["eval", "random((3,), seed=1, dtype=int32)"], &["int32"]),
+        (
+            &["eval", "arange(3).astype('abc')"],
+            &["'abc' is not a dtype"],
+        ),
     ];
     for (args, needles) in cases {
         fails(d, args, needles);
@@ -939,6 +943,13 @@ fn language_features_are_reachable() {
             vec![12.0, 15.0, 18.0, 21.0]
         }),
         ("astype(x, int32)", "<i4", vec![3, 4], x.clone()),
+        ("x.astype('int16')", "<i2", vec![3, 4], x.clone()),
+        (
+            "ones((3, 4), dtype=\"float32\") * x.astype('f4')",
+            "<f4",
+            vec![3, 4],
+            x.clone(),
+        ),
         ("x.astype(uint8) + 250", "|u1", vec![3, 4], {
             map(&|v| (v + 250.0) % 256.0)
         }),
@@ -1055,18 +1066,33 @@ fn random_values_do_not_depend_on_chunks() {
         ],
     );
     assert_eq!(read_values(&d.join("f32.npy")).0, "<f4");
-    ok(
-        d,
-        &[
-            "eval",
-            "normal((1000,), seed=3, loc=5.0, scale=0.1)",
-            "-o",
-            "n.npy",
-        ],
-    );
-    let n = read_values(&d.join("n.npy")).2;
-    let mean = n.iter().sum::<f64>() / n.len() as f64;
-    assert!((mean - 5.0).abs() < 0.05, "mean {mean}");
+    // NumPy's and Dask's signatures: normal(loc, scale, size), uniform(low, high, size),
+    // positional or by keyword (`shape=` stands for `size=`); no size is one number (0-d).
+    let moments = |expr: &str| {
+        ok(d, &["eval", expr, "-o", "n.npy", "--overwrite"]);
+        let (_, shape, n) = read_values(&d.join("n.npy"));
+        let mean = n.iter().sum::<f64>() / n.len() as f64;
+        let var = n.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n.len() as f64;
+        (shape, mean, var.sqrt(), n)
+    };
+    for expr in [
+        "normal(5.0, 0.1, (4000,), seed=3)",
+        "normal(loc=5.0, scale=0.1, size=4000, seed=3)",
+        "normal(shape=(4000,), seed=3, loc=5.0, scale=0.1)",
+    ] {
+        let (shape, mean, sd, _) = moments(expr);
+        assert_eq!(shape, [4000], "{expr}");
+        assert!(
+            (mean - 5.0).abs() < 0.01 && (sd - 0.1).abs() < 0.01,
+            "{expr}: {mean} {sd}"
+        );
+    }
+    let (shape, _, _, n) = moments("uniform(-1, 1, (2, 3000), seed=4)");
+    assert_eq!(shape, [2, 3000]);
+    assert!(n.iter().all(|v| (-1.0..1.0).contains(v)) && n.iter().any(|&v| v < -0.9));
+    let (shape, mean, _, _) = moments("normal(5, 0.001, seed=1)");
+    assert_eq!((shape.len(), mean.round()), (0, 5.0), "one sample near 5");
+    assert_eq!(moments("standard_normal(3)").0, [3]);
 }
 
 #[test]
@@ -1219,4 +1245,21 @@ fn automatic_blocks_fit_a_small_memory_limit() {
     // The library's default blocks are still about 128 MiB: too large for this limit.
     let x = tessera::ChunkedArray::<f64>::from_npy(d.join("x.npy"), tessera::Chunks::Auto).unwrap();
     assert_eq!(x.nblocks(), 1);
+    // Down to 64 KiB blocks: a 1 MiB limit on two threads (128 KiB blocks) still runs.
+    let r = run(
+        d,
+        &[
+            "eval",
+            "sum(x + 1, axis=0)[:2]",
+            "--in",
+            "x=x.npy",
+            "--mem",
+            "1MiB",
+            "--threads",
+            "2",
+        ],
+    );
+    assert!(r.status.success(), "{}", r.stderr);
+    let col = |j: usize| (0..5000).map(|i| data[[i, j]] + 1.0).sum::<f64>();
+    assert_eq!(r.stdout, format!("[{}, {}]\n", col(0), col(1)));
 }

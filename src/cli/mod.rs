@@ -164,10 +164,11 @@ pub(crate) fn locate(spec: &str) -> Result<Location> {
 
 /// Bytes per automatic block of an input: about 128 MiB (Dask's default), less when the memory
 /// per thread is small, so that a task's input block, its output and the decode buffers fit
-/// (`convert big.npy out.zarr --mem 64MiB` then runs in 8 MiB blocks).
+/// (`convert big.npy out.zarr --mem 64MiB` then runs in 8 MiB blocks), down to 64 KiB (a
+/// `--mem` of 1 MiB on 2 threads: 128 KiB blocks).
 pub(crate) fn auto_block_bytes(opts: &ExecOptions) -> usize {
     let per_thread = opts.allowed_mem / opts.worker_threads();
-    (per_thread / 4).clamp(1 << 20, tessera::chunks::AUTO_BLOCK_BYTES)
+    (per_thread / 4).clamp(64 << 10, tessera::chunks::AUTO_BLOCK_BYTES)
 }
 
 /// Opens an input array, in automatic blocks sized by [`auto_block_bytes`].

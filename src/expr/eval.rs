@@ -472,6 +472,7 @@ fn known_functions() -> String {
         "random",
         "uniform",
         "normal",
+        "standard_normal",
     ]);
     names.sort_unstable();
     names.join(", ")
@@ -486,6 +487,13 @@ impl Evaluator<'_> {
             ExprKind::Bool(b) => Ok(Value::Scalar(Scalar::Bool(*b))),
             ExprKind::None => Ok(Value::None),
             ExprKind::Name(n) => self.name(col, n),
+            // Strings name dtypes, as in `x.astype('float32')` or `ones(3, dtype="int8")`.
+            ExprKind::Str(text) => DType::from_name(text).map(Value::DType).or_else(|_| {
+                err(
+                    col,
+                    format!("the string '{text}' is not a dtype (strings name dtypes only, as 'float32')"),
+                )
+            }),
             ExprKind::Tuple(items) | ExprKind::List(items) => Ok(Value::Tuple(
                 items.iter().map(|x| self.eval(x)).collect::<Result<_>>()?,
             )),
@@ -903,25 +911,52 @@ impl Evaluator<'_> {
                 let (s, e) = (to_f64(c0, &s, "start")?, to_f64(c1, &e, "stop")?);
                 Ok(Value::Array(at(col, linspace(s, e, num, dtype, chunks))?))
             }
-            "random" | "uniform" | "normal" | "standard_normal" | "rand" => {
-                let (c, s) = a.required(0, "shape")?;
-                let shape = to_shape(c, &s)?;
-                let get = |a: &mut Args, name: &str, d: f64| -> Result<f64> {
-                    match a.take(usize::MAX, name) {
+            "random" | "uniform" | "normal" | "standard_normal" => {
+                // NumPy's and Dask's signatures: random(size), standard_normal(size),
+                // uniform(low=0, high=1, size), normal(loc=0, scale=1, size); `shape=` is
+                // taken for `size=`, and no size is a 0-d array (NumPy: one number).
+                let get = |a: &mut Args, i: usize, name: &str, d: f64| -> Result<f64> {
+                    match a.take(i, name) {
                         None => Ok(d),
                         Some((c, v)) => to_f64(c, &v, name),
                     }
                 };
-                let dist = if name == "normal" || name == "standard_normal" {
-                    Distribution::Normal {
-                        loc: get(&mut a, "loc", 0.0)?,
-                        scale: get(&mut a, "scale", 1.0)?,
-                    }
-                } else {
-                    Distribution::Uniform {
-                        low: get(&mut a, "low", 0.0)?,
-                        high: get(&mut a, "high", 1.0)?,
-                    }
+                let (dist, size_at) = match name.as_str() {
+                    "normal" => (
+                        Distribution::Normal {
+                            loc: get(&mut a, 0, "loc", 0.0)?,
+                            scale: get(&mut a, 1, "scale", 1.0)?,
+                        },
+                        2,
+                    ),
+                    "uniform" => (
+                        Distribution::Uniform {
+                            low: get(&mut a, 0, "low", 0.0)?,
+                            high: get(&mut a, 1, "high", 1.0)?,
+                        },
+                        2,
+                    ),
+                    "standard_normal" => (
+                        Distribution::Normal {
+                            loc: 0.0,
+                            scale: 1.0,
+                        },
+                        0,
+                    ),
+                    _ => (
+                        Distribution::Uniform {
+                            low: 0.0,
+                            high: 1.0,
+                        },
+                        0,
+                    ),
+                };
+                let shape = match a
+                    .take(size_at, "size")
+                    .or_else(|| a.take(usize::MAX, "shape"))
+                {
+                    None => Vec::new(),
+                    Some((c, s)) => to_shape(c, &s)?,
                 };
                 let seed = match a.take(usize::MAX, "seed") {
                     None => 0,
@@ -932,7 +967,7 @@ impl Evaluator<'_> {
                     Some((c, v)) => to_dtype(c, &v)?,
                 };
                 let chunks = self.chunks_arg(&mut a, usize::MAX, shape.len())?;
-                a.done(1)?;
+                a.done(size_at + 1)?;
                 Ok(Value::Array(at(
                     col,
                     random(&shape, dist, seed, dtype, chunks),

@@ -83,6 +83,9 @@ pub enum ExprKind {
     None,
     /// A name such as `x` or `sqrt`.
     Name(String),
+    /// A string literal, `'float32'` or `"int8"` (without its quotes): NumPy's way of naming a
+    /// dtype.
+    Str(String),
     /// A prefix operator applied to an operand: `-x`, `+x`, `~x`, `not x`.
     Unary {
         /// The operator.
@@ -366,6 +369,7 @@ enum Tok {
     Int(i64),
     Float(f64),
     Name,
+    Str,
     And,
     Or,
     Not,
@@ -505,6 +509,16 @@ impl<'a> Lexer<'a> {
                     "None" => Tok::NoneKw,
                     _ => Tok::Name,
                 }
+            }
+            '\'' | '"' => {
+                self.eat_while(|ch| ch != c && ch != '\n');
+                if !self.eat(c) {
+                    return Err(ParseError::new(
+                        start.col,
+                        format!("string literal never closed: expected a closing {c}"),
+                    ));
+                }
+                Tok::Str
             }
             '0'..='9' => {
                 *self = start;
@@ -982,6 +996,7 @@ impl<'a> Parser<'a> {
             Tok::False => ExprKind::Bool(false),
             Tok::NoneKw => ExprKind::None,
             Tok::Name => ExprKind::Name(t.text.to_owned()),
+            Tok::Str => ExprKind::Str(t.text[1..t.text.len() - 1].to_owned()),
             _ => return Err(self.unexpected("an expression")),
         };
         self.advance()?;
@@ -1231,6 +1246,8 @@ impl fmt::Display for Expr {
             ExprKind::Bool(false) => f.write_str("False"),
             ExprKind::None => f.write_str("None"),
             ExprKind::Name(name) => f.write_str(name),
+            ExprKind::Str(text) if text.contains('\'') => write!(f, "\"{text}\""),
+            ExprKind::Str(text) => write!(f, "'{text}'"),
             ExprKind::Unary {
                 op: UnaryOp::Not,
                 operand,
@@ -1389,6 +1406,8 @@ mod tests {
     #[test]
     fn precedence() {
         assert_eq!(shown("1 + 2 * 3 ** 2"), "(1 + (2 * (3 ** 2)))");
+        assert_eq!(shown("x.astype(\"f4\")"), "x.astype('f4')");
+        assert_eq!(shown("f(\"it's\")"), "f(\"it's\")");
         assert_eq!(shown("-2 ** 2"), "(-(2 ** 2))");
         assert_eq!(shown("2 ** -1"), "(2 ** (-1))");
         assert_eq!(shown("(-2) ** 2"), "((-2) ** 2)");
@@ -1587,6 +1606,10 @@ mod tests {
         assert_eq!(lit("nan"), ExprKind::Name("nan".into()));
         assert_eq!(lit("_x1"), ExprKind::Name("_x1".into()));
         assert_eq!(lit("Nonesuch"), ExprKind::Name("Nonesuch".into()));
+        assert_eq!(lit("'float32'"), ExprKind::Str("float32".into()));
+        assert_eq!(lit("\"int8\""), ExprKind::Str("int8".into()));
+        assert_eq!(lit("''"), ExprKind::Str(String::new()));
+        assert_eq!(lit("'a\"b'"), ExprKind::Str("a\"b".into()));
         assert_eq!(lit("()"), ExprKind::Tuple(vec![]));
         assert_eq!(lit("[]"), ExprKind::List(vec![]));
         assert_eq!(lit("(1,)"), ExprKind::Tuple(vec![int(1, 2)]));
@@ -1598,6 +1621,16 @@ mod tests {
     #[test]
     fn lexical_errors() {
         assert_error("a $ b", 3, "unexpected character '$'");
+        assert_error(
+            "x.astype('f4)",
+            10,
+            "string literal never closed: expected a closing '",
+        );
+        assert_error(
+            "\"int8'",
+            1,
+            "string literal never closed: expected a closing \"",
+        );
         assert_error("a ! b", 3, "unexpected character '!'");
         assert_error("x + é", 5, "unexpected character 'é'");
         assert_error("é + $", 1, "unexpected character 'é'");

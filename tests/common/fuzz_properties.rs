@@ -171,6 +171,7 @@ fn depth(expr: &Expr) -> usize {
         | ExprKind::Float(_)
         | ExprKind::Bool(_)
         | ExprKind::None
+        | ExprKind::Str(_)
         | ExprKind::Name(_) => 0,
         ExprKind::Unary { operand, .. } => depth(operand),
         ExprKind::Binary { lhs, rhs, .. } => depth(lhs).max(depth(rhs)),
@@ -203,6 +204,7 @@ fn children(expr: &Expr) -> Vec<&Expr> {
         | ExprKind::Float(_)
         | ExprKind::Bool(_)
         | ExprKind::None
+        | ExprKind::Str(_)
         | ExprKind::Name(_) => Vec::new(),
         ExprKind::Unary { operand, .. } => vec![operand],
         ExprKind::Binary { lhs, rhs, .. } => vec![lhs, rhs],
