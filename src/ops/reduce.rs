@@ -476,10 +476,12 @@ impl<T: Element> ChunkedArray<T> {
         let extent: usize = axes.iter().map(|&a| g.shape()[a]).product();
         if extent == 0 && r.needs_values() {
             return Err(Error::Invalid(format!(
-                "zero-size array to reduction operation {} which has no identity (shape {:?}, axis {:?})",
+                "zero-size array to reduction operation {} which has no identity (shape {:?}, axis {})",
                 r.name(),
                 g.shape(),
                 opts.axis
+                    .as_ref()
+                    .map_or_else(|| "None".to_string(), |a| format!("{a:?}"))
             )));
         }
         let kept: Vec<usize> = (0..nd).filter(|a| !axes.contains(a)).collect();

@@ -126,7 +126,7 @@ pub fn split_path(path: &Path) -> Result<(PathBuf, String)> {
         .rposition(|p| p.to_ascii_lowercase().ends_with(".zarr"))
     else {
         return Err(Error::Invalid(format!(
-            "{}: a Zarr path names a directory ending in .zarr",
+            "{}: not a Zarr path (one names a directory ending in .zarr: x.zarr, x.zarr/group/array)",
             path.display()
         )));
     };
