@@ -944,6 +944,14 @@ fn language_features_are_reachable() {
         }),
         ("astype(x, int32)", "<i4", vec![3, 4], x.clone()),
         ("x.astype('int16')", "<i2", vec![3, 4], x.clone()),
+        ("x.astype('<f4') + 1", "<f4", vec![3, 4], map(&|v| v + 1.0)),
+        ("rechunk(x, 'auto')", "<f8", vec![3, 4], x.clone()),
+        (
+            "ones((3, 4), chunks='auto') * x",
+            "<f8",
+            vec![3, 4],
+            x.clone(),
+        ),
         (
             "ones((3, 4), dtype=\"float32\") * x.astype('f4')",
             "<f4",

@@ -1699,6 +1699,53 @@ fn a_failed_write_leaves_no_new_groups() {
     );
 }
 
+/// A group in `other.h5`, reached from `links.h5` through an external link `/ext`.
+const WRITE_EXTERNAL_GROUP: &str = r#"
+root = sys.argv[1]
+with h5py.File(os.path.join(root, "other.h5"), "w") as f:
+    f.create_group("g")
+with h5py.File(os.path.join(root, "links.h5"), "w") as f:
+    f.create_dataset("pad", data=np.full(1 << 16, 9.0))
+    f["ext"] = h5py.ExternalLink("other.h5", "/g")
+"#;
+
+/// Reads back what tessera wrote through the external link, and the link file's own data.
+const CHECK_EXTERNAL_GROUP: &str = r#"
+root = sys.argv[1]
+a = np.load(os.path.join(root, "a.npy"))
+with h5py.File(os.path.join(root, "other.h5"), "r") as f:
+    ok = all(np.array_equal(f["g"][n][()], a, equal_nan=True) for n in ["plain", "gzip"])
+with h5py.File(os.path.join(root, "links.h5"), "r") as f:
+    ok = ok and bool((f["pad"][()] == 9.0).all())
+print("OK" if ok else "FAIL")
+"#;
+
+/// A dataset written into a group of another file, through an external link, lands in that
+/// file whole (an unfiltered one is not written in place at the link file's offsets).
+#[test]
+fn a_write_through_an_external_link_lands_in_the_linked_file() {
+    let Some(py) = oracle("a_write_through_an_external_link_lands_in_the_linked_file") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    run_script(&py, &format!("{VALUES}{WRITE_EXTERNAL_GROUP}"), &[root]);
+    ndarray_npy::write_npy(root.join("a.npy"), &sample(&[300, 40])).unwrap();
+    success(
+        "plain",
+        &tessera(root, &["convert", "a.npy", "links.h5:/ext/plain"]),
+    );
+    success(
+        "gzip",
+        &tessera(
+            root,
+            &["convert", "a.npy", "links.h5:/ext/gzip", "--codec", "gzip"],
+        ),
+    );
+    let report = run_script(&py, &format!("{VALUES}{CHECK_EXTERNAL_GROUP}"), &[root]);
+    assert_eq!(report.trim(), "OK");
+}
+
 /// A path through an existing dataset (as if it were a group) is refused, and the dataset
 /// stays; `--overwrite` never replaces a group, with what it holds, by a dataset.
 #[test]

@@ -111,15 +111,17 @@ fn success(what: &str, out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Every file under `dir` with its bytes, to show that a failed run left a store untouched.
+/// Every file under `dir` with its bytes, and every directory (as `dir/` with no bytes), to
+/// show that a failed run left a store untouched.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
             if p.is_dir() {
+                out.insert(rel.join(""), Vec::new());
                 walk(root, &p, out);
             } else {
-                let rel = p.strip_prefix(root).unwrap().to_path_buf();
                 out.insert(rel, std::fs::read(&p).unwrap());
             }
         }

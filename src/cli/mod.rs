@@ -368,7 +368,14 @@ pub(crate) fn refuse_input_as_output(inputs: &[&str], output: &str) -> Result<()
             }
             Location::Hdf5(p, _) => (p, None),
         };
-        Some((std::fs::canonicalize(&p).ok()?, inner))
+        // Object storage has no file system path to resolve: its URL, without trailing '/'.
+        let url = p.to_string_lossy().contains("://");
+        let file = if url {
+            PathBuf::from(p.to_string_lossy().trim_end_matches('/'))
+        } else {
+            std::fs::canonicalize(&p).ok()?
+        };
+        Some((file, inner))
     };
     if matches!(locate(output), Ok(Location::Npy(_)) | Err(_)) {
         return Ok(());
@@ -393,4 +400,38 @@ pub(crate) fn refuse_input_as_output(inputs: &[&str], output: &str) -> Result<()
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refuse_input_as_output;
+
+    /// Object storage URLs are compared as text (there is no file to resolve): an output that
+    /// holds or is held by an input is refused, nodes beside each other and other buckets pass.
+    #[test]
+    fn object_store_outputs_overlapping_an_input_are_refused() {
+        let input = ["s3://b/s.zarr/g/a"];
+        for out in [
+            "s3://b/s.zarr/g/a",
+            "s3://b/s.zarr/g/a/",
+            "s3://b/s.zarr/g",
+            "s3://b/s.zarr",
+        ] {
+            let e = refuse_input_as_output(&input, out)
+                .err()
+                .map(|e| e.to_string());
+            assert!(
+                e.as_deref()
+                    .is_some_and(|e| e.contains("overlaps the input s3://b/s.zarr/g/a")),
+                "{out}: {e:?}"
+            );
+        }
+        for out in [
+            "s3://b/s.zarr/g/b",
+            "s3://c/s.zarr/g/a",
+            "s3://b/t.zarr/g/a",
+        ] {
+            assert!(refuse_input_as_output(&input, out).is_ok(), "{out}");
+        }
+    }
 }

@@ -487,13 +487,25 @@ impl Evaluator<'_> {
             ExprKind::Bool(b) => Ok(Value::Scalar(Scalar::Bool(*b))),
             ExprKind::None => Ok(Value::None),
             ExprKind::Name(n) => self.name(col, n),
-            // Strings name dtypes, as in `x.astype('float32')` or `ones(3, dtype="int8")`.
-            ExprKind::Str(text) => DType::from_name(text).map(Value::DType).or_else(|_| {
-                err(
-                    col,
-                    format!("the string '{text}' is not a dtype (strings name dtypes only, as 'float32')"),
-                )
-            }),
+            // Strings name dtypes, as in `x.astype('float32')`, `ones(3, dtype="int8")` or
+            // NumPy's `'<f8'` (native order only), or Dask's automatic chunks (`chunks='auto'`).
+            ExprKind::Str(text) if text == "auto" => Ok(Value::Function(text.clone(), None)),
+            ExprKind::Str(text) => {
+                let native = if cfg!(target_endian = "little") {
+                    "<=|"
+                } else {
+                    ">=|"
+                };
+                let name = text.strip_prefix(|c| native.contains(c)).unwrap_or(text);
+                DType::from_name(name).map(Value::DType).or_else(|_| {
+                    err(
+                        col,
+                        format!(
+                            "the string '{text}' is not a dtype nor 'auto' (strings name dtypes, as 'float32' or '<f8', and automatic chunks)"
+                        ),
+                    )
+                })
+            }
             ExprKind::Tuple(items) | ExprKind::List(items) => Ok(Value::Tuple(
                 items.iter().map(|x| self.eval(x)).collect::<Result<_>>()?,
             )),

@@ -48,7 +48,7 @@ fn herr(path: &Path, what: &str, e: hdf5::Error) -> Error {
     let hint = if text.contains("bad version number") {
         let (major, minor, release) = hdf5::library_version();
         format!(
-            " (the file uses a newer HDF5 format than the HDF5 library tessera was built with, {major}.{minor}.{release}, can read; h5py writes such files with libver=\"latest\")"
+            " (the file may use a newer HDF5 format than the HDF5 library tessera was built with, {major}.{minor}.{release}, can read; h5py writes such files with libver=\"latest\")"
         )
     } else {
         String::new()
@@ -1063,6 +1063,13 @@ impl<T: H5Element> ChunkedArray<T> {
                             .map_err(|e| herr(path, &format!("creating group {p}"), e))?
                     }
                 };
+            }
+            // A group reached through an external link lives in another file, whose chunk
+            // offsets are not this file's: no placed writes there (the library's chunk writer
+            // writes into the right file).
+            if placed && group.filename() != file.filename() {
+                placed = false;
+                check(placed)?;
             }
             if group.link_exists(&aside) {
                 let _ = group.unlink(&aside);

@@ -588,6 +588,60 @@ pub(crate) fn write_chunk(
 mod tests {
     use super::*;
 
+    /// liblzf's block of `data` (what h5py's filter stores).
+    fn lzf(data: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; data.len() + data.len() / 16 + 64];
+        // SAFETY: both buffers are live and as long as the lengths passed.
+        let n = unsafe {
+            lzf_sys::lzf_compress(
+                data.as_ptr().cast(),
+                data.len() as u32,
+                out.as_mut_ptr().cast(),
+                out.len() as u32,
+            )
+        };
+        assert!(n > 0);
+        out.truncate(n as usize);
+        out
+    }
+
+    /// LZF steps undone in every position a pipeline can hold them: alone, after a shuffle,
+    /// inside a deflate (an inner stream of unknown length), and skipped by the chunk's mask.
+    #[test]
+    fn lzf_pipelines_decode_to_the_chunk() {
+        let chunk: Vec<u8> = (0..4096u32)
+            .flat_map(|i| (f64::from(i % 97) * 0.5).to_le_bytes())
+            .collect();
+        let mut scratch = Scratch::default();
+        let decode = |p: &Pipeline, stored: &[u8], mask: u32, scratch: &mut Scratch| {
+            let mut out = vec![0u8; chunk.len()];
+            p.decode(stored, mask, 8, scratch, &mut out).map(|()| out)
+        };
+        let only = Pipeline::of(&[Filter::LZF]).unwrap_or_else(|| panic!("lzf"));
+        assert_eq!(
+            decode(&only, &lzf(&chunk), 0, &mut scratch),
+            Ok(chunk.clone())
+        );
+        // Stored as it is (the filter is optional and did not shrink it): mask bit 0.
+        assert_eq!(decode(&only, &chunk, 1, &mut scratch), Ok(chunk.clone()));
+        let shuffled = Pipeline::of(&[Filter::Shuffle, Filter::LZF]).unwrap_or_else(|| panic!());
+        let stored = lzf(&shuffle(&chunk, 8));
+        assert_eq!(
+            decode(&shuffled, &stored, 0, &mut scratch),
+            Ok(chunk.clone())
+        );
+        assert_eq!(shuffled.names(), "shuffle, LZF");
+        let inner = Pipeline::of(&[Filter::LZF, Filter::Deflate(4)]).unwrap_or_else(|| panic!());
+        let stored = deflate(&lzf(&chunk), 4, 1).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(decode(&inner, &stored, 0, &mut scratch), Ok(chunk.clone()));
+        // A block one byte short: the size is named, not a short chunk returned.
+        let short = lzf(&chunk[..chunk.len() - 1]);
+        let e = decode(&only, &short, 0, &mut scratch).unwrap_err();
+        assert!(e.contains("decodes to 32767 bytes"), "{e}");
+        // LZF is read here, never written.
+        assert!(only.encode(&chunk, 8).is_err());
+    }
+
     #[test]
     fn transposed_shuffles_match_the_generic_ones() {
         let big: Vec<u8> = (0..80_021u32).map(|v| (v * 37 % 253) as u8).collect();

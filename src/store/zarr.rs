@@ -920,6 +920,7 @@ impl<T: Element> ChunkedArray<T> {
         if replacing && !zopts.overwrite {
             return Err(Error::Exists(path.to_owned()));
         }
+        parents_are_groups(&Store::at(&root)?, &inner, path)?;
         if !replacing && target.read_dir().is_ok_and(|mut d| d.next().is_some()) {
             return Err(Error::Invalid(format!(
                 "{}: the directory exists and is not a Zarr array or group; refusing to write into it",
@@ -1053,16 +1054,12 @@ impl<T: Element> ChunkedArray<T> {
     }
 }
 
-/// Creates the groups from the store root down to the parent of `inner`, where missing, so other
-/// tools can walk to the array.
-fn create_parent_groups(store: &Store, inner: &str, format: u8, path: &Path) -> Result<()> {
-    if let Some(dir) = &store.dir {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
+/// Refuses a node `inner` below an existing array: only groups hold nodes (zarr-python
+/// refuses the rest: "a parent ... is an array").
+fn parents_are_groups(store: &Store, inner: &str, path: &Path) -> Result<()> {
     let parts: Vec<&str> = inner.split('/').filter(|p| !p.is_empty()).collect();
     for k in 0..parts.len() {
         let group = format!("/{}", parts[..k].join("/"));
-        // Only groups hold nodes (zarr-python refuses the rest: "a parent ... is an array").
         if store_has_array(store, &group) {
             let what = if k == 0 {
                 "the store's root".into()
@@ -1074,6 +1071,20 @@ fn create_parent_groups(store: &Store, inner: &str, format: u8, path: &Path) -> 
                 path.display()
             )));
         }
+    }
+    Ok(())
+}
+
+/// Creates the groups from the store root down to the parent of `inner`, where missing, so other
+/// tools can walk to the array.
+fn create_parent_groups(store: &Store, inner: &str, format: u8, path: &Path) -> Result<()> {
+    if let Some(dir) = &store.dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    parents_are_groups(store, inner, path)?;
+    let parts: Vec<&str> = inner.split('/').filter(|p| !p.is_empty()).collect();
+    for k in 0..parts.len() {
+        let group = format!("/{}", parts[..k].join("/"));
         if store_has_node(store, &group) {
             continue;
         }

@@ -50,9 +50,9 @@ pub(super) fn read_as_core(storage: &ReadableWritableListableStorage, inner: &st
         .unwrap_or_default()
 }
 
-/// The v3 metadata of the array at `inner` with its numcodecs compressors renamed, or `None`
-/// and what was renamed, or `None` when there is no v3 metadata or it names none of them (zarrs
-/// then opens the array itself).
+/// The v3 metadata of the array at `inner` with its numcodecs compressors renamed, and what was
+/// renamed; `None` when there is no v3 metadata or it names none of them (zarrs then opens the
+/// array itself).
 fn renamed_metadata(
     storage: &ReadableWritableListableStorage,
     inner: &str,
