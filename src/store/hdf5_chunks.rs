@@ -587,23 +587,7 @@ pub(crate) fn write_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// liblzf's block of `data` (what h5py's filter stores).
-    fn lzf(data: &[u8]) -> Vec<u8> {
-        let mut out = vec![0u8; data.len() + data.len() / 16 + 64];
-        // SAFETY: both buffers are live and as long as the lengths passed.
-        let n = unsafe {
-            lzf_sys::lzf_compress(
-                data.as_ptr().cast(),
-                data.len() as u32,
-                out.as_mut_ptr().cast(),
-                out.len() as u32,
-            )
-        };
-        assert!(n > 0);
-        out.truncate(n as usize);
-        out
-    }
+    use crate::store::lzf::tests::liblzf as lzf;
 
     /// LZF steps undone in every position a pipeline can hold them: alone, after a shuffle,
     /// inside a deflate (an inner stream of unknown length), and skipped by the chunk's mask.
