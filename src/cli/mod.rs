@@ -369,8 +369,7 @@ pub(crate) fn refuse_input_as_output(inputs: &[&str], output: &str) -> Result<()
             Location::Hdf5(p, _) => (p, None),
         };
         // Object storage has no file system path to resolve: its URL, without trailing '/'.
-        let url = p.to_string_lossy().contains("://");
-        let file = if url {
+        let file = if tessera::store::zarr::is_url(&p) {
             PathBuf::from(p.to_string_lossy().trim_end_matches('/'))
         } else {
             std::fs::canonicalize(&p).ok()?

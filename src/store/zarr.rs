@@ -99,7 +99,7 @@ impl Store {
 }
 
 /// Whether a store root is a URL (`s3://bucket/x.zarr`) rather than a local directory.
-fn is_url(root: &Path) -> bool {
+pub fn is_url(root: &Path) -> bool {
     root.to_string_lossy().contains("://")
 }
 
@@ -1056,7 +1056,7 @@ impl<T: Element> ChunkedArray<T> {
 
 /// Refuses a node `inner` below an existing array: only groups hold nodes (zarr-python
 /// refuses the rest: "a parent ... is an array").
-fn parents_are_groups(store: &Store, inner: &str, path: &Path) -> Result<()> {
+pub(super) fn parents_are_groups(store: &Store, inner: &str, path: &Path) -> Result<()> {
     let parts: Vec<&str> = inner.split('/').filter(|p| !p.is_empty()).collect();
     for k in 0..parts.len() {
         let group = format!("/{}", parts[..k].join("/"));
@@ -1076,12 +1076,12 @@ fn parents_are_groups(store: &Store, inner: &str, path: &Path) -> Result<()> {
 }
 
 /// Creates the groups from the store root down to the parent of `inner`, where missing, so other
-/// tools can walk to the array.
+/// tools can walk to the array. Callers first check with [`parents_are_groups`] that no array
+/// stands on the way.
 fn create_parent_groups(store: &Store, inner: &str, format: u8, path: &Path) -> Result<()> {
     if let Some(dir) = &store.dir {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    parents_are_groups(store, inner, path)?;
     let parts: Vec<&str> = inner.split('/').filter(|p| !p.is_empty()).collect();
     for k in 0..parts.len() {
         let group = format!("/{}", parts[..k].join("/"));

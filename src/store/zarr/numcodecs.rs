@@ -9,6 +9,7 @@
 //! and the array opened from that. Nothing is written back to the store.
 
 use super::ZArray;
+use crate::element::DType;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use zarrs::array::{ArrayMetadata, ArrayMetadataV3};
@@ -70,7 +71,8 @@ fn renamed_metadata(
     let typesize = meta
         .get("data_type")
         .and_then(Value::as_str)
-        .and_then(element_size);
+        .and_then(|name| DType::from_name(name).ok())
+        .map(|d| d.size() as u64);
     let mut renamed = Vec::new();
     if let Some(Value::Array(codecs)) = meta.get_mut("codecs") {
         rename_all(codecs, typesize, &mut renamed);
@@ -146,17 +148,6 @@ fn core_codec(name: &str, configuration: Option<&Value>, typesize: Option<u64>) 
         }
         _ => None,
     }
-}
-
-/// Bytes of an element of the v3 data type `name`, for the types tessera reads.
-fn element_size(name: &str) -> Option<u64> {
-    Some(match name {
-        "bool" | "int8" | "uint8" => 1,
-        "int16" | "uint16" => 2,
-        "int32" | "uint32" | "float32" => 4,
-        "int64" | "uint64" | "float64" => 8,
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

@@ -181,6 +181,7 @@ impl ZarrTarget {
     ) -> Result<(ZarrTarget, Joined)> {
         let (root, inner) = split_path(path)?;
         let store = Store::at(&root)?;
+        super::parents_are_groups(&store, &inner, path)?;
         if inner != "/" || store.dir.is_some() {
             super::create_parent_groups(&store, &inner, zopts.zarr_format, path)?;
         }
