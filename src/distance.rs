@@ -41,8 +41,23 @@ use ndarray::{ArrayD, ArrayViewMutD, IxDyn};
 use std::ops::Range;
 use std::sync::Arc;
 
-/// Extra bytes a tile task may use beyond its buffers (the GEMM's packing space and the like).
-const TILE_SLACK: usize = 4 << 20;
+/// Extra bytes a task of a GEMM metric may use beyond its buffers: the `gemm` crate's packing
+/// space (a per-thread slab the size of the L2 cache, and the packed right-hand side).
+const GEMM_SLACK: usize = 4 << 20;
+
+/// Extra bytes a task of the other metrics may use beyond its buffers (the panels' scratch):
+/// they pack their inputs themselves, into buffers that are counted.
+const PANEL_SLACK: usize = 256 << 10;
+
+/// Bytes a distance task of `metric` is counted for beyond its buffers, whatever its tile (the
+/// memory check adds them to every task of [`cdist`], [`pdist`] and the row reductions).
+pub fn task_slack(metric: Metric) -> usize {
+    if metric.uses_gemm() {
+        GEMM_SLACK
+    } else {
+        PANEL_SLACK
+    }
+}
 
 /// Up to this many coordinates, X against Y computed into memory runs a row of tiles at a time
 /// (`PlanNode::row_bands`): each task then writes whole rows of the result, each fresh page of
@@ -367,7 +382,7 @@ impl<T: DistFloat> PlanNode for Cdist<T> {
         let tiles = if self.same { 2 } else { 1 };
         (tiles * r * c + self.input_elements(r, c))
             .saturating_mul(e)
-            .saturating_add(TILE_SLACK)
+            .saturating_add(task_slack(self.metric))
     }
     fn expensive(&self) -> bool {
         true
@@ -392,7 +407,7 @@ impl<T: DistFloat> PlanNode for Cdist<T> {
         Some(
             (strip + self.input_elements(r, c))
                 .saturating_mul(T::DTYPE.size())
-                .saturating_add(TILE_SLACK),
+                .saturating_add(task_slack(self.metric)),
         )
     }
 }

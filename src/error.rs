@@ -42,10 +42,11 @@ pub enum Error {
     Index(String),
     /// A plan whose tasks do not fit the allowed memory.
     #[error(
-        "{op} needs about {} per task, more than the limit of {} per thread ({} allowed in total over {threads} thread(s)); use smaller chunks or allow more memory",
+        "{op} needs about {} per task, more than the limit of {} per thread ({} allowed in total over {threads} thread(s)); use smaller chunks, fewer threads or allow more memory (at least {} with these chunks and threads)",
         fmt_bytes(*projected),
         fmt_bytes(*limit / (*threads).max(1)),
-        fmt_bytes(*limit)
+        fmt_bytes(*limit),
+        fmt_bytes(round_up_mib(projected.saturating_mul(*threads)))
     )]
     MemoryLimit {
         /// The operation whose task does not fit.
@@ -56,6 +57,24 @@ pub enum Error {
         limit: usize,
         /// Number of worker threads sharing the limit.
         threads: usize,
+    },
+    /// Memory a run holds at once, whatever its tasks (a result held whole, queued output, the
+    /// rows of a k-nearest search), that does not fit its share of the allowed memory.
+    #[error(
+        "{what} needs about {} at once, more than the {} it may hold of the {} allowed; allow more memory",
+        fmt_bytes(*projected),
+        fmt_bytes(*limit),
+        fmt_bytes(*allowed)
+    )]
+    MemoryHeld {
+        /// What is held.
+        what: String,
+        /// Projected bytes.
+        projected: usize,
+        /// The bytes it may hold.
+        limit: usize,
+        /// The allowed memory for the whole run.
+        allowed: usize,
     },
     /// A file that is not what it claims to be.
     #[error("{path}: {reason}")]
@@ -113,6 +132,16 @@ impl Error {
             path: path.into(),
             reason: reason.into(),
         }
+    }
+}
+
+/// `bytes` rounded up to whole MiB (from 1 MiB up), for a memory limit to suggest.
+fn round_up_mib(bytes: usize) -> usize {
+    const MIB: usize = 1 << 20;
+    if bytes < MIB {
+        bytes
+    } else {
+        bytes.div_ceil(MIB).saturating_mul(MIB)
     }
 }
 

@@ -353,11 +353,11 @@ pub(crate) fn check(
 ) -> Result<()> {
     let threads = opts.worker_threads();
     if sink_shared > opts.allowed_mem / 2 {
-        return Err(Error::MemoryLimit {
-            op: format!("queueing output chunks of {}", root.op()),
+        return Err(Error::MemoryHeld {
+            what: format!("queueing output chunks of {}", root.op()),
             projected: sink_shared,
-            limit: opts.allowed_mem,
-            threads: 1,
+            limit: opts.allowed_mem / 2,
+            allowed: opts.allowed_mem,
         });
     }
     let per_thread = (opts.allowed_mem - sink_shared) / threads;
@@ -384,14 +384,14 @@ pub(crate) fn check(
     walk(root, &mut |node| {
         if node.is_stage() {
             if node.own_task_bytes() > opts.allowed_mem {
-                return Err(Error::MemoryLimit {
-                    op: format!(
+                return Err(Error::MemoryHeld {
+                    what: format!(
                         "holding the result of {}",
                         node.inputs().first().map(|i| i.op()).unwrap_or_default()
                     ),
                     projected: node.own_task_bytes(),
                     limit: opts.allowed_mem,
-                    threads: 1,
+                    allowed: opts.allowed_mem,
                 });
             }
             for i in node.inputs() {

@@ -388,6 +388,36 @@ fn plans_over_the_memory_limit_are_refused_before_running() {
     assert_eq!(got[[]], 2_000_000.0);
 }
 
+/// A reduction that is broadcast back is computed once and held whole: when that alone does not
+/// fit, the error says so (it is not a task that smaller chunks would shrink).
+#[test]
+fn a_held_result_over_the_memory_limit_is_named() {
+    // Row sums of 10000 x 10 (80 KB held), subtracted from rows in blocks of 100 (8 KB).
+    let x = ChunkedArray::<f64>::ones(&[10_000, 10], [100, 10]).unwrap();
+    let s = x.sum(ReduceOpts::axis(1).keepdims(true)).unwrap();
+    let y = x.sub(&s).unwrap();
+    let e = y
+        .compute_with(&ExecOptions::default().threads(1).allowed_mem(60_000))
+        .unwrap_err();
+    match &e {
+        Error::MemoryHeld {
+            what,
+            projected,
+            limit,
+            allowed,
+        } => {
+            assert!(what.contains("holding the result of sum"), "{what}");
+            assert_eq!((*projected, *limit, *allowed), (80_000, 60_000, 60_000));
+        }
+        other => panic!("expected MemoryHeld, got {other:?}"),
+    }
+    assert!(e.to_string().contains("at once"), "{e}");
+    let got = y
+        .compute_with(&ExecOptions::default().threads(1).allowed_mem(1 << 20))
+        .unwrap();
+    assert!(got.iter().all(|&v| v == -9.0));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Creation
 // ---------------------------------------------------------------------------------------------

@@ -320,7 +320,11 @@ fn bad_distance_inputs_are_named() {
     fails(
         d,
         &["cdist", "x.npy", "--mem", "1MB", "-o", "o.zarr"],
-        &["pdist", "limit"],
+        &[
+            "euclidean distance tiles of 16 x 16 (d=5)",
+            "limit",
+            "at least 9.0 MiB",
+        ],
     );
     fails(
         d,
@@ -351,6 +355,99 @@ fn bad_distance_inputs_are_named() {
         d,
         &["knn", "x.npy", "z.npy", "-k", "1", "-o", "o.zarr"],
         &["same d"],
+    );
+}
+
+/// A small `--mem`: the L1 metrics take tiles that fit it (the GEMM's packing space is not
+/// counted for them), the GEMM metrics say how much memory they need, and knn says when its
+/// rows of results alone do not fit. Each message's figures agree with each other.
+#[test]
+fn a_small_memory_limit_takes_small_tiles_or_says_what_it_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let x = points(300, 5, 4);
+    write_npy(d.join("x.npy"), &x).unwrap();
+    let args = ["--metric", "cityblock", "--mem", "1MiB", "--threads", "2"];
+    let out = ok(
+        d,
+        &[&["cdist", "x.npy"][..], &args, &["-o", "c.npy"]].concat(),
+    );
+    // 512 KiB per thread: the panel loop's 256 KiB, and tiles of up to 95 rows (75 to spread
+    // them over the threads). Counting 4 MiB for every metric refused this.
+    assert!(out.contains("16 tiles of [75, 75]"), "{out}");
+    let got: ArrayD<f64> = read_npy(d.join("c.npy")).unwrap();
+    assert_close(&got, &reference(&x, &x, cityblock), 1e-12);
+    let (_, want_knn) = (
+        ok(
+            d,
+            &[
+                "knn",
+                "x.npy",
+                "-k",
+                "3",
+                "--metric",
+                "cityblock",
+                "-o",
+                "a.zarr",
+            ],
+        ),
+        ok(
+            d,
+            &[&["knn", "x.npy", "-k", "3"][..], &args, &["-o", "b.zarr"]].concat(),
+        ),
+    );
+    assert!(want_knn.contains("b.zarr"), "{want_knn}");
+    for name in ["indices", "distances"] {
+        for run in ["a", "b"] {
+            let src = format!("{run}.zarr/{name}");
+            ok(d, &["convert", &src, &format!("{run}_{name}.npy")]);
+        }
+        let a = std::fs::read(d.join(format!("a_{name}.npy"))).unwrap();
+        let b = std::fs::read(d.join(format!("b_{name}.npy"))).unwrap();
+        assert_eq!(
+            a, b,
+            "knn {name} with --mem 1MiB differs from the default run"
+        );
+    }
+    // The GEMM metrics count 4 MiB per task for the gemm crate's packing: 9 MiB over 2 threads.
+    fails(
+        d,
+        &[
+            "cdist",
+            "x.npy",
+            "--mem",
+            "8MiB",
+            "--threads",
+            "2",
+            "-o",
+            "e.npy",
+        ],
+        &["euclidean distance tiles of 16 x 16", "at least 9.0 MiB"],
+    );
+    ok(
+        d,
+        &[
+            "cdist",
+            "x.npy",
+            "--mem",
+            "9MiB",
+            "--threads",
+            "2",
+            "-o",
+            "e.npy",
+        ],
+    );
+    let got: ArrayD<f64> = read_npy(d.join("e.npy")).unwrap();
+    assert_close(&got, &reference(&x, &x, euclidean), 1e-12);
+    // 20000 rows of 3 neighbours (indices, distances and a heap) hold more than half of 1 MiB.
+    write_npy(d.join("many.npy"), &points(20000, 2, 5)).unwrap();
+    fails(
+        d,
+        &[&["knn", "many.npy", "-k", "3"][..], &args, &["-o", "k.zarr"]].concat(),
+        &[
+            "the 20000 rows of results of knn(cityblock, d=2)",
+            "needs about 1.1 MiB at once, more than the 512.0 KiB it may hold of the 1.0 MiB allowed",
+        ],
     );
 }
 

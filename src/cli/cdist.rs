@@ -115,23 +115,46 @@ fn float_type(a: &PointsArgs, x: &DynArray, y: Option<&DynArray>) -> Result<DTyp
     }
 }
 
+/// The fewest points per tile side chosen for the user (`--chunk` may ask for fewer).
+const MIN_TILE_ROWS: usize = 16;
+
 /// Points per tile side: `--chunk`, or tiles of about 128 MiB that fit the memory per thread
-/// (a tile and its copy, with the rows).
-fn tile_rows(a: &PointsArgs, n: usize, d: usize, elem: usize, opts: &ExecOptions) -> Result<usize> {
+/// (a tile and its copy, with the rows), besides what a task of `metric` uses whatever its tile.
+fn tile_rows(
+    a: &PointsArgs,
+    n: usize,
+    d: usize,
+    elem: usize,
+    metric: Metric,
+    opts: &ExecOptions,
+) -> Result<usize> {
     if let Some(c) = a.chunk {
         if c == 0 {
             return Err(Error::Invalid("--chunk must be at least 1".into()));
         }
         return Ok(c);
     }
-    let per_thread = opts.allowed_mem / opts.worker_threads();
-    let budget = (per_thread / 3).min(128 << 20);
+    let threads = opts.worker_threads();
+    let per_thread = opts.allowed_mem / threads;
+    let slack = distance::task_slack(metric);
+    let budget = (per_thread.saturating_sub(slack) / 3).min(128 << 20);
     // r^2 + 2 r d elements per tile and rows, times two copies: solve 2 (r^2 + 2 r d) e <= budget.
-    let e = elem as f64;
-    let d = d as f64;
-    let r = (-2.0 * d + (4.0 * d * d + budget as f64 / e).sqrt()).max(1.0) as usize;
+    let (ef, df) = (elem as f64, d as f64);
+    let r = (-2.0 * df + (4.0 * df * df + budget as f64 / ef).sqrt()).max(0.0) as usize;
+    // Tiles of a few rows would make a plan of millions of tasks; below this, ask for memory.
+    let least = MIN_TILE_ROWS.min(n.max(1));
+    if r < least {
+        return Err(Error::MemoryLimit {
+            op: format!("{metric} distance tiles of {least} x {least} (d={d})"),
+            projected: (6 * (least * least + 2 * least * d))
+                .saturating_mul(elem)
+                .saturating_add(slack),
+            limit: opts.allowed_mem,
+            threads,
+        });
+    }
     // At least two row blocks per thread, so that every thread has tiles to compute.
-    let spread = n.div_ceil(opts.worker_threads() * 2).max(64);
+    let spread = n.div_ceil(threads * 2).max(64);
     Ok(r.min(spread).clamp(1, n.max(1)))
 }
 
@@ -182,7 +205,7 @@ where
             x.shape()
         )));
     }
-    let rows = tile_rows(a, x.shape()[0], x.shape()[1], T::DTYPE.size(), opts)?;
+    let rows = tile_rows(a, x.shape()[0], x.shape()[1], T::DTYPE.size(), metric, opts)?;
     let xr = by_rows(x, rows)?;
     match y {
         None => distance::pdist(&xr, metric),
@@ -416,7 +439,7 @@ fn knn_part_typed<T: DistFloat>(
     let (n, d) = (x.shape()[0], x.shape()[1]);
     // No longer than the points: the outputs' chunks have this many rows, and a chunk of more
     // rows than there are would be padded (and allocated) whole.
-    let rows = tile_rows(a, n, d, T::DTYPE.size(), opts)?.min(n.max(1));
+    let rows = tile_rows(a, n, d, T::DTYPE.size(), metric, opts)?.min(n.max(1));
     let yy = y.as_ref().unwrap_or(&x);
     let k = args.k.unwrap_or(1);
     // Checked before the output is created.

@@ -121,35 +121,37 @@ fn fold_rows<T: DistFloat, S: Send>(
     let threads = opts.worker_threads();
     // Enough x blocks for every thread, each small enough for its tile to stay in cache.
     let rx = n.div_ceil(threads * 4).clamp(1, X_ROWS);
-    let cy = m.min(Y_ROWS);
     let e = T::DTYPE.size();
     let op = format!("{what}({metric}, d={d})");
     // y is held in memory when it is small; otherwise its blocks are read for every x block.
     let y_bytes = m.saturating_mul(d).saturating_mul(e);
     let hold_y = y_bytes <= opts.allowed_mem / 4;
-    let per_task = (rx * d + 2 * cy * d + rx * cy)
-        .saturating_mul(e)
-        .saturating_add(rx.saturating_mul(state_bytes_per_row))
-        .saturating_add(4 << 20);
     let shared = n
         .saturating_mul(state_bytes_per_row)
         .saturating_add(if hold_y { y_bytes } else { 0 });
-    if shared > opts.allowed_mem / 2
-        || per_task > (opts.allowed_mem - shared.min(opts.allowed_mem)) / threads
-    {
+    if shared > opts.allowed_mem / 2 {
+        return Err(Error::MemoryHeld {
+            what: format!("the {n} rows of results of {op}, with the points it holds,"),
+            projected: shared,
+            limit: opts.allowed_mem / 2,
+            allowed: opts.allowed_mem,
+        });
+    }
+    // A task: its x block, a y tile and its packed copy, the tile of distances, the rows'
+    // states. The y tiles shrink from Y_ROWS to what fits the memory per thread.
+    let per_thread = (opts.allowed_mem - shared) / threads;
+    let fixed = (rx * d)
+        .saturating_mul(e)
+        .saturating_add(rx.saturating_mul(state_bytes_per_row))
+        .saturating_add(super::task_slack(metric));
+    let per_y_row = (2 * d + rx).saturating_mul(e);
+    let cy = (per_thread.saturating_sub(fixed) / per_y_row).min(m.min(Y_ROWS));
+    if cy == 0 {
         return Err(Error::MemoryLimit {
             op,
-            projected: if shared > opts.allowed_mem / 2 {
-                shared
-            } else {
-                per_task
-            },
-            limit: opts.allowed_mem,
-            threads: if shared > opts.allowed_mem / 2 {
-                1
-            } else {
-                threads
-            },
+            projected: fixed.saturating_add(per_y_row),
+            limit: opts.allowed_mem - shared,
+            threads,
         });
     }
     let xr = xp.rechunk(Chunks::PerAxis(vec![
