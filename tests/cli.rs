@@ -556,6 +556,26 @@ fn a_zarr_output_cannot_replace_its_own_input() {
         d,
         &["eval", "x * 2", "--in", "x=s.zarr/g/b", "-o", "s.zarr/h"],
     );
+    // Other names of one node: through a symbolic link inside the store, or to the store. A
+    // group named like a store, and a file inside the store replaced: the output holds them.
+    std::os::unix::fs::symlink("g", d.join("s.zarr/lg")).unwrap();
+    std::os::unix::fs::symlink("s.zarr", d.join("link.zarr")).unwrap();
+    ok(d, &["convert", "F.npy", "t.zarr/in.zarr/a"]);
+    std::fs::copy(d.join("F.npy"), d.join("s.zarr/F.npy")).unwrap();
+    for (input, out) in [
+        ("s.zarr/lg/a", "s.zarr/g/a"),
+        ("s.zarr/g/a", "link.zarr/g"),
+        ("t.zarr/in.zarr/a", "t.zarr/in.zarr"),
+        ("s.zarr/F.npy", "s.zarr"),
+    ] {
+        let x = format!("x={input}");
+        let eval = ["eval", "x + 1", "--in", &x, "-o", out, "--overwrite"];
+        fails(
+            d,
+            &eval,
+            &[&format!("overlaps the input {input}"), "one holds"],
+        );
+    }
     let a: ArrayD<f64> = read_npy(d.join("F.npy")).unwrap();
     ok(d, &["convert", "s.zarr/h", "h.npy"]);
     let h: ArrayD<f64> = read_npy(d.join("h.npy")).unwrap();

@@ -357,48 +357,68 @@ pub(crate) fn write_output(
 /// aside and renamed over its input once complete, and the input's memory map keeps the old
 /// file, so it may replace its own input.)
 pub(crate) fn refuse_input_as_output(inputs: &[&str], output: &str) -> Result<()> {
-    // The file or store, and for Zarr the node's path components inside it.
-    let place = |spec: &str| -> Option<(PathBuf, Option<Vec<String>>)> {
-        let (p, inner) = match locate(spec).ok()? {
-            Location::Npy(p) => (p, None),
-            Location::Zarr(p) => {
-                let (root, inner) = tessera::store::zarr::split_path(&p).ok()?;
-                let parts = inner.split('/').filter(|s| !s.is_empty());
-                (root, Some(parts.map(str::to_owned).collect()))
-            }
-            Location::Hdf5(p, _) => (p, None),
+    // Where a spec's file or node is: with symbolic links resolved, so that two names of one
+    // node compare equal (object storage URLs as text, without trailing '/'); and whether it is
+    // an HDF5 file.
+    let place = |spec: &str| -> Option<(PathBuf, bool)> {
+        let (p, hdf5) = match locate(spec).ok()? {
+            Location::Npy(p) | Location::Zarr(p) => (p, false),
+            Location::Hdf5(p, _) => (p, true),
         };
-        // Object storage has no file system path to resolve: its URL, without trailing '/'.
-        let file = if tessera::store::zarr::is_url(&p) {
+        let at = if tessera::store::zarr::is_url(&p) {
             PathBuf::from(p.to_string_lossy().trim_end_matches('/'))
         } else {
-            std::fs::canonicalize(&p).ok()?
+            resolved(&p)?
         };
-        Some((file, inner))
+        Some((at, hdf5))
     };
     if matches!(locate(output), Ok(Location::Npy(_)) | Err(_)) {
         return Ok(());
     }
-    let Some((out_file, out_node)) = place(output) else {
+    let Some((out, out_hdf5)) = place(output) else {
         return Ok(());
     };
     for input in inputs {
-        let Some((file, node)) = place(input) else {
+        let Some((at, hdf5)) = place(input) else {
             continue;
         };
-        if file != out_file {
+        // A Zarr node holds the nodes and files under it; an HDF5 output is one file.
+        if !(at.starts_with(&out) || out.starts_with(&at)) {
             continue;
         }
-        let why = match (&node, &out_node) {
-            (Some(a), Some(b)) if !(a.starts_with(b) || b.starts_with(a)) => continue,
-            (Some(_), Some(_)) => "one holds the other, and writing it would replace what is read",
-            _ => "HDF5 cannot open a file for writing while it reads it",
+        let why = if hdf5 || out_hdf5 {
+            "HDF5 cannot open a file for writing while it reads it"
+        } else {
+            "one holds the other, and writing it would replace what is read"
         };
         return Err(Error::Invalid(format!(
             "{output} overlaps the input {input} ({why}); write the result to another path"
         )));
     }
     Ok(())
+}
+
+/// `path` absolute with its symbolic links resolved, whether or not all of it exists yet: the
+/// deepest part that exists, canonicalised, and the names after it. `None` when a name after it
+/// is `..` or the path cannot be resolved.
+fn resolved(path: &std::path::Path) -> Option<PathBuf> {
+    let mut missing = Vec::new();
+    let mut cur = path.to_path_buf();
+    loop {
+        let at = if cur.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            cur.as_path()
+        };
+        if let Ok(mut found) = std::fs::canonicalize(at) {
+            found.extend(missing.iter().rev());
+            return Some(found);
+        }
+        missing.push(cur.file_name()?.to_owned());
+        if !cur.pop() {
+            return None;
+        }
+    }
 }
 
 #[cfg(test)]
