@@ -483,6 +483,13 @@ fn elementwise_cases() -> Vec<Case> {
         "numpy.floor(f)",
         "round(arange(-2.5, 3, 0.5))",
         "round(f * 2)",
+        "round(x * 1000, 2)",
+        "round(y * 1000, -2)",
+        "around(f * 100, decimals=1)",
+        "round(i * 37, -1)",
+        "round(u, 3)",
+        "x.round(1)",
+        "round(arange(-35, 36, 5), -1)",
         "i == 2.5",
         "maximum(i, 2.5)",
         "b + True",
@@ -1041,6 +1048,7 @@ fn errors_where_numpy_raises() {
             "-b",
             "1 // 0",
             "where(x > 0, x)",
+            "round(b, 1)",
         ],
     );
 }

@@ -379,6 +379,35 @@ fn binary_value(col: usize, op: BinaryOp, a: Value, b: Value) -> Result<Value> {
     Ok(Value::Array(at(col, DynArray::binary(op, &a, &b))?))
 }
 
+/// NumPy's `round(a, decimals)`: `a * 10**decimals` rounded half to even, divided back (for
+/// negative `decimals`, divided then multiplied), in `a`'s float type. Integers are returned as
+/// they are for `decimals >= 0`, and otherwise rounded through float64 and cast back.
+fn round_to(col: usize, a: DynArray, decimals: i64) -> Result<Value> {
+    let dtype = a.dtype();
+    if dtype == DType::Bool {
+        return err(
+            col,
+            "round(a, decimals) of a bool array (NumPy refuses it too); use astype first",
+        );
+    }
+    let int = !dtype.is_float();
+    if int && decimals >= 0 {
+        return Ok(Value::Array(a));
+    }
+    let x = if int { a.astype(DType::F64) } else { a };
+    let digits = i32::try_from(decimals.unsigned_abs()).unwrap_or(i32::MAX);
+    let f = Value::Scalar(Scalar::Float(10f64.powi(digits)));
+    let (first, then) = if decimals >= 0 {
+        (BinaryOp::Mul, BinaryOp::Div)
+    } else {
+        (BinaryOp::Div, BinaryOp::Mul)
+    };
+    let scaled = binary_value(col, first, Value::Array(x), f.clone())?;
+    let rounded = Value::Array(at(col, to_array(col, scaled)?.unary(DUnary::Round))?);
+    let back = to_array(col, binary_value(col, then, rounded, f)?)?;
+    Ok(Value::Array(if int { back.astype(dtype) } else { back }))
+}
+
 const UNARY: [(&str, DUnary); 21] = [
     ("sqrt", DUnary::Sqrt),
     ("exp", DUnary::Exp),
@@ -734,6 +763,14 @@ impl Evaluator<'_> {
     fn call(&self, mut a: Args) -> Result<Value> {
         let col = a.col;
         let name = a.func.clone();
+        if matches!(name.as_str(), "round" | "around") {
+            if let Some((cd, d)) = a.take(1, "decimals") {
+                let decimals = to_int(cd, &d, "decimals")?;
+                let (c, v) = a.required(0, "a")?;
+                a.done(2)?;
+                return round_to(col, to_array(c, v)?, decimals);
+            }
+        }
         if let Some((_, op)) = UNARY.iter().find(|u| u.0 == name) {
             let (c, v) = a.required(0, "x")?;
             a.done(1)?;
