@@ -358,6 +358,23 @@ with h5py.File(os.path.join(root, "links.h5"), "w") as f:
     for target in ["float64_contiguous", "ragged_1d", "gzip_only", "lzf_f8"]:
         f["ext_" + target] = h5py.ExternalLink("r.h5", "/" + target)
         print(f"ext_{target}\tlinks.h5:/ext_{target}\texternal link to r.h5:/{target}")
+
+# Layouts other than chunked and contiguous: a virtual dataset mapped from two datasets (with
+# rows left at its fill value), and a compact one (its elements in the object header).
+with h5py.File(os.path.join(root, "layouts.h5"), "w") as f:
+    f["src_a"] = np.arange(12.0).reshape(3, 4)
+    f["src_b"] = -np.arange(8.0).reshape(2, 4)
+    lay = h5py.VirtualLayout(shape=(7, 4), dtype="f8")
+    lay[0:3] = h5py.VirtualSource(f["src_a"])
+    lay[4:6] = h5py.VirtualSource(f["src_b"])
+    f.create_virtual_dataset("virtual", lay, fillvalue=-1.5)
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_layout(h5py.h5d.COMPACT)
+    space = h5py.h5s.create_simple((5, 3))
+    compact = h5py.h5d.create(f.id, b"compact", h5py.h5t.STD_I16BE, space, dcpl=dcpl)
+    compact.write(h5py.h5s.ALL, h5py.h5s.ALL, np.arange(15, dtype=">i2").reshape(5, 3) - 7)
+print("virtual\tlayouts.h5:/virtual\tvirtual f8 (7,4) from two sources, fill -1.5")
+print("compact\tlayouts.h5:/compact\tcompact >i2 (5,3)")
 "#;
 
 /// For every `NAME=SPEC` argument after the root, compares the dataset h5py reads from
@@ -467,6 +484,15 @@ fn h5py_datasets_read_back_exactly() {
         plan.contains("decoded in parallel (shuffle, LZF)"),
         "{plan}"
     );
+    // `info` names the layout of a dataset that is not chunked.
+    for (ds, layout) in [("virtual", "virtual"), ("compact", "compact")] {
+        let spec = format!("in/layouts.h5:/{ds}");
+        let text = success(&spec, &tessera(root, &["info", &spec]));
+        assert!(
+            text.contains(&format!("in/layouts.h5), {layout}")),
+            "{text}"
+        );
+    }
 }
 
 /// An LZF dataset whose filter number is changed to one no library has (32123): the pipeline

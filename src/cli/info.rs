@@ -94,7 +94,7 @@ pub(crate) fn run(args: &InfoArgs, opts: &ExecOptions) -> Result<()> {
                 p.display(),
                 match &h.chunk_shape {
                     Some(c) => format!("chunks {c:?}"),
-                    None => "contiguous".into(),
+                    None => h.layout.into(),
                 },
                 h.filters,
                 match h.complete {

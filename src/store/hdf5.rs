@@ -62,8 +62,11 @@ pub struct Hdf5Info {
     pub shape: Vec<usize>,
     /// Element type.
     pub dtype: DType,
-    /// Chunk shape, `None` for a contiguous dataset.
+    /// Chunk shape, `None` for a dataset that is not chunked.
     pub chunk_shape: Option<Vec<usize>>,
+    /// The storage layout: `chunked`, `contiguous`, `compact` (in the object header) or
+    /// `virtual` (mapped from other datasets).
+    pub layout: &'static str,
     /// The filters, as the library names them.
     pub filters: String,
     /// tessera's completion attribute, when present.
@@ -148,6 +151,13 @@ pub fn info(path: &Path, dataset: &str) -> Result<Hdf5Info> {
         shape: ds.shape(),
         dtype: dtype_of(path, &ds)?,
         chunk_shape: ds.chunk(),
+        layout: match ds.layout() {
+            hdf5::dataset::Layout::Chunked => "chunked",
+            hdf5::dataset::Layout::Contiguous => "contiguous",
+            hdf5::dataset::Layout::Compact => "compact",
+            #[allow(unreachable_patterns)]
+            _ => "virtual (mapped from other datasets)",
+        },
         filters: format!("{:?}", ds.filters()),
         complete,
     })
