@@ -241,6 +241,8 @@ pub enum BinaryOp {
     BitAnd,
     BitOr,
     BitXor,
+    LeftShift,
+    RightShift,
     Eq,
     Ne,
     Lt,
@@ -267,6 +269,8 @@ impl BinaryOp {
             BinaryOp::BitAnd => "bitwise_and",
             BinaryOp::BitOr => "bitwise_or",
             BinaryOp::BitXor => "bitwise_xor",
+            BinaryOp::LeftShift => "left_shift",
+            BinaryOp::RightShift => "right_shift",
             BinaryOp::Minimum => "minimum",
             BinaryOp::Maximum => "maximum",
             BinaryOp::Arctan2 => "arctan2",
@@ -309,8 +313,10 @@ impl BinaryOp {
                         .into(),
                 ))
             }
-            FloorDiv | Mod | Fmod | Pow if common == DType::Bool => DType::I8,
-            BitAnd | BitOr | BitXor if common.is_float() => {
+            FloorDiv | Mod | Fmod | Pow | LeftShift | RightShift if common == DType::Bool => {
+                DType::I8
+            }
+            BitAnd | BitOr | BitXor | LeftShift | RightShift if common.is_float() => {
                 return Err(Error::DType(format!(
                     "{} is not supported for {common}",
                     self.name()
@@ -858,6 +864,10 @@ impl DynArray {
                     .into())
                 }),
             },
+            LeftShift | RightShift => dispatch_int!(a, op.name(), x => {
+                let o = operand!(x, b);
+                Ok(if op == LeftShift { x.left_shift(o)? } else { x.right_shift(o)? }.into())
+            }),
             Add | Mul if a.dtype() == DType::Bool => match a {
                 DynArray::Bool(x) => {
                     let o = operand!(x, b);

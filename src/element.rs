@@ -627,6 +627,11 @@ pub trait Integer: Num {
     fn bitxor(self, b: Self) -> Self;
     /// `!a` (`~a` in NumPy).
     fn bitnot(self) -> Self;
+    /// `a << b` as NumPy's `left_shift`: 0 when `b` is negative or not less than the bits.
+    fn shl(self, b: Self) -> Self;
+    /// `a >> b` as NumPy's `right_shift` (arithmetic for signed types): when `b` is negative or
+    /// not less than the bits, -1 for a negative `a` and 0 otherwise.
+    fn shr(self, b: Self) -> Self;
 }
 
 macro_rules! impl_integer {
@@ -643,6 +648,19 @@ macro_rules! impl_integer {
             }
             fn bitnot(self) -> Self {
                 !self
+            }
+            fn shl(self, b: Self) -> Self {
+                match u32::try_from(b) {
+                    Ok(s) if s < <$t>::BITS => self << s,
+                    _ => 0,
+                }
+            }
+            fn shr(self, b: Self) -> Self {
+                match u32::try_from(b) {
+                    Ok(s) if s < <$t>::BITS => self >> s,
+                    // The sign, filling every bit: -1 or 0 (0 for unsigned types).
+                    _ => self.min(0) >> (<$t>::BITS - 1),
+                }
             }
         })*
     };

@@ -1097,6 +1097,26 @@ fn bitwise_operators_on_integers() {
             case("L & 7", Cmp::Exact),
             case("invert(i)", Cmp::Exact),
             case("invert(u)", Cmp::Exact),
+            // Shifts: counts past the bits or negative give 0 (left) or the sign (right).
+            case("i << 3", Cmp::Exact),
+            case("i >> 2", Cmp::Exact),
+            case("u << 3", Cmp::Exact),
+            case("u >> 9", Cmp::Exact),
+            case("i << j", Cmp::Exact),
+            case("i >> j", Cmp::Exact),
+            case("L >> 63", Cmp::Exact),
+            case("L << 1", Cmp::Exact),
+            case("L >> 64", Cmp::Exact),
+            case("U >> 3", Cmp::Exact),
+            case("left_shift(i, 40)", Cmp::Exact),
+            case("right_shift(i, 40)", Cmp::Exact),
+            case("b << 1", Cmp::Exact),
+            case("b >> b", Cmp::Exact),
+            // Python's precedence: + binds tighter than <<, << tighter than & and <.
+            case("(i << 2) + 1 << 1", Cmp::Exact),
+            case("i & 3 << 1", Cmp::Exact),
+            case("2 < i << 1", Cmp::Exact),
+            case("i + (1 << 20) - (-9 >> 1)", Cmp::Exact),
         ],
         1,
     );
@@ -1127,6 +1147,10 @@ fn out_of_range_python_ints_raise() {
             "u * 256",
             "minimum(u, -1)",
             "i + 2**40",
+            "x << 1",
+            "i << 1.5",
+            "i + (1 << -1)",
+            "U << L",
         ],
     );
 }

@@ -317,6 +317,26 @@ fn scalar_binary(col: usize, op: BinaryOp, a: Scalar, b: Scalar) -> Result<Value
             },
         };
     }
+    if matches!(op, LeftShift | RightShift) {
+        // Python's shifts of integers (bools count as 0 and 1); the result must fit int64.
+        let (Some(x), Some(y)) = (ints(a), ints(b)) else {
+            return err(col, format!("{} is not supported for floats", op.name()));
+        };
+        let Ok(s) = u32::try_from(y) else {
+            return err(col, "negative shift count");
+        };
+        let v = if op == RightShift {
+            x >> s.min(63)
+        } else if x == 0 {
+            0
+        } else {
+            match x.checked_shl(s).filter(|v| s < 64 && v >> s == x) {
+                Some(v) => v,
+                None => return err(col, format!("{x} << {y} does not fit in int64")),
+            }
+        };
+        return Ok(Value::Scalar(Scalar::Int(v)));
+    }
     if let (Some(x), Some(y)) = (ints(a), ints(b)) {
         let v = match op {
             Add => x.checked_add(y),
@@ -352,7 +372,7 @@ fn scalar_binary(col: usize, op: BinaryOp, a: Scalar, b: Scalar) -> Result<Value
         FloorDiv => Scalar::Float((x / y).floor()),
         Mod => Scalar::Float(x - y * (x / y).floor()),
         Fmod => Scalar::Float(x % y),
-        BitAnd | BitOr | BitXor => {
+        BitAnd | BitOr | BitXor | LeftShift | RightShift => {
             return err(col, format!("{} is not supported for floats", op.name()))
         }
         Pow => Scalar::Float(x.powf(y)),
@@ -432,7 +452,7 @@ const UNARY: [(&str, DUnary); 21] = [
     ("bitwise_not", DUnary::Invert),
 ];
 
-const BINARY: [(&str, BinaryOp); 25] = [
+const BINARY: [(&str, BinaryOp); 27] = [
     ("add", BinaryOp::Add),
     ("subtract", BinaryOp::Sub),
     ("multiply", BinaryOp::Mul),
@@ -458,6 +478,8 @@ const BINARY: [(&str, BinaryOp); 25] = [
     ("bitwise_and", BinaryOp::BitAnd),
     ("bitwise_or", BinaryOp::BitOr),
     ("bitwise_xor", BinaryOp::BitXor),
+    ("left_shift", BinaryOp::LeftShift),
+    ("right_shift", BinaryOp::RightShift),
 ];
 
 /// Every function the language knows, for error messages.
@@ -579,6 +601,8 @@ impl Evaluator<'_> {
                     BinOp::BitAnd => BinaryOp::BitAnd,
                     BinOp::BitOr => BinaryOp::BitOr,
                     BinOp::BitXor => BinaryOp::BitXor,
+                    BinOp::Shl => BinaryOp::LeftShift,
+                    BinOp::Shr => BinaryOp::RightShift,
                     BinOp::And => BinaryOp::And,
                     BinOp::Or => BinaryOp::Or,
                     BinOp::Lt => BinaryOp::Lt,

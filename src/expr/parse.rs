@@ -192,6 +192,10 @@ pub enum BinOp {
     BitOr,
     /// `a ^ b`.
     BitXor,
+    /// `a << b`.
+    Shl,
+    /// `a >> b`.
+    Shr,
     /// `a < b`.
     Lt,
     /// `a <= b`.
@@ -226,6 +230,8 @@ impl BinOp {
             BinOp::BitAnd => "&",
             BinOp::BitOr => "|",
             BinOp::BitXor => "^",
+            BinOp::Shl => "<<",
+            BinOp::Shr => ">>",
             BinOp::Lt => "<",
             BinOp::Le => "<=",
             BinOp::Gt => ">",
@@ -388,6 +394,8 @@ enum Tok {
     Pipe,
     Caret,
     Tilde,
+    Shl,
+    Shr,
     Lt,
     Le,
     Gt,
@@ -546,8 +554,10 @@ impl<'a> Lexer<'a> {
             '|' => Tok::Pipe,
             '^' => Tok::Caret,
             '~' => Tok::Tilde,
+            '<' if self.eat('<') => Tok::Shl,
             '<' if self.eat('=') => Tok::Le,
             '<' => Tok::Lt,
+            '>' if self.eat('>') => Tok::Shr,
             '>' if self.eat('=') => Tok::Ge,
             '>' => Tok::Gt,
             '=' if self.eat('=') => Tok::EqEq,
@@ -705,10 +715,11 @@ mod power {
     pub(super) const BIT_OR: u8 = 5;
     pub(super) const BIT_XOR: u8 = 6;
     pub(super) const BIT_AND: u8 = 7;
-    pub(super) const ADD: u8 = 8;
-    pub(super) const MUL: u8 = 9;
-    pub(super) const PREFIX: u8 = 10;
-    pub(super) const POW: u8 = 11;
+    pub(super) const SHIFT: u8 = 8;
+    pub(super) const ADD: u8 = 9;
+    pub(super) const MUL: u8 = 10;
+    pub(super) const PREFIX: u8 = 11;
+    pub(super) const POW: u8 = 12;
 }
 
 /// The binary operator of `tok` and its binding power.
@@ -725,6 +736,8 @@ fn binary_op(tok: Tok) -> Option<(BinOp, u8)> {
         Tok::Pipe => (BinOp::BitOr, power::BIT_OR),
         Tok::Caret => (BinOp::BitXor, power::BIT_XOR),
         Tok::Amp => (BinOp::BitAnd, power::BIT_AND),
+        Tok::Shl => (BinOp::Shl, power::SHIFT),
+        Tok::Shr => (BinOp::Shr, power::SHIFT),
         Tok::Plus => (BinOp::Add, power::ADD),
         Tok::Minus => (BinOp::Sub, power::ADD),
         Tok::Star => (BinOp::Mul, power::MUL),
@@ -1925,7 +1938,8 @@ mod tests {
         const PIECES: &[&str] = &[
             "a", "x", "f", "1", "2.5", ".5", "1e3", "0", "True", "None", "not ", " and ", " or ",
             "+", "-", "*", "**", "/", "//", "%", "@", "&", "|", "^", "~", "<", "<=", "==", "!=",
-            ">", "(", ")", "[", "]", ",", ":", ".", "...", "=", "axis=", " ", "T", "sum(", "$",
+            "<<", ">>", ">", "(", ")", "[", "]", ",", ":", ".", "...", "=", "axis=", " ", "T",
+            "sum(", "$",
         ];
         let mut rng = Lcg(42);
         let mut parsed_ok = 0;

@@ -625,6 +625,8 @@ binary_methods! { Integer => Self, binary;
     bitand => "bitwise_and", Integer::bitand, "Bitwise and.";
     bitor => "bitwise_or", Integer::bitor, "Bitwise or.";
     bitxor => "bitwise_xor", Integer::bitxor, "Bitwise exclusive or.";
+    left_shift => "left_shift", Integer::shl, "`self << rhs`, as NumPy's `left_shift`.";
+    right_shift => "right_shift", Integer::shr, "`self >> rhs`, as NumPy's `right_shift`.";
 }
 
 binary_methods! { Float => Self, binary;
