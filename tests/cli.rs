@@ -870,6 +870,25 @@ fn info_describes_an_npy_file() {
     ok(d, &["eval", "x", "--in", "x=be.npy", "-o", "le.npy"]);
     let (descr, shape, v) = read_values(&d.join("le.npy"));
     assert_eq!((descr.as_str(), shape, v), ("<i4", vec![2, 3], iota(6)));
+
+    // The blocks shown are those a run with the same --mem reads: 1 MiB over 2 threads makes
+    // blocks of 128 KiB (2048 rows of 8 float64), 10 of them for 20000 rows.
+    let rows = ndarray::Array2::from_shape_fn((20000, 8), |(i, j)| (i * 8 + j) as f64);
+    write_npy(d.join("rows.npy"), &rows).unwrap();
+    let small = ["--mem", "1MiB", "--threads", "2"];
+    let out = ok(d, &[&["info", "rows.npy"][..], &small].concat());
+    assert!(out.contains("chunks     [2048, 8]"), "{out}");
+    assert!(out.contains("blocks     10 ([10, 1] per axis)"), "{out}");
+    let plan = ok(
+        d,
+        &[
+            &["eval", "x.sum()", "--in", "x=rows.npy", "--explain"][..],
+            &small,
+        ]
+        .concat(),
+    );
+    assert!(plan.contains("10 (10 x 1)  [2048, 8]"), "{plan}");
+    assert!(ok(d, &["info", "rows.npy"]).contains("blocks     1 "));
 }
 
 #[test]

@@ -35,7 +35,8 @@ pub(crate) fn run(args: &InfoArgs, opts: &ExecOptions) -> Result<()> {
     let grid_of = |shape: &[usize], dtype: DType, native: Option<&[usize]>| {
         let chunks = match &args.chunks {
             Some(spec) => chunks_for(spec, shape.len())?,
-            None => Chunks::Auto,
+            // As reading makes them: smaller under a small --mem.
+            None => Chunks::AutoBytes(super::auto_block_bytes(opts)),
         };
         ChunkGrid::new_aligned(shape, &chunks, dtype.size(), native).map(|g| (g, dtype))
     };
