@@ -1034,6 +1034,21 @@ impl DynArray {
         }
     }
 
+    /// NumPy's `cumsum`, `cumprod`, `nancumsum` and `nancumprod` along `axis` (`None`: over the
+    /// array flattened in C order), accumulating as NumPy does: small integers and bools in
+    /// int64 (unsigned in uint64), floats in their own type.
+    ///
+    /// # Errors
+    /// An axis out of range.
+    pub fn scan(&self, op: crate::ops::scan::ScanOp, axis: Option<isize>) -> Result<DynArray> {
+        let x = self.astype(accumulate_dtype(self.dtype()));
+        let (x, axis) = match axis {
+            Some(a) => (x, a),
+            None => (x.reshape(&[-1])?, 0),
+        };
+        dispatch_num!(&x, op.name(), a => Ok(a.scan(op, axis)?.into()))
+    }
+
     /// NumPy basic indexing.
     ///
     /// # Errors

@@ -3,4 +3,5 @@ pub mod creation;
 pub mod elementwise;
 pub mod rechunk;
 pub mod reduce;
+pub mod scan;
 pub mod slice;

@@ -560,6 +560,31 @@ fn reduction_cases() -> Vec<Case> {
         }
         v.push(case(&format!("{op}(y, axis=1, keepdims=True)"), R64));
     }
+    // Scans: NumPy's additions in NumPy's order, so the bits are NumPy's.
+    for e in [
+        "cumsum(x, axis=0)",
+        "cumsum(x, axis=-1)",
+        "cumsum(x)",
+        "cumprod(y, axis=1)",
+        "nancumsum(x, axis=1)",
+        "nancumprod(x)",
+        "x.cumsum(axis=0)",
+        "cumsum(rechunk(z, 7), axis=0)",
+        "cumprod(rechunk(z, (13, 4)) / 2 + 0.8, axis=1)",
+        "cumsum(z[::-3, 5:], axis=0)",
+        "cumsum(i)",
+        "cumsum(i, axis=0)",
+        "cumprod(j, axis=1)",
+        "cumsum(u, axis=1)",
+        "cumsum(b, axis=0)",
+        "cumsum(f, axis=0)",
+        "nancumsum(f)",
+        "cumsum(L)",
+        "cumsum(e, axis=1)",
+        "cumsum(s)",
+    ] {
+        v.push(case(e, Cmp::Exact));
+    }
     for op in ["argmin", "argmax", "nanargmin", "nanargmax"] {
         for a in ["", ", axis=0", ", axis=-1", ", axis=1"] {
             v.push(case(&format!("{op}(x{a})"), Cmp::Exact));
@@ -702,6 +727,9 @@ fn chunking_cases() -> Vec<Case> {
         ("concatenate([{x}, y], axis=1)", Cmp::Exact),
         ("{x}.T - nanmean({x}, axis=1)", R64),
         ("std(where(isnan({x}), 0, {x}), ddof=1)", R64),
+        ("cumsum({x}, axis=0)", Cmp::Exact),
+        ("nancumprod({x} / 2 + 1, axis=1)", Cmp::Exact),
+        ("nancumsum({x})", Cmp::Exact),
     ];
     let chunkings = [
         "rechunk(x, 1)",
@@ -1048,6 +1076,8 @@ fn errors_where_numpy_raises() {
             "-b",
             "1 // 0",
             "where(x > 0, x)",
+            "cumsum(x, axis=2)",
+            "cumprod(x, axis=-3)",
             "round(b, 1)",
         ],
     );

@@ -510,6 +510,10 @@ fn known_functions() -> String {
         "clip",
         "where",
         "astype",
+        "cumsum",
+        "cumprod",
+        "nancumsum",
+        "nancumprod",
         "transpose",
         "reshape",
         "rechunk",
@@ -858,6 +862,22 @@ impl Evaluator<'_> {
                 };
                 a.done(2)?;
                 Ok(Value::Array(at(col, x.transpose(axes.as_deref()))?))
+            }
+            "cumsum" | "cumprod" | "nancumsum" | "nancumprod" => {
+                use crate::ops::scan::ScanOp;
+                let (_, x) = a.array(0, "a")?;
+                let axis = match a.take(1, "axis") {
+                    None | Some((_, Value::None)) => None,
+                    Some((c, v)) => Some(to_int(c, &v, "axis")? as isize),
+                };
+                a.done(2)?;
+                let op = match name.as_str() {
+                    "cumsum" => ScanOp::Sum,
+                    "cumprod" => ScanOp::Prod,
+                    "nancumsum" => ScanOp::NanSum,
+                    _ => ScanOp::NanProd,
+                };
+                Ok(Value::Array(at(col, x.scan(op, axis))?))
             }
             "reshape" => {
                 let (_, x) = a.array(0, "x")?;
