@@ -573,6 +573,63 @@ fn nan_rules_follow_numpy() {
     );
 }
 
+/// An infinity in one block and finite values in another: the mean is that of the sum (inf,
+/// -inf, or NaN for both), the variance NaN, as NumPy gives, whatever the chunking and whether
+/// the values are read in runs or one by one (a reversed view). Merging the blocks' means by
+/// their difference gave inf - inf = NaN.
+#[test]
+fn infinities_give_numpys_mean_in_any_chunking() {
+    let (inf, nan) = (f64::INFINITY, f64::NAN);
+    for (values, mean) in [
+        (vec![inf, 1.0, 2.0, 3.0], inf),
+        (vec![1.0, inf, inf, 3.0], inf),
+        (vec![1.0, 2.0, 5.0, -inf], -inf),
+        (vec![inf, -inf, 1.0, 2.0], nan),
+        (vec![2.0, nan, inf, 1.0], nan),
+    ] {
+        let data = arr(&[4], values.clone());
+        for chunk in [1, 2, 3, 4] {
+            let x = ChunkedArray::from_array(data.clone(), chunk).unwrap();
+            for (what, x) in [
+                ("runs", x.clone()),
+                (
+                    "one by one",
+                    x.slice(&[tessera::ops::slice::SliceItem::Range {
+                        start: None,
+                        stop: None,
+                        step: -1,
+                    }])
+                    .unwrap(),
+                ),
+            ] {
+                let m = compute(&x.mean(ReduceOpts::all()).unwrap())[[]];
+                let v = compute(&x.var_as::<f64>(ReduceOpts::all(), 0.0, false).unwrap())[[]];
+                let label = format!("{values:?} in chunks of {chunk}, {what}");
+                assert!(
+                    m.to_bits() == mean.to_bits() || (m.is_nan() && mean.is_nan()),
+                    "mean {m}, want {mean}: {label}"
+                );
+                assert!(v.is_nan(), "var {v}, want NaN: {label}");
+            }
+        }
+    }
+    // Columns: [inf, 3], [1, 4], [2, -inf] in rows of one.
+    let d = arr(&[2, 3], vec![inf, 1.0, 2.0, 3.0, 4.0, -inf]);
+    for chunks in [[1, 3], [1, 1], [2, 2]] {
+        let x = ChunkedArray::from_array(d.clone(), chunks).unwrap();
+        assert_eq!(
+            compute(&x.mean(ReduceOpts::axis(0)).unwrap()),
+            arr1(vec![inf, 2.5, -inf]),
+            "{chunks:?}"
+        );
+        let var = compute(&x.var_as::<f64>(ReduceOpts::axis(0), 0.0, false).unwrap());
+        assert!(
+            var[[0]].is_nan() && var[[1]] == 2.25 && var[[2]].is_nan(),
+            "{var}"
+        );
+    }
+}
+
 #[test]
 fn argmin_ties_go_to_the_first_occurrence_across_blocks() {
     // 3 x 5 of repeated values in ragged blocks; minima at several places.

@@ -1005,6 +1005,15 @@ impl MomentsAcc {
             return;
         }
         let n = self.n + o.n;
+        if !(self.mean.is_finite() && o.mean.is_finite()) {
+            // An infinity or NaN among the values: the mean is that of their sum, as NumPy's
+            // (inf stays inf, inf and -inf give NaN), and the variance is NaN. The update below
+            // would give inf - inf = NaN for inf and any finite value.
+            self.mean = self.mean * (self.n / n) + o.mean * (o.n / n);
+            self.m2 = f64::NAN;
+            self.n = n;
+            return;
+        }
         let delta = o.mean - self.mean;
         self.mean += delta * (o.n / n);
         self.m2 += o.m2 + delta * delta * (self.n * o.n / n);
@@ -1068,6 +1077,15 @@ impl<T: Element, O: Float> Reducer<T> for Moments<O> {
             return;
         }
         let x = v.to_f64();
+        if !(x.is_finite() && acc.mean.is_finite()) {
+            let m2 = if x.is_finite() { 0.0 } else { f64::NAN };
+            acc.merge(&MomentsAcc {
+                n: 1.0,
+                mean: x,
+                m2,
+            });
+            return;
+        }
         acc.n += 1.0;
         let d = x - acc.mean;
         acc.mean += d / acc.n;
