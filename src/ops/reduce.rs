@@ -310,11 +310,45 @@ impl<T: Element, R: Reducer<T>> Reduce<T, R> {
     fn push_run(&self, a: &mut R::Acc, run: ArrayView1<'_, T>, first: u64) {
         match run.as_slice() {
             Some(s) => self.r.push_slice(a, s, first),
-            None => {
-                for (k, &v) in run.iter().enumerate() {
-                    self.r.push(a, v, first + k as u64);
+            None => self.push_gathered(a, run.iter().copied(), first),
+        }
+    }
+
+    /// Pushes values (flat indices `first`, `first + 1`, ...) that are not contiguous in
+    /// memory: as slices of up to [`GATHER`] copied values, each into a partial of its own,
+    /// the partials merged pairwise in order (as a binary counter), then into `a`. A sum then
+    /// rounds as a pairwise sum of the whole run.
+    fn push_gathered(&self, a: &mut R::Acc, values: impl Iterator<Item = T>, first: u64) {
+        let mut buf = [T::default(); GATHER];
+        let mut partials: Vec<(u32, R::Acc)> = Vec::new();
+        let flush = |vs: &[T], at: u64, partials: &mut Vec<(u32, R::Acc)>| {
+            let mut part = self.r.init();
+            self.r.push_slice(&mut part, vs, at);
+            let mut level = 0;
+            while partials.last().is_some_and(|(l, _)| *l == level) {
+                if let Some((_, mut earlier)) = partials.pop() {
+                    self.r.merge(&mut earlier, &part);
+                    part = earlier;
                 }
+                level += 1;
             }
+            partials.push((level, part));
+        };
+        let (mut n, mut at) = (0, first);
+        for v in values {
+            buf[n] = v;
+            n += 1;
+            if n == GATHER {
+                flush(&buf, at, &mut partials);
+                at += GATHER as u64;
+                n = 0;
+            }
+        }
+        if n > 0 {
+            flush(&buf[..n], at, &mut partials);
+        }
+        for (_, p) in &partials {
+            self.r.merge(a, p);
         }
     }
 
@@ -352,6 +386,14 @@ impl<T: Element, R: Reducer<T>> Reduce<T, R> {
                         self.push_run(a, row, first);
                         advance(&mut local[..last], &outer);
                     }
+                }
+                return;
+            }
+            // Any other layout (a transposed or strided view, a broadcast constant), when the
+            // reducer needs no indices: the values in logical order, gathered into slices.
+            if !R::NEEDS_INDEX {
+                if let Some(a) = acc.iter_mut().next() {
+                    self.push_gathered(a, data.iter().copied(), 0);
                 }
                 return;
             }
@@ -722,24 +764,14 @@ impl<T: Num> Reducer<T> for Sum<T> {
         }
     }
     fn push_slice(&self, acc: &mut T, vs: &[T], _: u64) {
-        // Eight independent sums, so the loop vectorises and rounding error grows slowly
-        // (NumPy's pairwise sum is unrolled the same way).
-        let mut lanes = [T::zero(); 8];
-        let mut chunks = vs.chunks_exact(8);
-        for c in &mut chunks {
-            for k in 0..8 {
-                let v = c[k];
-                lanes[k] = lanes[k].add(if self.0 && v.is_nan() { T::zero() } else { v });
+        let skip = self.0;
+        *acc = acc.add(pairwise_sum(vs, &|v: T| {
+            if skip && v.is_nan() {
+                T::zero()
+            } else {
+                v
             }
-        }
-        let mut s = ((lanes[0].add(lanes[1])).add(lanes[2].add(lanes[3])))
-            .add((lanes[4].add(lanes[5])).add(lanes[6].add(lanes[7])));
-        for &v in chunks.remainder() {
-            if !(self.0 && v.is_nan()) {
-                s = s.add(v);
-            }
-        }
-        *acc = acc.add(s);
+        }));
     }
     fn merge(&self, acc: &mut T, other: &T) {
         *acc = acc.add(*other);
@@ -749,23 +781,40 @@ impl<T: Num> Reducer<T> for Sum<T> {
     }
 }
 
-/// The sum of `f(v)` over `vs` in eight independent lanes (vectorisable; rounding error
-/// grows like that of an eight-way pairwise sum).
-fn lane_sum<T: Copy>(vs: &[T], f: impl Fn(T) -> f64) -> f64 {
-    let mut lanes = [0.0f64; 8];
-    let mut chunks = vs.chunks_exact(8);
-    for c in &mut chunks {
-        for k in 0..8 {
-            lanes[k] += f(c[k]);
+/// The sum of `f(v)` over `vs` by NumPy's pairwise summation (`pairwise_sum` of its loops):
+/// fewer than 8 values in order; up to 128 in eight lanes (vectorised), added pairwise, then
+/// the rest in order; more, the two halves (the first a multiple of 8) each so, then added.
+/// Rounding error grows like the logarithm of the length, not the length.
+fn pairwise_sum<T: Copy, A: Num>(vs: &[T], f: &impl Fn(T) -> A) -> A {
+    let n = vs.len();
+    if n < 8 {
+        vs.iter().fold(A::zero(), |s, &v| s.add(f(v)))
+    } else if n <= PAIRWISE_BLOCK {
+        let mut r = [A::zero(); 8];
+        for (lane, &v) in r.iter_mut().zip(vs) {
+            *lane = f(v);
         }
+        let whole = n - n % 8;
+        for c in vs[8..whole].chunks_exact(8) {
+            for k in 0..8 {
+                r[k] = r[k].add(f(c[k]));
+            }
+        }
+        let s = ((r[0].add(r[1])).add(r[2].add(r[3]))).add((r[4].add(r[5])).add(r[6].add(r[7])));
+        vs[whole..].iter().fold(s, |s, &v| s.add(f(v)))
+    } else {
+        let half = n / 2;
+        let half = half - half % 8;
+        pairwise_sum(&vs[..half], f).add(pairwise_sum(&vs[half..], f))
     }
-    let mut s = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
-        + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-    for &v in chunks.remainder() {
-        s += f(v);
-    }
-    s
 }
+
+/// The leaf of [`pairwise_sum`], as NumPy's `PW_BLOCKSIZE`.
+const PAIRWISE_BLOCK: usize = 128;
+
+/// Values not contiguous in memory are gathered this many at a time, so that the slice path of
+/// a reducer (the pairwise sum) takes them too.
+const GATHER: usize = 512;
 
 /// Product, optionally skipping NaN.
 pub struct Prod<T>(bool, PhantomData<fn() -> T>);
@@ -1092,8 +1141,8 @@ impl<T: Element, O: Float> Reducer<T> for Moments<O> {
         acc.m2 += d * (x - acc.mean);
     }
     fn push_slice(&self, acc: &mut MomentsAcc, vs: &[T], _: u64) {
-        // Two passes over the run (exact mean first, then squared deviations), each with eight
-        // independent lanes so it vectorises; then one Chan merge.
+        // Two passes over the run (exact mean first, then squared deviations), each a pairwise
+        // sum (vectorised in eight lanes); then one Chan merge.
         let skip = self.skip_nan;
         let keep = |v: T| !(skip && v.is_nan());
         let n = if skip {
@@ -1104,12 +1153,12 @@ impl<T: Element, O: Float> Reducer<T> for Moments<O> {
         if n == 0.0 {
             return;
         }
-        let s = lane_sum(vs, |v| if keep(v) { v.to_f64() } else { 0.0 });
+        let s = pairwise_sum(vs, &|v| if keep(v) { v.to_f64() } else { 0.0 });
         let mean = s / n;
         let m2 = if self.kind == MomentKind::Mean {
             0.0
         } else {
-            lane_sum(vs, |v| {
+            pairwise_sum(vs, &|v| {
                 if keep(v) {
                     let d = v.to_f64() - mean;
                     d * d
