@@ -431,18 +431,9 @@ where
         FloorDiv => a.floor_div(b)?.into(),
         Mod => a.rem(b)?.into(),
         Fmod => a.fmod(b)?.into(),
-        Pow => {
-            // NumPy refuses integer arrays to negative integer powers, whatever the base.
-            let b = match b {
-                Operand::Array(e) if T::DTYPE.is_int() => Operand::Array(
-                    e.checked("integers to negative integer powers are not allowed", |v| {
-                        v >= T::zero()
-                    }),
-                ),
-                b => b,
-            };
-            a.pow(b)?.into()
-        }
+        // NumPy refuses integer arrays to negative integer powers, whatever the base: the
+        // typed `pow` checks the exponent.
+        Pow => a.pow(b)?.into(),
         Minimum => a.minimum(b)?.into(),
         Maximum => a.maximum(b)?.into(),
         _ => {

@@ -203,7 +203,11 @@ impl fmt::Display for DType {
 /// A type that can be an element of a [`ChunkedArray`](crate::ChunkedArray).
 ///
 /// Implemented for `bool`, `i8..i64`, `u8..u64`, `f32` and `f64`. Conversions between elements
-/// follow NumPy's `astype` (C casts: floats truncate toward zero, integers wrap).
+/// follow NumPy's `astype` wherever NumPy defines the result: integers wrap, floats truncate
+/// toward zero. A float outside the target integer's range (or NaN) is undefined in NumPy,
+/// which warns and gives what the processor gives (`-1.0` to `uint8` is 255 on x86-64); here
+/// it saturates instead (0, `255`; NaN gives 0), as Rust's `as` does, the same on every
+/// machine.
 pub trait Element:
     Copy + Send + Sync + Default + PartialEq + PartialOrd + fmt::Debug + fmt::Display + 'static
 {
@@ -426,7 +430,8 @@ pub trait Num: Element {
     /// C's `fmod(a, b)`: the remainder with the sign of the dividend (0 for an integer division
     /// by zero, NaN for a float one).
     fn fmod(self, b: Self) -> Self;
-    /// `a ** b`. Integer powers with a negative exponent give 0 unless the base is 1 or -1.
+    /// `a ** b`. Integer powers with a negative exponent give 0 unless the base is 1 or -1
+    /// ([`ChunkedArray::pow`](crate::ChunkedArray::pow) refuses them, as NumPy does).
     fn pow(self, b: Self) -> Self;
     /// `-a` (wrapping for integers; unsigned wraps as NumPy's does).
     fn neg(self) -> Self;

@@ -797,10 +797,8 @@ fn integer_arithmetic_wraps() {
         compute(&w.mul(3).unwrap()),
         arr1(vec![i64::MAX.wrapping_mul(3), i64::MIN])
     );
-    // Negative integer powers: 0 unless the base is 1 or -1 (documented).
-    let p = ChunkedArray::from_array(arr1(vec![2i64, 1, -1, -1, 0]), 2).unwrap();
-    let e = ChunkedArray::from_array(arr1(vec![-1i64, -5, -3, -2, 2]), 3).unwrap();
-    assert_eq!(compute(&p.pow(&e).unwrap()), arr1(vec![0i64, 1, -1, 1, 0]));
+    // Negative integer powers are refused, as in NumPy:
+    // `integer_arrays_to_negative_powers_are_refused`.
 }
 
 #[test]
@@ -965,4 +963,24 @@ fn integer_power_with_huge_exponents() {
     let x = ChunkedArray::from_array(a, 2).unwrap();
     let y = ChunkedArray::from_array(b, 3).unwrap();
     assert_eq!(compute(&x.pow(&y).unwrap()), want);
+}
+
+/// An integer array to a negative integer power is an error in the typed API too, as in NumPy
+/// (it gave 0 for all but the bases 1 and -1): a scalar exponent when planned, an array
+/// exponent when computed. Floats and non-negative exponents are unaffected.
+#[test]
+fn integer_arrays_to_negative_powers_are_refused() {
+    let x = ChunkedArray::from_array(arr1(vec![2i64, -3, 1, 5]), 3).unwrap();
+    let e = x.pow(-1i64).unwrap_err();
+    assert!(e.to_string().contains("negative integer powers"), "{e}");
+    let exps = ChunkedArray::from_array(arr1(vec![2i64, 0, 3, -2]), 2).unwrap();
+    let planned = x.pow(&exps).unwrap();
+    let e = planned.compute().unwrap_err();
+    assert!(e.to_string().contains("(found -2)"), "{e}");
+    let ok = ChunkedArray::from_array(arr1(vec![2i64, 0, 3, 2]), 2).unwrap();
+    assert_eq!(compute(&x.pow(&ok).unwrap()), arr1(vec![4i64, 1, 1, 25]));
+    let f = ChunkedArray::from_array(arr1(vec![2.0f64, 4.0]), 1).unwrap();
+    assert_eq!(compute(&f.pow(-1.0).unwrap()), arr1(vec![0.5, 0.25]));
+    let u = ChunkedArray::from_array(arr1(vec![3u8, 2]), 1).unwrap();
+    assert_eq!(compute(&u.pow(3u8).unwrap()), arr1(vec![27u8, 8]));
 }

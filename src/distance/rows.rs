@@ -219,8 +219,12 @@ fn fold_rows<T: DistFloat, S: Send>(
 /// the lower index, NaN distances last), computed tile by tile without building the distance
 /// matrix: memory holds a few tiles per thread and the `(n, k)` result.
 ///
-/// When `y` is `x`, each point is its own nearest neighbour (distance 0), as with SciPy's
-/// `cKDTree.query(x, k)`.
+/// When `y` is `x`, each point is at distance 0 from itself, so it is among its nearest
+/// neighbours; it comes first unless the point occurs more than once, when the ties go to the
+/// lower index and its earlier copy comes first (SciPy's `cKDTree.query` makes no promise
+/// either way). To drop each point itself from `knn(x, x, k + 1)`, drop its own index from
+/// each row rather than the first column. A point whose distance to itself is NaN (a NaN
+/// coordinate; Bray-Curtis of an all-zero point) has it last.
 ///
 /// ```
 /// use tessera::ChunkedArray;

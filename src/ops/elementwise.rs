@@ -618,7 +618,28 @@ binary_methods! { Num => Self, binary;
     floor_div => "floor_divide", Num::floor_div, "`self // rhs` (Python's floor division).";
     rem => "remainder", Num::modulo, "`self % rhs` (Python's modulo: the sign of the divisor).";
     fmod => "fmod", Num::fmod, "C's `fmod`: the remainder with the sign of the dividend.";
-    pow => "power", Num::pow, "`self ** rhs`.";
+}
+
+impl<T: Num> ChunkedArray<T> {
+    /// `self ** rhs`. An integer array to a negative integer power is an error, as in NumPy:
+    /// a scalar exponent when the plan is built, an array exponent when its blocks are
+    /// computed.
+    ///
+    /// # Errors
+    /// Shapes that do not broadcast; a negative scalar exponent of an integer array.
+    pub fn pow(&self, rhs: impl Into<Operand<T>>) -> Result<Self> {
+        const NEGATIVE: &str = "integers to negative integer powers are not allowed";
+        let rhs = match rhs.into() {
+            Operand::Scalar(e) if T::DTYPE.is_int() && e < T::zero() => {
+                return Err(Error::Invalid(format!("{NEGATIVE} (exponent {e})")))
+            }
+            Operand::Array(e) if T::DTYPE.is_int() => {
+                Operand::Array(e.checked(NEGATIVE, |v| v >= T::zero()))
+            }
+            b => b,
+        };
+        self.binary(rhs, "power", Num::pow)
+    }
 }
 
 binary_methods! { Integer => Self, binary;
