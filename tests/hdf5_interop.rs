@@ -1723,6 +1723,15 @@ fn a_failed_write_leaves_no_new_groups() {
         ["keep"],
         "the failed write of f.h5:/new/group/x left groups behind"
     );
+    // A deflate level HDF5 does not have is refused by name, before the file is touched.
+    let before = std::fs::read(&f).unwrap();
+    let e = ChunkedArray::<f64>::from_array(sample(&[4, 3]), 2)
+        .unwrap()
+        .to_hdf5(&f, "/x", &hopts(Some(10), false, false), &opts())
+        .unwrap_err();
+    assert!(e.to_string().contains("deflate level 10"), "{e}");
+    assert!(e.to_string().contains("0 to 9"), "{e}");
+    assert_eq!(std::fs::read(&f).unwrap(), before);
 }
 
 /// A group in `other.h5`, reached from `links.h5` through an external link `/ext`.

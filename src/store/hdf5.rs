@@ -998,6 +998,12 @@ impl<T: H5Element> ChunkedArray<T> {
                 path.display()
             )));
         }
+        if let Some(level) = hopts.deflate.filter(|&l| l > 9) {
+            return Err(Error::Invalid(format!(
+                "deflate level {level} for {}:{dataset}: HDF5's deflate takes levels 0 to 9",
+                path.display()
+            )));
+        }
         // Stored chunks all have one shape: make the blocks regular first.
         let (data, chunk) = self.regular_blocks()?;
         // An unfiltered dataset is written in place, straight into the file; filtered chunks go
