@@ -49,10 +49,12 @@ const GEMM_SLACK: usize = 4 << 20;
 /// they pack their inputs themselves, into buffers that are counted.
 const PANEL_SLACK: usize = 256 << 10;
 
-/// Bytes a distance task of `metric` is counted for beyond its buffers, whatever its tile (the
-/// memory check adds them to every task of [`cdist`], [`pdist`] and the row reductions).
-pub fn task_slack(metric: Metric) -> usize {
-    if metric.uses_gemm() {
+/// Bytes a distance task of `metric` over points of `d` coordinates is counted for beyond its
+/// buffers, whatever its tile (the memory check adds them to every task of [`cdist`], [`pdist`]
+/// and the row reductions): the GEMM's packing space when the tile goes through the GEMM (not
+/// euclidean and sqeuclidean with few coordinates, which take the panel loop).
+pub fn task_slack(metric: Metric, d: usize) -> usize {
+    if kernels::tile_uses_gemm(metric, d) {
         GEMM_SLACK
     } else {
         PANEL_SLACK
@@ -382,7 +384,7 @@ impl<T: DistFloat> PlanNode for Cdist<T> {
         let tiles = if self.same { 2 } else { 1 };
         (tiles * r * c + self.input_elements(r, c))
             .saturating_mul(e)
-            .saturating_add(task_slack(self.metric))
+            .saturating_add(task_slack(self.metric, self.d))
     }
     fn expensive(&self) -> bool {
         true
@@ -407,7 +409,7 @@ impl<T: DistFloat> PlanNode for Cdist<T> {
         Some(
             (strip + self.input_elements(r, c))
                 .saturating_mul(T::DTYPE.size())
-                .saturating_add(task_slack(self.metric)),
+                .saturating_add(task_slack(self.metric, self.d)),
         )
     }
 }

@@ -42,11 +42,12 @@ pub enum Error {
     Index(String),
     /// A plan whose tasks do not fit the allowed memory.
     #[error(
-        "{op} needs about {} per task, more than the limit of {} per thread ({} allowed in total over {threads} thread(s)); use smaller chunks, fewer threads or allow more memory (at least {} with these chunks and threads)",
+        "{op} needs about {} per task, more than the limit of {} per thread ({} allowed in total over {threads} thread(s){}); use smaller chunks, fewer threads or allow more memory (at least {} with these chunks and threads)",
         fmt_bytes(*projected),
-        fmt_bytes(*limit / (*threads).max(1)),
+        fmt_bytes(limit.saturating_sub(*shared) / (*threads).max(1)),
         fmt_bytes(*limit),
-        fmt_bytes(round_up_mib(projected.saturating_mul(*threads)))
+        if *shared > 0 { format!(", {} of it held by the whole run", fmt_bytes(*shared)) } else { String::new() },
+        fmt_bytes(round_up_mib(projected.saturating_mul(*threads).saturating_add(*shared)))
     )]
     MemoryLimit {
         /// The operation whose task does not fit.
@@ -57,6 +58,9 @@ pub enum Error {
         limit: usize,
         /// Number of worker threads sharing the limit.
         threads: usize,
+        /// Bytes the whole run holds besides its tasks (queued output, a search's results),
+        /// taken from the limit before it is shared by the threads.
+        shared: usize,
     },
     /// Memory a run holds at once, whatever its tasks (a result held whole, queued output, the
     /// rows of a k-nearest search), that does not fit its share of the allowed memory.

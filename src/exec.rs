@@ -313,7 +313,8 @@ impl ExecContext {
 /// `allowed_mem / threads`, and what a materialised stage holds must fit `allowed_mem`.
 ///
 /// # Errors
-/// [`Error::MemoryLimit`] naming the first node that does not fit.
+/// [`Error::MemoryLimit`] naming the first node whose task does not fit, or
+/// [`Error::MemoryHeld`] for a result held whole that does not.
 pub fn check_memory(root: &dyn PlanNode, opts: &ExecOptions) -> Result<()> {
     check_memory_with(root, opts, 0, 0)
 }
@@ -322,7 +323,8 @@ pub fn check_memory(root: &dyn PlanNode, opts: &ExecOptions) -> Result<()> {
 /// and `sink_shared` bytes in all (queued output, say).
 ///
 /// # Errors
-/// [`Error::MemoryLimit`] naming the first node that does not fit, or the sink.
+/// [`Error::MemoryLimit`] naming the first node that does not fit, or the sink;
+/// [`Error::MemoryHeld`] for held results or queued output that do not.
 pub fn check_memory_with(
     root: &dyn PlanNode,
     opts: &ExecOptions,
@@ -366,6 +368,7 @@ pub(crate) fn check(
         projected,
         limit: opts.allowed_mem,
         threads,
+        shared: sink_shared,
     };
     let check_task = |node: &dyn PlanNode| {
         let t = task_bytes(node);

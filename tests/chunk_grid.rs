@@ -357,6 +357,7 @@ fn plans_over_the_memory_limit_are_refused_before_running() {
             projected,
             limit,
             threads,
+            ..
         } => {
             assert!(op.contains("multiply"), "{op}");
             assert!(*projected >= 8_000_000, "{projected}");

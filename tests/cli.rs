@@ -567,6 +567,7 @@ fn a_zarr_output_cannot_replace_its_own_input() {
         ("s.zarr/g/a", "link.zarr/g"),
         ("t.zarr/in.zarr/a", "t.zarr/in.zarr"),
         ("s.zarr/F.npy", "s.zarr"),
+        ("s.zarr/g/a", "new.zarr/../s.zarr"),
     ] {
         let x = format!("x={input}");
         let eval = ["eval", "x + 1", "--in", &x, "-o", out, "--overwrite"];

@@ -319,9 +319,20 @@ fn bad_distance_inputs_are_named() {
     fails(d, &["cdist", "empty.npy", "-o", "o.npy"], &["empty"]);
     fails(
         d,
-        &["cdist", "x.npy", "--mem", "1MB", "-o", "o.zarr"],
         &[
-            "euclidean distance tiles of 16 x 16 (d=5)",
+            "cdist",
+            "x.npy",
+            "--metric",
+            "cosine",
+            "--mem",
+            "1MB",
+            "--threads",
+            "2",
+            "-o",
+            "o.zarr",
+        ],
+        &[
+            "cosine distance tiles of 16 x 16 (d=5)",
             "limit",
             "at least 9.0 MiB",
         ],
@@ -410,11 +421,14 @@ fn a_small_memory_limit_takes_small_tiles_or_says_what_it_needs() {
         );
     }
     // The GEMM metrics count 4 MiB per task for the gemm crate's packing: 9 MiB over 2 threads.
+    // Euclidean with 5 coordinates takes the panel loop, not the GEMM, and fits 1 MiB.
     fails(
         d,
         &[
             "cdist",
             "x.npy",
+            "--metric",
+            "cosine",
             "--mem",
             "8MiB",
             "--threads",
@@ -422,7 +436,7 @@ fn a_small_memory_limit_takes_small_tiles_or_says_what_it_needs() {
             "-o",
             "e.npy",
         ],
-        &["euclidean distance tiles of 16 x 16", "at least 9.0 MiB"],
+        &["cosine distance tiles of 16 x 16", "at least 9.0 MiB"],
     );
     ok(
         d,
@@ -430,7 +444,7 @@ fn a_small_memory_limit_takes_small_tiles_or_says_what_it_needs() {
             "cdist",
             "x.npy",
             "--mem",
-            "9MiB",
+            "1MiB",
             "--threads",
             "2",
             "-o",

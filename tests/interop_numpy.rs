@@ -582,6 +582,8 @@ fn reduction_cases() -> Vec<Case> {
         "cumsum(L)",
         "cumsum(e, axis=1)",
         "cumsum(s)",
+        "cumsum(s, axis=0)",
+        "cumprod(s, axis=-1)",
     ] {
         v.push(case(e, Cmp::Exact));
     }

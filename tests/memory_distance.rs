@@ -125,6 +125,7 @@ fn distance_tiles_stream_to_zarr_and_hdf5_in_strips() {
 
     let zstd = ZarrWriteOptions::default();
     let refused = p.to_zarr(dir.path().join("z.zarr"), &zstd, &opts);
+    // Whole tiles per task (a compressed chunk is not written in parts), or their queue.
     assert!(
         matches!(
             refused,

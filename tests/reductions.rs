@@ -613,6 +613,13 @@ fn infinities_give_numpys_mean_in_any_chunking() {
             }
         }
     }
+    // nanmean along axis 0 of a C-order block adds whole rows one value at a time.
+    let d = arr(&[2, 2], vec![inf, 1.0, 2.0, 3.0]);
+    for chunks in [[1, 2], [2, 2]] {
+        let x = ChunkedArray::from_array(d.clone(), chunks).unwrap();
+        let m = compute(&x.mean_as::<f64>(ReduceOpts::axis(0), true).unwrap());
+        assert_eq!(m, arr1(vec![inf, 2.0]), "{chunks:?}");
+    }
     // Columns: [inf, 3], [1, 4], [2, -inf] in rows of one.
     let d = arr(&[2, 3], vec![inf, 1.0, 2.0, 3.0, 4.0, -inf]);
     for chunks in [[1, 3], [1, 1], [2, 2]] {

@@ -136,7 +136,7 @@ fn tile_rows(
     }
     let threads = opts.worker_threads();
     let per_thread = opts.allowed_mem / threads;
-    let slack = distance::task_slack(metric);
+    let slack = distance::task_slack(metric, d);
     let budget = (per_thread.saturating_sub(slack) / 3).min(128 << 20);
     // r^2 + 2 r d elements per tile and rows, times two copies: solve 2 (r^2 + 2 r d) e <= budget.
     let (ef, df) = (elem as f64, d as f64);
@@ -151,6 +151,7 @@ fn tile_rows(
                 .saturating_add(slack),
             limit: opts.allowed_mem,
             threads,
+            shared: 0,
         });
     }
     // At least two row blocks per thread, so that every thread has tiles to compute.

@@ -399,9 +399,11 @@ pub(crate) fn refuse_input_as_output(inputs: &[&str], output: &str) -> Result<()
 }
 
 /// `path` absolute with its symbolic links resolved, whether or not all of it exists yet: the
-/// deepest part that exists, canonicalised, and the names after it. `None` when a name after it
-/// is `..` or the path cannot be resolved.
+/// deepest part that exists, canonicalised, then the names after it (which, not existing, are
+/// no links: a `..` among them takes the name before it off). `None` when the path cannot be
+/// resolved.
 fn resolved(path: &std::path::Path) -> Option<PathBuf> {
+    use std::path::Component;
     let mut missing = Vec::new();
     let mut cur = path.to_path_buf();
     loop {
@@ -411,10 +413,24 @@ fn resolved(path: &std::path::Path) -> Option<PathBuf> {
             cur.as_path()
         };
         if let Ok(mut found) = std::fs::canonicalize(at) {
-            found.extend(missing.iter().rev());
+            for name in missing.iter().rev() {
+                match name {
+                    None => {
+                        found.pop();
+                    }
+                    Some(n) => found.push(n),
+                }
+            }
             return Some(found);
         }
-        missing.push(cur.file_name()?.to_owned());
+        // `Some(name)`, or `None` for `..`.
+        let last: Option<std::ffi::OsString> = match cur.components().next_back()? {
+            Component::ParentDir => None,
+            Component::Normal(n) => Some(n.to_owned()),
+            Component::CurDir => Some(".".into()),
+            _ => return None,
+        };
+        missing.push(last);
         if !cur.pop() {
             return None;
         }

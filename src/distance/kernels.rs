@@ -798,7 +798,7 @@ pub fn tile_into<T: DistFloat>(
         return;
     }
     match metric {
-        Metric::Euclidean | Metric::SqEuclidean if d <= DIRECT_EUCLIDEAN_MAX_D => run_panels(
+        Metric::Euclidean | Metric::SqEuclidean if !tile_uses_gemm(metric, d) => run_panels(
             SqDiff {
                 root: metric == Metric::Euclidean,
             },
@@ -875,6 +875,16 @@ pub fn tile_into<T: DistFloat>(
 
 /// Up to this dimension the euclidean metrics run the direct loop rather than a GEMM.
 pub const DIRECT_EUCLIDEAN_MAX_D: usize = 16;
+
+/// Whether a tile of `metric` over `d` coordinates goes through the GEMM (and so needs the
+/// `gemm` crate's packing space): cosine and correlation always, euclidean and sqeuclidean
+/// above [`DIRECT_EUCLIDEAN_MAX_D`] coordinates.
+pub(crate) fn tile_uses_gemm(metric: Metric, d: usize) -> bool {
+    match metric {
+        Metric::Euclidean | Metric::SqEuclidean => d > DIRECT_EUCLIDEAN_MAX_D,
+        other => other.uses_gemm(),
+    }
+}
 
 fn sq_norms<T: DistFloat>(rows: &[T], n: usize, d: usize) -> Vec<T> {
     (0..n)

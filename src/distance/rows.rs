@@ -125,10 +125,10 @@ fn fold_rows<T: DistFloat, S: Send>(
     let op = format!("{what}({metric}, d={d})");
     // y is held in memory when it is small; otherwise its blocks are read for every x block.
     let y_bytes = m.saturating_mul(d).saturating_mul(e);
-    let hold_y = y_bytes <= opts.allowed_mem / 4;
-    let shared = n
-        .saturating_mul(state_bytes_per_row)
-        .saturating_add(if hold_y { y_bytes } else { 0 });
+    let states = n.saturating_mul(state_bytes_per_row);
+    let hold_y =
+        y_bytes <= opts.allowed_mem / 4 && states.saturating_add(y_bytes) <= opts.allowed_mem / 2;
+    let shared = states.saturating_add(if hold_y { y_bytes } else { 0 });
     if shared > opts.allowed_mem / 2 {
         return Err(Error::MemoryHeld {
             what: format!("the {n} rows of results of {op}, with the points it holds,"),
@@ -143,15 +143,16 @@ fn fold_rows<T: DistFloat, S: Send>(
     let fixed = (rx * d)
         .saturating_mul(e)
         .saturating_add(rx.saturating_mul(state_bytes_per_row))
-        .saturating_add(super::task_slack(metric));
+        .saturating_add(super::task_slack(metric, d));
     let per_y_row = (2 * d + rx).saturating_mul(e);
     let cy = (per_thread.saturating_sub(fixed) / per_y_row).min(m.min(Y_ROWS));
     if cy == 0 {
         return Err(Error::MemoryLimit {
             op,
             projected: fixed.saturating_add(per_y_row),
-            limit: opts.allowed_mem - shared,
+            limit: opts.allowed_mem,
             threads,
+            shared,
         });
     }
     let xr = xp.rechunk(Chunks::PerAxis(vec![
@@ -165,6 +166,12 @@ fn fold_rows<T: DistFloat, S: Send>(
     };
     let ctx = ExecContext::new(quiet)?;
     ctx.install(|| -> Result<Vec<S>> {
+        // Materialised inputs (a broadcast reduction, the carries of a cumsum) before any
+        // region of them is read.
+        xr.node().prepare(&ctx)?;
+        if !hold_y {
+            yp.node().prepare(&ctx)?;
+        }
         let y_all: Option<ArrayD<T>> = if hold_y {
             Some(
                 crate::exec::compute(yp.node().as_ref(), &ctx)?

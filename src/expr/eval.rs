@@ -401,13 +401,15 @@ fn binary_value(col: usize, op: BinaryOp, a: Value, b: Value) -> Result<Value> {
 
 /// NumPy's `round(a, decimals)`: `a * 10**decimals` rounded half to even, divided back (for
 /// negative `decimals`, divided then multiplied), in `a`'s float type. Integers are returned as
-/// they are for `decimals >= 0`, and otherwise rounded through float64 and cast back.
+/// they are for `decimals >= 0`, and otherwise rounded through float64 and cast back (a result
+/// out of the type's range saturates, where NumPy's cast wraps: `round(uint8 255, -1)`).
 fn round_to(col: usize, a: DynArray, decimals: i64) -> Result<Value> {
     let dtype = a.dtype();
     if dtype == DType::Bool {
         return err(
             col,
-            "round(a, decimals) of a bool array (NumPy refuses it too); use astype first",
+            "round(a, decimals) of a bool array is not supported (NumPy refuses decimals other \
+             than 0, and gives float16 for 0); use astype first",
         );
     }
     let int = !dtype.is_float();

@@ -317,7 +317,7 @@ impl<T: Element, R: Reducer<T>> Reduce<T, R> {
     /// Pushes values (flat indices `first`, `first + 1`, ...) that are not contiguous in
     /// memory: as slices of up to [`GATHER`] copied values, each into a partial of its own,
     /// the partials merged pairwise in order (as a binary counter), then into `a`. A sum then
-    /// rounds as a pairwise sum of the whole run.
+    /// rounds as a pairwise sum of the whole run (not NumPy's split of it into halves).
     fn push_gathered(&self, a: &mut R::Acc, values: impl Iterator<Item = T>, first: u64) {
         let mut buf = [T::default(); GATHER];
         let mut partials: Vec<(u32, R::Acc)> = Vec::new();

@@ -266,9 +266,15 @@ impl<T: Num> ChunkedArray<T> {
     /// # Ok::<(), tessera::Error>(())
     /// ```
     ///
+    /// A 0-d array is scanned as one element along axis 0 or -1, as NumPy does.
+    ///
     /// # Errors
     /// An axis out of range.
     pub fn scan(&self, op: ScanOp, axis: isize) -> Result<Self> {
+        if self.ndim() == 0 {
+            normalize_axis(axis, 1)?;
+            return self.reshape(&[1])?.scan(op, 0);
+        }
         let axis = normalize_axis(axis, self.ndim())?;
         Ok(ChunkedArray::from_node(Arc::new(Scan {
             input: Arc::clone(self.node()),

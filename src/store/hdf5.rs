@@ -65,7 +65,7 @@ pub struct Hdf5Info {
     /// Chunk shape, `None` for a dataset that is not chunked.
     pub chunk_shape: Option<Vec<usize>>,
     /// The storage layout: `chunked`, `contiguous`, `compact` (in the object header) or
-    /// `virtual` (mapped from other datasets).
+    /// `virtual (mapped from other datasets)`.
     pub layout: &'static str,
     /// The filters, as the library names them.
     pub filters: String,
