@@ -763,15 +763,6 @@ impl DynArray {
                         )))
                     };
                 }
-                if op == BinaryOp::Pow
-                    && a.dtype().is_int()
-                    && matches!(s, Scalar::Int(v) if *v < 0)
-                    && !matches!(lhs, DynOperand::Scalar(_))
-                {
-                    return Err(Error::DType(
-                        "integers to negative integer powers are not allowed".into(),
-                    ));
-                }
             }
             _ => {}
         }

@@ -93,21 +93,23 @@ struct Scan<T: Num> {
 }
 
 impl<T: Num> Scan<T> {
-    fn grid_(&self) -> &ChunkGrid {
-        self.input.grid()
+    /// Block boundaries along the axis: the carries held.
+    fn boundaries(&self) -> usize {
+        self.input.grid().chunks()[self.axis]
+            .len()
+            .saturating_sub(1)
     }
 
     /// Elements of the held carries.
     fn carry_elements(&self) -> usize {
-        let shape = self.grid_().shape();
+        let shape = self.input.grid().shape();
         let plane: usize = shape
             .iter()
             .enumerate()
             .filter(|&(a, _)| a != self.axis)
             .map(|(_, &n)| n)
             .product();
-        let boundaries = self.grid_().chunks()[self.axis].len().saturating_sub(1);
-        plane.saturating_mul(boundaries)
+        plane.saturating_mul(self.boundaries())
     }
 
     /// The carry into block `k` along the axis over the other axes' `region`, `None` for the
@@ -134,7 +136,7 @@ impl<T: Num> Scan<T> {
     /// Computes the carries: each lane of blocks along the axis in order, the lanes in
     /// parallel.
     fn compute_carries(&self) -> Result<Vec<ArrayD<T>>> {
-        let grid = self.grid_();
+        let grid = self.input.grid();
         let axis = self.axis;
         let nb = grid.chunks()[axis].len();
         let mut plane_shape: Vec<usize> = grid.shape().to_vec();
@@ -188,7 +190,7 @@ impl<T: Num> PlanNode for Scan<T> {
         format!("{}(axis={})", self.op.name(), self.axis)
     }
     fn describe(&self) -> Option<String> {
-        let boundaries = self.grid_().chunks()[self.axis].len().saturating_sub(1);
+        let boundaries = self.boundaries();
         Some(format!(
             "in order along axis {}: the running values at {boundaries} block boundaries computed first and held ({} elements), then every block from its own",
             self.axis,
@@ -199,7 +201,7 @@ impl<T: Num> PlanNode for Scan<T> {
         T::DTYPE
     }
     fn grid(&self) -> &ChunkGrid {
-        self.grid_()
+        self.input.grid()
     }
     fn inputs(&self) -> Vec<&dyn PlanNode> {
         vec![self.input.as_ref()]
@@ -207,7 +209,12 @@ impl<T: Num> PlanNode for Scan<T> {
     fn own_task_bytes(&self) -> usize {
         // The block being scanned (its input owned), and the held carries, counted with every
         // task (they are shared, so this is an overestimate).
-        let block = self.grid_().max_chunk_shape().iter().product::<usize>();
+        let block = self
+            .input
+            .grid()
+            .max_chunk_shape()
+            .iter()
+            .product::<usize>();
         block
             .saturating_add(self.carry_elements())
             .saturating_mul(T::DTYPE.size())
@@ -235,7 +242,7 @@ impl<T: Num> Node<T> for Scan<T> {
             );
         }
         // The block holding the region's start along the axis: scan from its start.
-        let starts = self.grid_().starts(axis);
+        let starts = self.input.grid().starts(axis);
         let k = starts.partition_point(|&s| s <= r.start) - 1;
         let mut from = region.to_vec();
         from[axis] = starts[k]..r.end;
