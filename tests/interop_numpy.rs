@@ -490,6 +490,8 @@ fn elementwise_cases() -> Vec<Case> {
         "round(u, 3)",
         "x.round(1)",
         "round(arange(-35, 36, 5), -1)",
+        "round(u, -1)",
+        "round(astype(u, int8), -1)",
         "i == 2.5",
         "maximum(i, 2.5)",
         "b + True",

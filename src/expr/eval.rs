@@ -427,7 +427,15 @@ fn round_to(col: usize, a: DynArray, decimals: i64) -> Result<Value> {
     let scaled = binary_value(col, first, Value::Array(x), f.clone())?;
     let rounded = Value::Array(at(col, to_array(col, scaled)?.unary(DUnary::Round))?);
     let back = to_array(col, binary_value(col, then, rounded, f)?)?;
-    Ok(Value::Array(if int { back.astype(dtype) } else { back }))
+    Ok(Value::Array(match dtype {
+        // NumPy's cast back wraps where the rounded value leaves a narrow integer type
+        // (`round(uint8 255, -1)` is 4): through int64, which holds every such value exactly.
+        DType::I8 | DType::I16 | DType::I32 | DType::U8 | DType::U16 | DType::U32 => {
+            back.astype(DType::I64).astype(dtype)
+        }
+        _ if int => back.astype(dtype),
+        _ => back,
+    }))
 }
 
 const UNARY: [(&str, DUnary); 21] = [
