@@ -886,20 +886,34 @@ pub(crate) fn tile_uses_gemm(metric: Metric, d: usize) -> bool {
     }
 }
 
-fn sq_norms<T: DistFloat>(rows: &[T], n: usize, d: usize) -> Vec<T> {
+/// The squared norm of each of the `n` rows of `rows`, and whether the row is finite.
+fn norms<T: DistFloat>(rows: &[T], n: usize, d: usize) -> (Vec<T>, Vec<bool>) {
     (0..n)
         .map(|i| {
-            rows[i * d..(i + 1) * d]
-                .iter()
-                .fold(T::zero(), |s, &v| s + v * v)
+            let row = &rows[i * d..(i + 1) * d];
+            let s = sq_norm(row);
+            // A non-finite coordinate makes the sum infinite or NaN; a finite row may still
+            // overflow it, so only a non-finite sum looks at the coordinates.
+            (s, s.is_finite() || row.iter().all(|v| v.is_finite()))
         })
-        .collect()
+        .unzip()
 }
 
-fn all_finite<T: DistFloat>(rows: &[T], n: usize, d: usize) -> Vec<bool> {
-    (0..n)
-        .map(|i| rows[i * d..(i + 1) * d].iter().all(|v| v.is_finite()))
-        .collect()
+/// `sum(v * v)` in eight running sums (the compiler vectorises them), added pairwise.
+fn sq_norm<T: DistFloat>(row: &[T]) -> T {
+    let mut acc = [T::zero(); 8];
+    let chunks = row.chunks_exact(8);
+    let rest = chunks.remainder();
+    for ch in chunks {
+        for (a, &v) in acc.iter_mut().zip(ch) {
+            *a = *a + v * v;
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    for &v in rest {
+        s = s + v * v;
+    }
+    s
 }
 
 /// Each row minus its mean (SciPy's `correlation` is the cosine of the centred points).
@@ -976,63 +990,112 @@ fn gemm_tile<T: DistFloat>(
     } else {
         (&x[..r * d], &y[..c * d])
     };
-    T::dot_tile(x, y, r, c, d, out);
-    let (nx, ny) = (sq_norms(x, r, d), sq_norms(y, c, d));
-    let (fx, fy) = (all_finite(x, r, d), all_finite(y, c, d));
-    let cancel = T::of(T::CANCELLATION);
-    let two = T::of(2.0);
-    let all_y_finite = fy.iter().all(|&f| f);
+    let (nx, fx) = norms(x, r, d);
+    let (ny, fy) = norms(y, c, d);
     let ry: Vec<T> = match metric {
         Metric::Cosine | Metric::Correlation => ny.iter().map(|v| v.fsqrt()).collect(),
         _ => Vec::new(),
     };
+    T::dot_tile(x, y, r, c, d, out);
+    let side = Side {
+        y,
+        ny: &ny,
+        fy: &fy,
+        ry: &ry,
+        all_finite: fy.iter().all(|&f| f),
+    };
     for i in 0..r {
-        let xi = &x[i * d..(i + 1) * d];
-        let row = &mut out.row(i)[..c];
-        if matches!(metric, Metric::Euclidean | Metric::SqEuclidean) {
-            // One pass the compiler vectorises: the identity, and whether any pair lost too
-            // many digits (NaN included) ...
-            let nxi = nx[i];
-            let mut lost = 0u32;
-            for (o, &nyj) in row.iter_mut().zip(&ny[..c]) {
-                let s = nxi + nyj;
-                let v = s - two * *o;
-                lost += u32::from(!kept_digits(v, s, cancel));
-                *o = v;
-            }
-            // ... then, only where needed, those pairs and the ones with a non-finite
-            // coordinate recomputed directly ...
-            if lost > 0 || !fx[i] || !all_y_finite {
-                for (j, o) in row.iter_mut().enumerate() {
-                    let s = nxi + ny[j];
-                    if !(fx[i] && fy[j] && kept_digits(*o, s, cancel)) {
-                        *o = direct_sq(xi, &y[j * d..(j + 1) * d]);
-                    }
-                }
-            }
-            // ... and the square roots, vectorised too.
-            if metric == Metric::Euclidean {
-                for o in row.iter_mut() {
-                    *o = o.fsqrt();
-                }
-            }
-            continue;
+        finish_row(
+            metric,
+            &x[i * d..(i + 1) * d],
+            nx[i],
+            fx[i],
+            &side,
+            out.row(i),
+        );
+    }
+}
+
+/// The columns of a GEMM tile: the points of `y`, their squared norms, whether each is
+/// finite, and for cosine and correlation the norms' roots.
+struct Side<'a, T> {
+    y: &'a [T],
+    ny: &'a [T],
+    fy: &'a [bool],
+    ry: &'a [T],
+    all_finite: bool,
+}
+
+/// Turns a row of inner products `x_i . y_j` into the metric's distances.
+fn finish_row<T: DistFloat>(
+    metric: Metric,
+    xi: &[T],
+    nxi: T,
+    fxi: bool,
+    side: &Side<'_, T>,
+    row: &mut [T],
+) {
+    let d = xi.len();
+    let c = side.ny.len();
+    let row = &mut row[..c];
+    if matches!(metric, Metric::Euclidean | Metric::SqEuclidean) {
+        if metric == Metric::Euclidean {
+            finish_squares::<T, true>(xi, nxi, fxi, side, row);
+        } else {
+            finish_squares::<T, false>(xi, nxi, fxi, side, row);
         }
-        if fx[i] && all_y_finite {
-            // Every pair finite: one branch-free pass, with the norms' roots taken once (the
-            // same values `cosine_from` takes per pair).
-            let rx = nx[i].fsqrt();
-            for (o, &ryj) in row.iter_mut().zip(&ry[..c]) {
-                *o = cosine_clip(*o / (rx * ryj));
-            }
-            continue;
+        return;
+    }
+    if fxi && side.all_finite {
+        // Every pair finite: one branch-free pass, with the norms' roots taken once (the same
+        // values `cosine_from` takes per pair).
+        let rx = nxi.fsqrt();
+        for (o, &ryj) in row.iter_mut().zip(side.ry) {
+            *o = cosine_clip(*o / (rx * ryj));
         }
+        return;
+    }
+    for (j, o) in row.iter_mut().enumerate() {
+        *o = if fxi && side.fy[j] {
+            cosine_from(*o, nxi, side.ny[j])
+        } else {
+            direct_cosine(xi, &side.y[j * d..(j + 1) * d])
+        };
+    }
+}
+
+/// Euclidean (`ROOT`) or squared euclidean distances from a row of inner products.
+fn finish_squares<T: DistFloat, const ROOT: bool>(
+    xi: &[T],
+    nxi: T,
+    fxi: bool,
+    side: &Side<'_, T>,
+    row: &mut [T],
+) {
+    let d = xi.len();
+    let cancel = T::of(T::CANCELLATION);
+    let two = T::of(2.0);
+    // A distance is never negative: this marks the pairs that lost too many digits.
+    let lost_mark = T::of(-1.0);
+    // One pass the compiler vectorises: the identity, its square root where it kept enough
+    // digits, and the count of those that did not (NaN included) ...
+    let mut lost = 0u32;
+    for (o, &nyj) in row.iter_mut().zip(side.ny) {
+        let s = nxi + nyj;
+        let v = s - two * *o;
+        let kept = kept_digits(v, s, cancel);
+        lost += u32::from(!kept);
+        let dist = if ROOT { v.fsqrt() } else { v };
+        *o = if kept { dist } else { lost_mark };
+    }
+    // ... then, only where needed, those pairs and the ones with a non-finite coordinate
+    // computed directly.
+    if lost > 0 || !fxi || !side.all_finite {
         for (j, o) in row.iter_mut().enumerate() {
-            *o = if fx[i] && fy[j] {
-                cosine_from(*o, nx[i], ny[j])
-            } else {
-                direct_cosine(xi, &y[j * d..(j + 1) * d])
-            };
+            if !(fxi && side.fy[j]) || *o == lost_mark {
+                let sq = direct_sq(xi, &side.y[j * d..(j + 1) * d]);
+                *o = if ROOT { sq.fsqrt() } else { sq };
+            }
         }
     }
 }
