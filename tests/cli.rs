@@ -460,6 +460,74 @@ fn existing_output_is_kept_without_overwrite() {
     );
 }
 
+/// `--overwrite` replaces a Zarr array, never a group and the arrays in it; an array goes
+/// into a group in the group's format (or is refused in the other one); a level needs a codec
+/// that compresses.
+#[test]
+fn zarr_groups_are_kept_and_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_npy(
+        d.join("x.npy"),
+        &ndarray::arr1(&[1.0f64, 2.0, 3.0]).into_dyn(),
+    )
+    .unwrap();
+    let exists = |p: &str| d.join(p).exists();
+
+    // A v2 group holding an array, and a group below it with another.
+    ok(d, &["convert", "x.npy", "g.zarr/a", "--zarr-format", "2"]);
+    ok(
+        d,
+        &["convert", "x.npy", "g.zarr/sub/b", "--zarr-format", "2"],
+    );
+    assert!(exists("g.zarr/.zgroup") && exists("g.zarr/sub/.zgroup"));
+    for group in ["g.zarr", "g.zarr/sub"] {
+        fails(
+            d,
+            &["convert", "x.npy", group, "--overwrite"],
+            &[group, "is a Zarr group", "never a group"],
+        );
+    }
+    assert!(exists("g.zarr/a/.zarray") && exists("g.zarr/sub/b/.zarray"));
+
+    // Without --zarr-format, a new array follows its group: v2 here ...
+    ok(d, &["convert", "x.npy", "g.zarr/sub/c"]);
+    assert!(exists("g.zarr/sub/c/.zarray") && !exists("g.zarr/sub/c/zarr.json"));
+    // ... and v3 where nothing says otherwise.
+    ok(d, &["convert", "x.npy", "h.zarr/a"]);
+    assert!(exists("h.zarr/zarr.json") && exists("h.zarr/a/zarr.json"));
+    // Asked for the other format, it is refused before anything is written.
+    fails(
+        d,
+        &["convert", "x.npy", "g.zarr/d", "--zarr-format", "3"],
+        &["g.zarr/d", "Zarr v2 group", "--zarr-format 2"],
+    );
+    fails(
+        d,
+        &["convert", "x.npy", "h.zarr/e", "--zarr-format", "2"],
+        &["h.zarr/e", "Zarr v3 group", "--zarr-format 3"],
+    );
+    assert!(!exists("g.zarr/d") && !exists("h.zarr/e"));
+    // Replacing an array in a group keeps the group's format and its other arrays.
+    ok(d, &["convert", "x.npy", "g.zarr/a", "--overwrite"]);
+    assert!(exists("g.zarr/a/.zarray") && exists("g.zarr/sub/b/.zarray"));
+
+    for (out, needles) in [
+        ("n.zarr", ["level 3", "codec none"]),
+        ("n.h5:/d", ["level 3", "without compression"]),
+        ("n.npy", ["never compressed", "--level"]),
+    ] {
+        let mut args = vec!["convert", "x.npy", out, "--level", "3"];
+        if out.ends_with(".zarr") {
+            args.extend(["--codec", "none"]);
+        }
+        if out.contains(".h5") && !cfg!(feature = "hdf5") {
+            continue;
+        }
+        fails(d, &args, &needles);
+    }
+}
+
 #[test]
 #[cfg(feature = "hdf5")]
 fn hdf5_bad_inputs_are_named() {

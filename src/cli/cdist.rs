@@ -2,7 +2,10 @@
 //! neighbours (or the counts within a radius) without building the matrix.
 
 use super::shard::{input_path, write_part, Part, ShardArgs};
-use super::{check_output, open, refuse_input_as_output, write_output, zarr_options, OutputArgs};
+use super::{
+    check_output, open, refuse_input_as_output, write_output, zarr_options, zarr_options_at,
+    OutputArgs,
+};
 use clap::Args;
 use ndarray::Axis;
 use serde_json::{Map, Value};
@@ -461,7 +464,10 @@ fn knn_part_typed<T: DistFloat>(
             args.radius.unwrap_or_default()
         )));
     }
-    let zopts = zarr_options(&args.out, false)?;
+    let zopts = match outputs.first() {
+        Some(first) => zarr_options_at(&args.out, false, first)?,
+        None => zarr_options(&args.out, false)?,
+    };
     let mut run = points_run("knn", a, metric);
     match args.radius {
         Some(r) => run.insert("radius".into(), r.into()),

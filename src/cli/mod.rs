@@ -220,8 +220,11 @@ pub(crate) fn check_output(spec: &str, overwrite: bool) -> Result<PathBuf> {
         }
         Location::Zarr(p) => {
             let (root, inner) = tessera::store::zarr::split_path(&p)?;
-            if !overwrite && tessera::store::zarr::node_exists(&root, &inner) {
-                return Err(Error::Exists(p));
+            if tessera::store::zarr::node_exists(&root, &inner) {
+                if !overwrite {
+                    return Err(Error::Exists(p));
+                }
+                tessera::store::zarr::refuse_group(&p)?;
             }
             Ok(p)
         }
@@ -281,6 +284,22 @@ pub(crate) fn zarr_options(
     })
 }
 
+/// [`zarr_options`] for an array at `path`: without `--zarr-format`, the format of the group
+/// it goes into, so that zarr-python finds it there.
+pub(crate) fn zarr_options_at(
+    out: &OutputArgs,
+    overwrite: bool,
+    path: &Path,
+) -> Result<tessera::store::zarr::ZarrWriteOptions> {
+    let mut zopts = zarr_options(out, overwrite)?;
+    if out.zarr_format.is_none() {
+        if let Some(f) = tessera::store::zarr::parent_group_format(path) {
+            zopts.zarr_format = f;
+        }
+    }
+    Ok(zopts)
+}
+
 /// The HDF5 write options of `--codec` (none or gzip) and `--level`.
 #[cfg(feature = "hdf5")]
 pub(crate) fn hdf5_options(
@@ -288,7 +307,14 @@ pub(crate) fn hdf5_options(
     overwrite: bool,
 ) -> Result<tessera::store::hdf5::Hdf5WriteOptions> {
     let deflate = match out.codec.as_deref().unwrap_or("none") {
-        "none" => None,
+        "none" => {
+            if let Some(l) = out.level {
+                return Err(Error::Invalid(format!(
+                    "level {l} given without compression: a level applies to --codec gzip"
+                )));
+            }
+            None
+        }
         "gzip" | "deflate" => match out.level.unwrap_or(4) {
             l @ 0..=9 => Some(l as u8),
             l => {
@@ -321,7 +347,7 @@ pub(crate) fn write_output(
 ) -> Result<()> {
     match locate(spec)? {
         Location::Zarr(_) => {
-            let zopts = zarr_options(out, overwrite)?;
+            let zopts = zarr_options_at(out, overwrite, path)?;
             array.to_zarr(path, &zopts, opts)
         }
         #[cfg(feature = "hdf5")]
@@ -340,9 +366,11 @@ pub(crate) fn write_output(
                     "--zarr-format applies to Zarr outputs, not .npy".into(),
                 ));
             }
-            if out.codec.as_deref().is_some_and(|c| c != "none") {
+            if out.codec.as_deref().is_some_and(|c| c != "none") || out.level.is_some() {
                 return Err(Error::Invalid(
-                    "a .npy output is never compressed: --codec applies to Zarr and HDF5".into(),
+                    "a .npy output is never compressed: --codec and --level apply to Zarr and \
+                     HDF5"
+                        .into(),
                 ));
             }
             array.to_npy(path, overwrite, opts)

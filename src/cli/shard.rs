@@ -248,7 +248,7 @@ pub(crate) fn write_part(
     run: Map<String, Value>,
     opts: &ExecOptions,
 ) -> Result<PartReport> {
-    let zopts = super::zarr_options(out, false)?;
+    let zopts = super::zarr_options_at(out, false, path)?;
     array.to_zarr_part(path, &zopts, &part.options(run), opts)
 }
 

@@ -557,7 +557,8 @@ impl Codec {
     /// Parses `none`, `zstd`, `blosc` or `gzip`, with an optional level.
     ///
     /// # Errors
-    /// An unknown codec name (the error lists the known ones).
+    /// An unknown codec name (the error lists the known ones), a level out of the codec's
+    /// range, or a level with `none`.
     pub fn parse(name: &str, level: Option<i32>) -> Result<Codec> {
         let ranged = |lo: i32, hi: i32, default: i32| -> Result<i32> {
             let l = level.unwrap_or(default);
@@ -570,7 +571,12 @@ impl Codec {
             }
         };
         match name {
-            "none" => Ok(Codec::None),
+            "none" => match level {
+                Some(l) => Err(Error::Invalid(format!(
+                    "level {l} given with codec none: a level applies to zstd, blosc or gzip"
+                ))),
+                None => Ok(Codec::None),
+            },
             "zstd" => Ok(Codec::Zstd(ranged(-7, 22, 3)?)),
             "blosc" => Ok(Codec::Blosc(ranged(0, 9, 5)? as u8)),
             "gzip" => Ok(Codec::Gzip(ranged(0, 9, 5)? as u32)),
@@ -920,7 +926,9 @@ impl<T: Element> ChunkedArray<T> {
         if replacing && !zopts.overwrite {
             return Err(Error::Exists(path.to_owned()));
         }
-        parents_are_groups(&Store::at(&root)?, &inner, path)?;
+        let store = Store::at(&root)?;
+        not_a_group(&store, &inner, path)?;
+        parents_are_groups(&store, &inner, zopts.zarr_format, path)?;
         if !replacing && target.read_dir().is_ok_and(|mut d| d.next().is_some()) {
             return Err(Error::Invalid(format!(
                 "{}: the directory exists and is not a Zarr array or group; refusing to write into it",
@@ -995,6 +1003,7 @@ impl<T: Element> ChunkedArray<T> {
             if !zopts.overwrite {
                 return Err(Error::Exists(path.to_owned()));
             }
+            not_a_group(&store, &inner, path)?;
             let prefix = zarrs::storage::StorePrefix::new(node_prefix(&inner))
                 .map_err(|e| Error::format(path, e.to_string()))?;
             store
@@ -1056,21 +1065,93 @@ impl<T: Element> ChunkedArray<T> {
 
 /// Refuses a node `inner` below an existing array: only groups hold nodes (zarr-python
 /// refuses the rest: "a parent ... is an array").
-pub(super) fn parents_are_groups(store: &Store, inner: &str, path: &Path) -> Result<()> {
+pub(super) fn parents_are_groups(
+    store: &Store,
+    inner: &str,
+    format: u8,
+    path: &Path,
+) -> Result<()> {
     let parts: Vec<&str> = inner.split('/').filter(|p| !p.is_empty()).collect();
-    for k in 0..parts.len() {
-        let group = format!("/{}", parts[..k].join("/"));
-        if store_has_array(store, &group) {
+    let above: Vec<(String, String)> = (0..parts.len())
+        .map(|k| {
+            let group = format!("/{}", parts[..k].join("/"));
             let what = if k == 0 {
                 "the store's root".into()
             } else {
-                group
+                group.clone()
             };
+            (group, what)
+        })
+        .collect();
+    for (group, what) in &above {
+        if store_has_array(store, group) {
             return Err(Error::Invalid(format!(
                 "{}: {what} is an array, and only groups may hold arrays; write {inner} elsewhere",
                 path.display()
             )));
         }
+    }
+    for (group, what) in &above {
+        // zarr-python does not see a node of the other format inside a group.
+        if let Some(g) = group_format(store, group).filter(|&g| g != format) {
+            return Err(Error::Invalid(format!(
+                "{}: {what} is a Zarr v{g} group, and a v{format} array inside it would be \
+                 invisible to zarr-python; write it as Zarr v{g} (--zarr-format {g})",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The Zarr format of the group at `group` in `store` (2 for a `.zgroup`, 3 for a
+/// `zarr.json` of a group); `None` where no group is.
+fn group_format(store: &Store, group: &str) -> Option<u8> {
+    let p = node_prefix(group);
+    if store.get(&format!("{p}.zgroup")).is_ok_and(|b| b.is_some()) {
+        return Some(2);
+    }
+    store
+        .get(&format!("{p}zarr.json"))
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .filter(|v| v.get("node_type").and_then(|t| t.as_str()) == Some("group"))
+        .map(|_| 3)
+}
+
+/// The format of the group an array at `path` goes into: that of the deepest existing group
+/// above it; `None` for an array at a store's root or where no group exists yet. The CLI
+/// writes in it when not told a format, so that zarr-python finds the array in its group.
+pub fn parent_group_format(path: &Path) -> Option<u8> {
+    let (root, inner) = split_path(path).ok()?;
+    let store = Store::at(&root).ok()?;
+    let parts: Vec<&str> = inner.split('/').filter(|p| !p.is_empty()).collect();
+    (0..parts.len())
+        .rev()
+        .find_map(|k| group_format(&store, &format!("/{}", parts[..k].join("/"))))
+}
+
+/// Refuses to replace a Zarr group (and every node it holds) with an array: only an array
+/// is replaced.
+///
+/// # Errors
+/// A group at `path`.
+pub fn refuse_group(path: &Path) -> Result<()> {
+    let (root, inner) = split_path(path)?;
+    match Store::at(&root) {
+        Ok(store) => not_a_group(&store, &inner, path),
+        Err(_) => Ok(()),
+    }
+}
+
+fn not_a_group(store: &Store, inner: &str, path: &Path) -> Result<()> {
+    if group_format(store, inner).is_some() {
+        return Err(Error::Invalid(format!(
+            "{} is a Zarr group: --overwrite replaces an array, never a group and what it \
+             holds; remove the group first or name an array inside it",
+            path.display()
+        )));
     }
     Ok(())
 }

@@ -181,7 +181,8 @@ impl ZarrTarget {
     ) -> Result<(ZarrTarget, Joined)> {
         let (root, inner) = split_path(path)?;
         let store = Store::at(&root)?;
-        super::parents_are_groups(&store, &inner, path)?;
+        super::not_a_group(&store, &inner, path)?;
+        super::parents_are_groups(&store, &inner, zopts.zarr_format, path)?;
         if inner != "/" || store.dir.is_some() {
             super::create_parent_groups(&store, &inner, zopts.zarr_format, path)?;
         }
