@@ -528,6 +528,66 @@ fn zarr_groups_are_kept_and_followed() {
     }
 }
 
+/// A `.npy` output on a disk without room for it is an error naming the output, not a bus
+/// error from its memory map, and leaves nothing behind. Needs a small tmpfs: skipped where
+/// this process may not mount one (not root).
+#[test]
+#[cfg(target_os = "linux")]
+fn a_full_disk_is_an_error_not_a_crash() {
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let small = d.join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1M", "tmpfs"])
+        .arg(&small)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    }
+    let _unmount = Unmount(small.clone());
+    write_npy(
+        d.join("x.npy"),
+        &ndarray::Array1::<f64>::ones(300_000).into_dyn(),
+    )
+    .unwrap();
+    for (args, out) in [
+        (&["convert", "x.npy", "small/c.npy"][..], "small/c.npy"),
+        (
+            &["eval", "x * 2", "--in", "x=x.npy", "-o", "small/e.npy"][..],
+            "small/e.npy",
+        ),
+        (
+            &["cdist", "x.npy", "x.npy", "-o", "small/d.npy"][..],
+            "small/d.npy",
+        ),
+    ] {
+        if args[0] == "cdist" {
+            // 600 x 500 points: a 2.3 MiB matrix.
+            write_npy(
+                d.join("x.npy"),
+                &ndarray::Array2::<f64>::ones((600, 500)).into_dyn(),
+            )
+            .unwrap();
+        }
+        fails(d, args, &[out, "No space left"]);
+        assert!(
+            listing(&small).is_empty(),
+            "{args:?} left {:?}",
+            listing(&small)
+        );
+    }
+}
+
 #[test]
 #[cfg(feature = "hdf5")]
 fn hdf5_bad_inputs_are_named() {

@@ -738,11 +738,46 @@ impl NpyMap {
     }
 }
 
+/// Allocates the file's blocks up front where the file system can: the data is written
+/// through a memory map, where a disk that fills up would stop the process with a bus error
+/// instead of an error the writer can report. File systems that cannot (`EOPNOTSUPP`) keep the
+/// file sparse.
+fn reserve(file: &fs::File, len: usize) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        if len == 0 {
+            return Ok(());
+        }
+        let len =
+            libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::FileTooLarge))?;
+        loop {
+            // SAFETY: a plain system call on an open descriptor this function borrows.
+            let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
+            if rc == 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => return Ok(()),
+                _ => return Err(e),
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, len);
+        Ok(())
+    }
+}
+
 /// A `.npy` file being written through a writable memory map.
 ///
 /// [`create`](NpyWriter::create) makes a hidden temporary file next to the target
 /// (`.name.npy.XXXXXX.partial` in the same directory), sizes it for the header and the data
-/// (sparsely: unwritten data reads as zeros) and writes the header. The data is then written
+/// (its blocks allocated where the file system can, so that a full disk is an error here and
+/// not a bus error later; unwritten data reads as zeros) and writes the header. The data is then written
 /// through [`data_mut`](NpyWriter::data_mut) or, from several threads,
 /// [`data_ptr`](NpyWriter::data_ptr). [`finish`](NpyWriter::finish) flushes the file and renames
 /// it onto the target in one atomic step. Dropping the writer without finishing (an error, a
@@ -776,8 +811,8 @@ impl NpyWriter {
     /// # Errors
     /// [`Error::Exists`] if `path` exists and `overwrite` is false (the existing file is left
     /// untouched); [`Error::Io`] naming `path` if it is a directory, its parent directory is
-    /// missing or the location is not writable; [`Error::Shape`] if the array's size overflows
-    /// `usize`.
+    /// missing, the location is not writable or has no room for the file; [`Error::Shape`] if
+    /// the array's size overflows `usize`.
     pub fn create(
         path: &Path,
         dtype: DType,
@@ -834,6 +869,15 @@ impl NpyWriter {
         tmp.as_file()
             .set_len(total as u64)
             .map_err(|e| Error::io(path, e))?;
+        reserve(tmp.as_file(), total).map_err(|e| {
+            Error::io(
+                path,
+                io::Error::new(
+                    e.kind(),
+                    format!("reserving {total} bytes for the output: {e}"),
+                ),
+            )
+        })?;
         // SAFETY: the file was just created with a fresh random name and is owned by this
         // writer; nothing else is expected to truncate it while it is mapped.
         let mut map = unsafe { MmapMut::map_mut(tmp.as_file()) }.map_err(|e| Error::io(path, e))?;
