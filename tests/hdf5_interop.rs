@@ -2261,3 +2261,80 @@ fn contiguous_datasets_read_the_same_with_any_blocks() {
     let b = ChunkedArray::<bool>::from_hdf5(&path, "/g/b", [2, 5]).unwrap();
     assert_eq!(b.compute_with(&opts()).unwrap(), flags.into_dyn());
 }
+
+/// A write to a new HDF5 file killed on the way leaves no file at the output path (the file
+/// is made under a hidden name beside it and renamed once complete); the same write then
+/// completes, readable.
+#[test]
+fn a_killed_write_leaves_no_file_at_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 16 MB of varied values: deflate at level 9 takes a while, one chunk after another.
+    let x = ArrayD::from_shape_fn(IxDyn(&[1000, 2000]), |i| {
+        let k = (i[0] * 2000 + i[1]) as u64;
+        (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64
+    });
+    ndarray_npy::write_npy(d.join("x.npy"), &x).unwrap();
+    let args = [
+        "--threads",
+        "1",
+        "-q",
+        "convert",
+        "x.npy",
+        "new.h5:/g/d",
+        "--codec",
+        "gzip",
+        "--level",
+        "9",
+        "--chunks",
+        "50",
+    ];
+    let mut child = {
+        let _g = spawning();
+        Command::new(TESSERA)
+            .args(args)
+            .current_dir(d)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot run the tessera binary")
+    };
+    // Killed once the hidden file has some chunks in it.
+    let partial = || {
+        std::fs::read_dir(d).unwrap().flatten().find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".new.h5.tessera-partial")
+                && e.metadata().is_ok_and(|m| m.len() > 1 << 20)
+        })
+    };
+    let start = std::time::Instant::now();
+    while partial().is_none() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the write ended before it could be interrupted"
+        );
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "no partial file after 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !d.join("new.h5").exists(),
+        "an interrupted write left new.h5"
+    );
+    // The same write, not interrupted, gives the file.
+    success("the write again", &tessera(d, &args));
+    let back = {
+        let _g = in_process();
+        ChunkedArray::<f64>::from_hdf5(d.join("new.h5"), "/g/d", Chunks::Auto)
+            .unwrap()
+            .compute()
+            .unwrap()
+    };
+    assert_eq!(bits(&back), bits(&x));
+}

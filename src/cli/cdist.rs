@@ -254,7 +254,7 @@ pub(crate) fn run_cdist(args: &CdistArgs, opts: &ExecOptions) -> Result<()> {
         result.dtype(),
         result.shape(),
         fmt_bytes(result.nbytes()),
-        dst.display(),
+        args.output,
         result.grid().nblocks(),
         tile,
         secs,

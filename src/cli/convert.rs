@@ -95,7 +95,7 @@ pub(crate) fn run(args: &ConvertArgs, opts: &ExecOptions) -> Result<()> {
         array.dtype(),
         array.shape(),
         fmt_bytes(array.nbytes()),
-        dst.display()
+        args.dst
     );
     Ok(())
 }

@@ -145,7 +145,7 @@ pub(crate) fn run(args: &EvalArgs, opts: &ExecOptions) -> Result<()> {
                 array.dtype(),
                 array.shape(),
                 tessera::error::fmt_bytes(array.nbytes()),
-                path.display()
+                spec
             );
         }
         (None, _) if array.nbytes() <= PRINT_LIMIT => {

@@ -762,15 +762,17 @@ struct PlacedSink<'a> {
 }
 
 impl<'a> PlacedSink<'a> {
+    /// Opens the file at `file_at` (where the bytes are; `path` names it in messages).
     fn open(
         path: &'a Path,
+        file_at: &Path,
         ds: &'a hdf5::Dataset,
         chunk: &'a [usize],
         name: &'a str,
     ) -> Result<Self> {
         let file = std::fs::OpenOptions::new()
             .write(true)
-            .open(path)
+            .open(file_at)
             .map_err(|e| Error::format(path, format!("opening the file to write {name}: {e}")))?;
         Ok(PlacedSink {
             file,
@@ -978,7 +980,9 @@ impl<T: H5Element> ChunkedArray<T> {
     }
 
     /// Writes the array as a chunked dataset `dataset` of the HDF5 file at `path` (created if
-    /// missing, with the groups on the way), one HDF5 chunk per block.
+    /// missing, with the groups on the way), one HDF5 chunk per block. A new file is written
+    /// beside `path` under a hidden name and renamed onto it once complete; in an existing
+    /// file the dataset is written under a hidden name and renamed once complete.
     ///
     /// # Errors
     /// A `dataset` that names the root group, an existing dataset without `overwrite`, an
@@ -1019,10 +1023,18 @@ impl<T: H5Element> ChunkedArray<T> {
         };
         check(placed)?;
         let existed = path.exists();
+        // A new file is made aside and renamed into place once complete: an interrupted run
+        // leaves no file at `path` that looks like an HDF5 file and is not a readable one.
+        let file_at = if existed {
+            path.to_owned()
+        } else {
+            aside_file(path)
+        };
         let file = if existed {
             hdf5::File::open_rw(path).map_err(|e| herr(path, "not a writable HDF5 file", e))?
         } else {
-            hdf5::File::create(path).map_err(|e| herr(path, "cannot create the file", e))?
+            let _ = std::fs::remove_file(&file_at);
+            hdf5::File::create(&file_at).map_err(|e| herr(path, "cannot create the file", e))?
         };
         let name = dataset.trim_start_matches('/');
         let replacing = file.link_exists(name);
@@ -1128,7 +1140,7 @@ impl<T: H5Element> ChunkedArray<T> {
             let ctx = ExecContext::new(opts.clone())?;
             match Pipeline::of(&ds.filters()).filter(|_| self.ndim() > 0) {
                 _ if placed => {
-                    let sink = PlacedSink::open(path, &ds, &chunk, dataset)?;
+                    let sink = PlacedSink::open(path, &file_at, &ds, &chunk, dataset)?;
                     exec::run(data.node().as_ref(), &sink, &ctx)?;
                     sink.close()?;
                 }
@@ -1160,11 +1172,29 @@ impl<T: H5Element> ChunkedArray<T> {
             }
             drop(file);
             if !existed {
-                let _ = std::fs::remove_file(path);
+                let _ = std::fs::remove_file(&file_at);
+            }
+            return result;
+        }
+        if !existed {
+            // Every handle on the new file is closed: it is complete on disk.
+            drop(file);
+            if let Err(e) = std::fs::rename(&file_at, path) {
+                let _ = std::fs::remove_file(&file_at);
+                return Err(Error::io(path, e));
             }
         }
         result
     }
+}
+
+/// Where a new HDF5 file at `path` is written until it is complete: a hidden name beside it.
+fn aside_file(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out.h5".into());
+    path.with_file_name(format!(".{name}.tessera-partial-{}", std::process::id()))
 }
 
 /// Chunks the single writer may have queued: one per worker thread.
