@@ -508,6 +508,17 @@ fn zarr_groups_are_kept_and_followed() {
         &["h.zarr/e", "Zarr v3 group", "--zarr-format 3"],
     );
     assert!(!exists("g.zarr/d") && !exists("h.zarr/e"));
+    // A group where an array is read is named as one, with an array to read instead.
+    fails(
+        d,
+        &["info", "g.zarr"],
+        &["g.zarr is a Zarr group", "(as g.zarr/a)"],
+    );
+    fails(
+        d,
+        &["convert", "h.zarr", "o.npy"],
+        &["h.zarr is a Zarr group", "(as h.zarr/a)"],
+    );
     // Replacing an array in a group keeps the group's format and its other arrays.
     ok(d, &["convert", "x.npy", "g.zarr/a", "--overwrite"]);
     assert!(exists("g.zarr/a/.zarray") && exists("g.zarr/sub/b/.zarray"));

@@ -304,8 +304,20 @@ fn open_array(path: &Path) -> Result<(ZArray, Store, PathBuf, String)> {
             ),
         ));
     }
-    let array = numcodecs::open(&store.storage, &inner)
-        .map_err(|e| Error::format(path, format!("not a readable Zarr array at {inner}: {e}")))?;
+    let array = numcodecs::open(&store.storage, &inner).map_err(|e| {
+        if group_format(&store, &inner).is_none() {
+            return Error::format(path, format!("not a readable Zarr array at {inner}: {e}"));
+        }
+        let members = arrays_at(path).unwrap_or_default();
+        let example = match members.first() {
+            Some(a) => format!(" (as {})", a.display()),
+            None => String::new(),
+        };
+        Error::Invalid(format!(
+            "{} is a Zarr group, not an array: name an array inside it{example}",
+            path.display()
+        ))
+    })?;
     check_extent(path, &array)?;
     Ok((array, store, root, inner))
 }
