@@ -752,3 +752,45 @@ fn reshape_of_an_empty_array_has_one_empty_block() {
     assert_eq!(y.chunks(), &[vec![0]]);
     assert_eq!(y.nblocks(), 1);
 }
+
+/// Slices are shown in NumPy's notation (in plans and in errors that name a node).
+#[test]
+fn slices_print_in_numpys_notation() {
+    let items = [
+        (SliceItem::ALL, ":"),
+        (
+            SliceItem::Range {
+                start: Some(1),
+                stop: None,
+                step: 1,
+            },
+            "1:",
+        ),
+        (
+            SliceItem::Range {
+                start: None,
+                stop: Some(-2),
+                step: -3,
+            },
+            ":-2:-3",
+        ),
+        (SliceItem::Index(-1), "-1"),
+        (SliceItem::NewAxis, "None"),
+    ];
+    for (item, want) in items {
+        assert_eq!(item.to_string(), want);
+    }
+    let x = ChunkedArray::<f64>::zeros(&[4, 5], Chunks::Auto).unwrap();
+    let s = x
+        .slice(&[
+            SliceItem::Index(1),
+            SliceItem::Range {
+                start: Some(1),
+                stop: None,
+                step: 2,
+            },
+        ])
+        .unwrap();
+    let plan = s.explain();
+    assert!(plan.contains("getitem[1, 1::2]"), "{plan}");
+}

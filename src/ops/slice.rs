@@ -38,6 +38,24 @@ impl SliceItem {
     };
 }
 
+/// NumPy's notation: `1:`, `::-2`, `3`, `None`.
+impl std::fmt::Display for SliceItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            SliceItem::Range { start, stop, step } => {
+                let opt = |v: Option<isize>| v.map(|v| v.to_string()).unwrap_or_default();
+                write!(f, "{}:{}", opt(start), opt(stop))?;
+                if step != 1 {
+                    write!(f, ":{step}")?;
+                }
+                Ok(())
+            }
+            SliceItem::Index(i) => write!(f, "{i}"),
+            SliceItem::NewAxis => f.write_str("None"),
+        }
+    }
+}
+
 /// One output axis of a slice: where it comes from.
 #[derive(Clone, Debug)]
 enum OutAxis {
@@ -474,7 +492,14 @@ impl<T: Element> ChunkedArray<T> {
             out,
             fixed,
             grid: ChunkGrid::from_parts(shape, chunks),
-            desc: format!("getitem({items:?})"),
+            desc: format!(
+                "getitem[{}]",
+                items
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         })))
     }
 
