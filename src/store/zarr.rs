@@ -919,8 +919,9 @@ impl<T: Element> ChunkedArray<T> {
     /// successor is complete, and on failure the partial output is removed.
     ///
     /// # Errors
-    /// An existing path without `overwrite`, a directory in the way that is not a Zarr node, an
-    /// unwritable location, or any error of the plan.
+    /// An existing path without `overwrite`, a group at `path` (only an array is replaced), an
+    /// array or a group of the other Zarr format above it, a directory in the way that is not
+    /// a Zarr node, an unwritable location, or any error of the plan.
     pub fn to_zarr(
         &self,
         path: impl AsRef<Path>,
