@@ -20,3 +20,10 @@ pub mod raw;
 mod raw_deflate;
 mod raw_inflate;
 pub mod zarr;
+
+/// The hidden name beside `leaf` under which this process writes an output until it is
+/// complete (`what` = `partial`), or keeps the output it replaces meanwhile (`old`):
+/// `.leaf.tessera-partial-PID`.
+pub(crate) fn aside_name(leaf: &str, what: &str) -> String {
+    format!(".{leaf}.tessera-{what}-{}", std::process::id())
+}

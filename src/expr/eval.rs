@@ -401,8 +401,9 @@ fn binary_value(col: usize, op: BinaryOp, a: Value, b: Value) -> Result<Value> {
 
 /// NumPy's `round(a, decimals)`: `a * 10**decimals` rounded half to even, divided back (for
 /// negative `decimals`, divided then multiplied), in `a`'s float type. Integers are returned as
-/// they are for `decimals >= 0`, and otherwise rounded through float64 and cast back (a result
-/// out of the type's range saturates, where NumPy's cast wraps: `round(uint8 255, -1)`).
+/// they are for `decimals >= 0`, and otherwise rounded through float64 and cast back as NumPy
+/// casts: wrapping in the types narrower than 64 bits (`round(uint8 255, -1)` is 4), saturating
+/// in int64 and uint64 (where NumPy's result is undefined).
 fn round_to(col: usize, a: DynArray, decimals: i64) -> Result<Value> {
     let dtype = a.dtype();
     if dtype == DType::Bool {

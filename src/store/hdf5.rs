@@ -1055,7 +1055,7 @@ impl<T: H5Element> ChunkedArray<T> {
         // Written aside under a temporary name in the same group, then renamed over the old one.
         let parts: Vec<&str> = name.split('/').filter(|p| !p.is_empty()).collect();
         let leaf = parts.last().copied().unwrap_or_default();
-        let aside = format!(".{leaf}.tessera-partial-{}", std::process::id());
+        let aside = super::aside_name(leaf, "partial");
         let aside_path = match name.rsplit_once('/') {
             Some((parent, _)) => format!("{parent}/{aside}"),
             None => aside.clone(),
@@ -1194,7 +1194,7 @@ fn aside_file(path: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out.h5".into());
-    path.with_file_name(format!(".{name}.tessera-partial-{}", std::process::id()))
+    path.with_file_name(super::aside_name(&name, "partial"))
 }
 
 /// Chunks the single writer may have queued: one per worker thread.

@@ -777,8 +777,8 @@ fn reserve(file: &fs::File, len: usize) -> io::Result<()> {
 /// [`create`](NpyWriter::create) makes a hidden temporary file next to the target
 /// (`.name.npy.XXXXXX.partial` in the same directory), sizes it for the header and the data
 /// (its blocks allocated where the file system can, so that a full disk is an error here and
-/// not a bus error later; unwritten data reads as zeros) and writes the header. The data is then written
-/// through [`data_mut`](NpyWriter::data_mut) or, from several threads,
+/// not a bus error later; unwritten data reads as zeros) and writes the header. The data is
+/// then written through [`data_mut`](NpyWriter::data_mut) or, from several threads,
 /// [`data_ptr`](NpyWriter::data_ptr). [`finish`](NpyWriter::finish) flushes the file and renames
 /// it onto the target in one atomic step. Dropping the writer without finishing (an error, a
 /// panic, an interrupted run) removes the temporary file, so a file at the target path is always

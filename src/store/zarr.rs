@@ -957,7 +957,7 @@ impl<T: Element> ChunkedArray<T> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "array.zarr".into());
-        let aside_name = |what: &str| format!(".{leaf}.tessera-{what}-{}", std::process::id());
+        let aside_name = |what: &str| super::aside_name(&leaf, what);
         let (write_root, write_inner, aside) = if inner == "/" {
             let aside = root.with_file_name(aside_name("partial"));
             (aside.clone(), "/".to_string(), aside)
