@@ -1808,3 +1808,105 @@ fn uncompressed_chunks_read_the_same_by_any_blocks() {
         }
     }
 }
+
+/// zarr-python opens a group through its consolidated metadata when it has some: arrays that
+/// tessera writes, replaces, shards or nests below such a group (v2 `.zmetadata`, v3
+/// `consolidated_metadata`) are entered there, so zarr-python sees their shapes and values,
+/// and the groups tessera creates on the way.
+#[test]
+fn consolidated_groups_see_what_tessera_writes() {
+    let Some(py) = python::python("consolidated_groups_see_what_tessera_writes") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    python::run_script(
+        &py,
+        r#"
+import sys, warnings, numpy as np, zarr
+warnings.simplefilter("ignore")
+root = sys.argv[1]
+for fmt in (2, 3):
+    g = zarr.open_group(f"{root}/c{fmt}.zarr", mode="w", zarr_format=fmt)
+    g.create_array("a", shape=(3, 4), dtype="f8")[:] = 1
+    g.create_group("sub").create_array("b", shape=(2,), dtype="i4")[:] = 2
+    zarr.consolidate_metadata(f"{root}/c{fmt}.zarr")
+np.save(f"{root}/v.npy", np.arange(35.0).reshape(7, 5))
+"#,
+        &[root],
+    );
+    for f in ["c2.zarr", "c3.zarr"] {
+        let runs: Vec<Vec<String>> = vec![
+            vec!["convert", "v.npy", &format!("{f}/a"), "--overwrite"],
+            vec!["convert", "v.npy", &format!("{f}/new")],
+            vec!["convert", "v.npy", &format!("{f}/sub/deep/c")],
+            vec!["convert", "v.npy", &format!("{f}/sub/b"), "--overwrite"],
+            // Two workers of a sharded run, then `verify` marks the array complete.
+            vec!["convert", "v.npy", &format!("{f}/s"), "--chunks", "2,5"],
+            vec!["knn", "v.npy", "-k", "2", "--metric", "euclidean"],
+        ]
+        .into_iter()
+        .map(|v| v.into_iter().map(String::from).collect())
+        .collect();
+        for mut args in runs {
+            if args[0] == "knn" {
+                args.extend(["-o".into(), format!("{f}/nn")]);
+            }
+            if args.last().is_some_and(|a| a == "2,5") {
+                for task in ["0", "1"] {
+                    let mut a = args.clone();
+                    a.extend([
+                        "--task-index".into(),
+                        task.into(),
+                        "--task-count".into(),
+                        "2".into(),
+                    ]);
+                    success(&a.join(" "), &tessera(root, &a));
+                }
+                let v = ["verify".to_string(), format!("{f}/s")];
+                success(&v.join(" "), &tessera(root, &v));
+                continue;
+            }
+            success(&args.join(" "), &tessera(root, &args));
+        }
+    }
+    let report = python::run_script(
+        &py,
+        r#"
+import sys, warnings, numpy as np, zarr
+warnings.simplefilter("ignore")
+root = sys.argv[1]
+want = np.arange(35.0).reshape(7, 5)
+for fmt in (2, 3):
+    path = f"{root}/c{fmt}.zarr"
+    for how, g in (("open_group", zarr.open_group(path, mode="r")),
+                   ("open_consolidated", zarr.open_consolidated(path, mode="r"))):
+        tag = f"v{fmt} {how}"
+        if g.metadata.consolidated_metadata is None:
+            print(f"FAIL {tag}: the group is not read through consolidated metadata")
+        names = sorted(n for n, _ in g.members(max_depth=None))
+        expect = ["a", "new", "nn", "nn/distances", "nn/indices", "s", "sub", "sub/b",
+                  "sub/deep", "sub/deep/c"]
+        if names != expect:
+            print(f"FAIL {tag}: members {names}")
+        for p in ("a", "new", "sub/deep/c", "sub/b", "s"):
+            arr = g[p]
+            if arr.shape != want.shape or not np.array_equal(arr[:], want):
+                print(f"FAIL {tag} {p}: shape {arr.shape}")
+            elif arr.attrs.get("tessera_complete") is not True:
+                print(f"FAIL {tag} {p}: attributes {dict(arr.attrs)}")
+            else:
+                print(f"OK {tag} {p}")
+        if g["nn/indices"].shape != (7, 2) or list(g["nn/indices"][0]) != [0, 1]:
+            print(f"FAIL {tag} nn/indices: {g['nn/indices'][:]}")
+"#,
+        &[root],
+    );
+    let bad = failures(&report);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    assert_eq!(
+        report.lines().filter(|l| l.starts_with("OK ")).count(),
+        20,
+        "{report}"
+    );
+}

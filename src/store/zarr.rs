@@ -23,6 +23,7 @@ use zarrs::storage::{ReadableWritableListableStorage, StoreKey};
 /// The attribute tessera writes last, once every chunk of an output is stored.
 pub const COMPLETE_ATTRIBUTE: &str = "tessera_complete";
 
+mod consolidated;
 mod direct;
 mod numcodecs;
 mod target;
@@ -916,12 +917,15 @@ impl<T: Element> ChunkedArray<T> {
     /// [`ZarrWriteOptions::zarr_format`] = 2), one chunk per block (the blocks are first made
     /// regular if they are not). The array is written aside, metadata first and the completion
     /// attribute last, then moved into place: an existing array is replaced only once its
-    /// successor is complete, and on failure the partial output is removed.
+    /// successor is complete, and on failure the partial output is removed. A group above
+    /// that keeps consolidated metadata (zarr-python's `consolidate_metadata`) has the new
+    /// array and the groups created on the way entered in it, so zarr-python sees them.
     ///
     /// # Errors
     /// An existing path without `overwrite`, a group at `path` (only an array is replaced), an
     /// array or a group of the other Zarr format above it, a directory in the way that is not
-    /// a Zarr node, an unwritable location, or any error of the plan.
+    /// a Zarr node, an unwritable location, consolidated metadata above that cannot be read or
+    /// updated, or any error of the plan.
     pub fn to_zarr(
         &self,
         path: impl AsRef<Path>,
@@ -995,7 +999,9 @@ impl<T: Element> ChunkedArray<T> {
                 let _ = std::fs::remove_dir_all(&root);
             }
         }
-        result
+        result?;
+        // Groups above that consolidate their nodes' metadata are told of the new array.
+        consolidated::refresh(&store, &inner, path)
     }
 }
 

@@ -113,7 +113,7 @@ pub(super) fn write_atomic(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-fn read_json(store: &Store, key: &str) -> Result<Option<Value>> {
+pub(super) fn read_json(store: &Store, key: &str) -> Result<Option<Value>> {
     store
         .get(key)?
         .map(|b| {
@@ -123,7 +123,7 @@ fn read_json(store: &Store, key: &str) -> Result<Option<Value>> {
         .transpose()
 }
 
-fn write_json(store: &Store, key: &str, value: &Value) -> Result<()> {
+pub(super) fn write_json(store: &Store, key: &str, value: &Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::Invalid(format!("{key}: encoding metadata: {e}")))?;
     store
@@ -616,7 +616,9 @@ impl ZarrTarget {
                 ))
             }
         }
-        write_json(&self.store, &key, &stored)
+        write_json(&self.store, &key, &stored)?;
+        let inner = format!("/{}", self.prefix.trim_end_matches('/'));
+        super::consolidated::refresh(&self.store, &inner, &self.path)
     }
 }
 
