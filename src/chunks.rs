@@ -466,7 +466,8 @@ fn regular(n: usize, size: usize) -> Vec<usize> {
 }
 
 /// Sizes for the automatic axes: about `budget` elements per block, spread evenly over the
-/// automatic axes, each rounded to a multiple of the native chunk where there is one.
+/// automatic axes, each a multiple of the native chunk where there is one (at least one
+/// chunk, even where that exceeds the budget).
 fn auto_sizes(
     shape: &[usize],
     axes: &[usize],
@@ -476,16 +477,26 @@ fn auto_sizes(
     let mut out = vec![0usize; axes.len()];
     let mut open: Vec<usize> = (0..axes.len()).collect();
     let mut budget = budget;
-    // Axes shorter than their even share take their whole length; the rest share what is left.
+    let base = |ax: usize| native.and_then(|n| n.get(ax)).copied().unwrap_or(1).max(1);
     loop {
         let share = budget.powf(1.0 / open.len().max(1) as f64);
-        let (small, big): (Vec<usize>, Vec<usize>) = open
-            .iter()
-            .partition(|&&i| (shape[axes[i]] as f64) <= share);
-        if small.is_empty() {
-            for &i in &big {
+        // Axes shorter than their even share take their whole length. Then axes whose stored
+        // chunks are longer than their share take one chunk (a block holds whole chunks; the
+        // rounding below would take it anyway, and overshoot the budget by that factor).
+        // The other axes share what is left.
+        let short = |i: &usize| shape[axes[*i]] as f64 <= share;
+        let mut fixed: Vec<usize> = open.iter().copied().filter(short).collect();
+        if fixed.is_empty() {
+            fixed = open
+                .iter()
+                .copied()
+                .filter(|&i| base(axes[i]) as f64 > share)
+                .collect();
+        }
+        if fixed.is_empty() {
+            for &i in &open {
                 let ax = axes[i];
-                let base = native.and_then(|n| n.get(ax)).copied().unwrap_or(1).max(1);
+                let base = base(ax);
                 let mut s = (share.floor() as usize).max(1);
                 if base > 1 {
                     s = ((s / base).max(1)) * base;
@@ -494,12 +505,13 @@ fn auto_sizes(
             }
             break;
         }
-        for &i in &small {
-            out[i] = shape[axes[i]].max(1);
-            budget /= shape[axes[i]].max(1) as f64;
+        for &i in &fixed {
+            let n = shape[axes[i]];
+            out[i] = if short(&i) { n } else { base(axes[i]).min(n) }.max(1);
+            budget /= out[i] as f64;
         }
         budget = budget.max(1.0);
-        open = big;
+        open.retain(|i| !fixed.contains(i));
         if open.is_empty() {
             break;
         }
@@ -604,6 +616,62 @@ mod tests {
         let g = ChunkGrid::new_aligned(&[100_000, 100_000], &Chunks::Auto, 8, Some(&[1000, 1000]))
             .unwrap();
         assert_eq!(g.max_chunk_shape()[0] % 1000, 0);
+    }
+
+    /// An axis whose stored chunks are longer than its share of the budget takes one chunk,
+    /// and the other axes take less: blocks stay within the budget (they were rounded up to
+    /// whole chunks at the end, over it by up to the chunk's length).
+    #[test]
+    fn auto_blocks_stay_within_the_budget_over_long_native_chunks() {
+        let budget = 3 << 19; // 1.5 MiB
+        let g = ChunkGrid::new_aligned(
+            &[3000, 1000],
+            &Chunks::AutoBytes(budget),
+            8,
+            Some(&[64, 1000]),
+        )
+        .unwrap();
+        assert_eq!(g.max_chunk_shape(), vec![192, 1000]);
+        // Rows stored one per chunk: 128 MiB blocks of whole rows, not 4096 of them (3.2 GB).
+        let g = ChunkGrid::new_aligned(&[100_000, 100_000], &Chunks::Auto, 8, Some(&[1, 100_000]))
+            .unwrap();
+        assert_eq!(
+            g.max_chunk_shape(),
+            vec![AUTO_BLOCK_BYTES / 800_000, 100_000]
+        );
+        // Every shape and chunking: whole chunks (or the whole axis), and within the budget
+        // unless one chunk alone is larger.
+        let mut seed = 7u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n + 1
+        };
+        for _ in 0..2000 {
+            let nd = next(4) as usize;
+            let longest = [5000, 5000, 500, 100][nd - 1];
+            let shape: Vec<usize> = (0..nd).map(|_| next(longest) as usize).collect();
+            let native: Vec<usize> = (0..nd).map(|_| next(600) as usize).collect();
+            let bytes = next(1 << 22) as usize + (64 << 10);
+            let g = ChunkGrid::new_aligned(&shape, &Chunks::AutoBytes(bytes), 8, Some(&native))
+                .unwrap();
+            let block = g.max_chunk_shape();
+            let elems: usize = block.iter().product();
+            for a in 0..nd {
+                assert!(
+                    block[a] == shape[a] || block[a].is_multiple_of(native[a]),
+                    "{shape:?} chunks {native:?}: blocks {block:?}"
+                );
+                // A block spans several chunks of an axis only within the budget.
+                if block[a] < shape[a] && block[a] > native[a] {
+                    assert!(
+                        elems * 8 <= bytes,
+                        "{shape:?} chunks {native:?}, {bytes} bytes: blocks {block:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
