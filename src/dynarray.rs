@@ -1118,7 +1118,8 @@ impl DynArray {
         dispatch!(self, a => a.to_npy_with(path, overwrite, opts))
     }
 
-    /// Computes the array and formats it as NumPy prints arrays.
+    /// Computes the array and formats it as Python prints its `tolist()`: nested lists, and
+    /// floats as Python's `repr` writes them (`3000.0`, `1e-05`, `nan`).
     ///
     /// # Errors
     /// Any error of the plan.
@@ -1149,12 +1150,51 @@ impl DynArray {
     }
 }
 
-/// Formats a value as Python does (`True`/`False` for bools).
+/// Formats a value as Python does: `True`/`False` for bools, floats as `repr` writes them
+/// ([`py_float`]), integers as they are.
 fn py_format<T: Element>(x: T) -> String {
-    if T::DTYPE == DType::Bool {
-        if x.truthy() { "True" } else { "False" }.to_string()
+    match T::DTYPE {
+        DType::Bool => if x.truthy() { "True" } else { "False" }.to_string(),
+        DType::F64 => py_float(x.to_f64(), false),
+        DType::F32 => py_float(x.to_f64(), true),
+        _ => format!("{x}"),
+    }
+}
+
+/// A float as Python's `repr` and NumPy's scalars write it: the shortest digits that read
+/// back to the value (of float32 for `single`), always with a point or an exponent (`1.0`,
+/// `0.0001`, `1e-05`, `1e+16`, `1.2345678901234568e+17`), and `nan`, `inf`, `-inf`, `-0.0`.
+fn py_float(v: f64, single: bool) -> String {
+    if v.is_nan() {
+        return "nan".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    // `{:e}` writes the shortest digits as `d.ddde-N`.
+    let sci = if single {
+        format!("{:e}", v as f32)
     } else {
-        format!("{x}")
+        format!("{v:e}")
+    };
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    // Python writes positions -4 < exp + 1 <= 16 of the point in full, the rest with an
+    // exponent of at least two digits.
+    if (-4..16).contains(&exp) {
+        let fixed = if single {
+            format!("{}", v as f32)
+        } else {
+            format!("{v}")
+        };
+        if fixed.contains('.') {
+            fixed
+        } else {
+            format!("{fixed}.0")
+        }
+    } else {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
     }
 }
 
@@ -1203,5 +1243,48 @@ fn unreachable_dtype<T>() -> Result<T> {
 impl fmt::Display for DynArray {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         dispatch!(self, a => fmt::Display::fmt(a, f))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::py_float;
+
+    /// The strings Python's `repr` gives (NumPy's `repr(np.float32(v))` for the float32 ones).
+    #[test]
+    fn floats_print_as_python_writes_them() {
+        for (v, want) in [
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1.0, "1.0"),
+            (0.5, "0.5"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1.5e-7, "1.5e-07"),
+            (1e15, "1000000000000000.0"),
+            (9999999999999998.0, "9999999999999998.0"),
+            (1e16, "1e+16"),
+            (123456789012345678.0, "1.2345678901234568e+17"),
+            (1e300, "1e+300"),
+            (-2.5e-300, "-2.5e-300"),
+            (5e-324, "5e-324"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (268439426.954, "268439426.954"),
+            (f64::NAN, "nan"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+        ] {
+            assert_eq!(py_float(v, false), want, "{v:e}");
+        }
+        for (v, want) in [
+            (1.0f32 / 3.0, "0.33333334"),
+            (1e-5, "1e-05"),
+            (3e38, "3e+38"),
+            (16777216.0, "16777216.0"),
+            (0.1, "0.1"),
+        ] {
+            assert_eq!(py_float(f64::from(v), true), want, "{v:e}");
+        }
     }
 }

@@ -929,7 +929,10 @@ fn verify_passes_a_plain_array_with_chunks_of_fill_value() {
     assert!(said.contains("the other 4 absent"), "{said}");
     let info = ok(d, &["info", "z.zarr"]);
     assert!(!info.contains("INCOMPLETE"), "{info}");
-    assert_eq!(ok(d, &["eval", "x.sum()", "--in", "x=z.zarr"]).trim(), "0");
+    assert_eq!(
+        ok(d, &["eval", "x.sum()", "--in", "x=z.zarr"]).trim(),
+        "0.0"
+    );
 }
 
 // -------------------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ impl Value {
 /// use tessera::expr::eval::{evaluate, Value};
 /// let v = evaluate("sum(sqrt(ones((1000,), chunks=10) * 4.0) + 1.0)", &BTreeMap::new()).unwrap();
 /// let Value::Array(a) = v else { panic!() };
-/// assert_eq!(a.compute_to_string(&Default::default()).unwrap(), "3000");
+/// assert_eq!(a.compute_to_string(&Default::default()).unwrap(), "3000.0");
 /// ```
 pub fn evaluate(source: &str, inputs: &BTreeMap<String, DynArray>) -> Result<Value> {
     let expr =
