@@ -519,6 +519,21 @@ fn zarr_groups_are_kept_and_followed() {
         &["convert", "h.zarr", "o.npy"],
         &["h.zarr is a Zarr group", "(as h.zarr/a)"],
     );
+    // A group holding arrays only in its subgroups: the error names one.
+    ok(d, &["convert", "x.npy", "deep.zarr/sub/inner/b"]);
+    fails(
+        d,
+        &["verify", "deep.zarr"],
+        &["no arrays directly", "as deep.zarr/sub/inner/b"],
+    );
+    fails(
+        d,
+        &["info", "deep.zarr/sub"],
+        &[
+            "deep.zarr/sub is a Zarr group",
+            "(as deep.zarr/sub/inner/b)",
+        ],
+    );
     // Replacing an array in a group keeps the group's format and its other arrays.
     ok(d, &["convert", "x.npy", "g.zarr/a", "--overwrite"]);
     assert!(exists("g.zarr/a/.zarray") && exists("g.zarr/sub/b/.zarray"));

@@ -198,31 +198,68 @@ pub fn arrays_at(path: &Path) -> Result<Vec<PathBuf>> {
             "no Zarr array or group here".to_string(),
         ));
     }
-    let prefix = zarrs::storage::StorePrefix::new(node_prefix(&inner))
-        .map_err(|e| Error::format(path, e.to_string()))?;
-    let listed = store
-        .storage
-        .list_dir(&prefix)
+    let children = child_nodes(&store, &inner)
         .map_err(|e| Error::format(path, format!("listing the group: {e}")))?;
-    let mut arrays: Vec<PathBuf> = listed
+    let arrays: Vec<PathBuf> = children
+        .iter()
+        .filter(|name| store_has_array(&store, &format!("{}/{name}", inner.trim_end_matches('/'))))
+        .map(|name| path.join(name))
+        .collect();
+    if arrays.is_empty() {
+        let below = match array_below(&store, &inner, 8) {
+            Some(a) => format!(
+                " directly; name one below it, as {}",
+                path.join(a).display()
+            ),
+            None => String::new(),
+        };
+        return Err(Error::format(
+            path,
+            format!("the group holds no arrays{below}"),
+        ));
+    }
+    Ok(arrays)
+}
+
+/// The names of the Zarr nodes directly inside the group at `inner`, sorted.
+fn child_nodes(store: &Store, inner: &str) -> std::result::Result<Vec<String>, String> {
+    let prefix = zarrs::storage::StorePrefix::new(node_prefix(inner)).map_err(|e| e.to_string())?;
+    let listed = store.storage.list_dir(&prefix).map_err(|e| e.to_string())?;
+    let mut names: Vec<String> = listed
         .prefixes()
         .iter()
         .filter_map(|p| {
-            let name = p
-                .as_str()
-                .trim_end_matches('/')
-                .rsplit('/')
-                .next()?
-                .to_string();
-            let child = format!("{}/{name}", inner.trim_end_matches('/'));
-            store_has_array(&store, &child).then(|| path.join(&name))
+            Some(
+                p.as_str()
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()?
+                    .to_string(),
+            )
         })
+        .filter(|name| store_has_node(store, &format!("{}/{name}", inner.trim_end_matches('/'))))
         .collect();
-    arrays.sort();
-    if arrays.is_empty() {
-        return Err(Error::format(path, "the group holds no arrays".to_string()));
+    names.sort();
+    Ok(names)
+}
+
+/// The path (relative to the group at `inner`) of the first array in its subgroups, looking
+/// at most `depth` groups down.
+fn array_below(store: &Store, inner: &str, depth: usize) -> Option<String> {
+    if depth == 0 {
+        return None;
     }
-    Ok(arrays)
+    child_nodes(store, inner)
+        .ok()?
+        .into_iter()
+        .find_map(|name| {
+            let child = format!("{}/{name}", inner.trim_end_matches('/'));
+            if store_has_array(store, &child) {
+                Some(name)
+            } else {
+                array_below(store, &child, depth - 1).map(|rest| format!("{name}/{rest}"))
+            }
+        })
 }
 
 fn zerr(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -309,9 +346,8 @@ fn open_array(path: &Path) -> Result<(ZArray, Store, PathBuf, String)> {
         if group_format(&store, &inner).is_none() {
             return Error::format(path, format!("not a readable Zarr array at {inner}: {e}"));
         }
-        let members = arrays_at(path).unwrap_or_default();
-        let example = match members.first() {
-            Some(a) => format!(" (as {})", a.display()),
+        let example = match array_below(&store, &inner, 8) {
+            Some(a) => format!(" (as {})", path.join(a).display()),
             None => String::new(),
         };
         Error::Invalid(format!(
