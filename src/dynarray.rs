@@ -1163,7 +1163,8 @@ fn py_format<T: Element>(x: T) -> String {
 
 /// A float as Python's `repr` and NumPy's scalars write it: the shortest digits that read
 /// back to the value (of float32 for `single`), always with a point or an exponent (`1.0`,
-/// `0.0001`, `1e-05`, `1e+16`, `1.2345678901234568e+17`), and `nan`, `inf`, `-inf`, `-0.0`.
+/// `0.0001`, `1e-05`, `1e+16`, `1.2345678901234568e+17`; float32 from `1e+06` on), and `nan`,
+/// `inf`, `-inf`, `-0.0`.
 fn py_float(v: f64, single: bool) -> String {
     if v.is_nan() {
         return "nan".into();
@@ -1171,31 +1172,65 @@ fn py_float(v: f64, single: bool) -> String {
     if v.is_infinite() {
         return if v > 0.0 { "inf" } else { "-inf" }.into();
     }
-    // `{:e}` writes the shortest digits as `d.ddde-N`.
-    let sci = if single {
+    // `{:e}` writes the shortest digits that read back as `d.ddde-N`; where two such strings
+    // are as near, it may take the upper one, while Python and NumPy take the even one (the
+    // exact value 2033936915025564.25 is `...564.2` there). So the value is written again
+    // correctly rounded to that many digits, which breaks ties to even, and that is kept if
+    // it reads back (below a power of two, the nearest may not: 2^-24 is `...063e-08`).
+    let shortest = if single {
         format!("{:e}", v as f32)
     } else {
         format!("{v:e}")
     };
+    let digits = shortest
+        .split('e')
+        .next()
+        .unwrap_or("")
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .count()
+        .max(1);
+    let rounded = if single {
+        format!("{:.*e}", digits - 1, v as f32)
+    } else {
+        format!("{:.*e}", digits - 1, v)
+    };
+    let reads_back = if single {
+        rounded.parse::<f32>().is_ok_and(|r| r == v as f32)
+    } else {
+        rounded.parse::<f64>().is_ok_and(|r| r == v)
+    };
+    let sci = if reads_back { rounded } else { shortest };
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    // Python writes positions -4 < exp + 1 <= 16 of the point in full, the rest with an
-    // exponent of at least two digits.
-    if (-4..16).contains(&exp) {
-        let fixed = if single {
-            format!("{}", v as f32)
-        } else {
-            format!("{v}")
-        };
-        if fixed.contains('.') {
-            fixed
-        } else {
-            format!("{fixed}.0")
-        }
+    // Python writes positions -4 < exp + 1 <= 16 of the point in full, NumPy a float32 from
+    // 1e-4 up to 1e6; the rest with an exponent of at least two digits.
+    let positional = if single {
+        v == 0.0 || (1e-4..1e6).contains(&v.abs())
     } else {
+        (-4..16).contains(&exp)
+    };
+    if !positional {
         let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exp.abs())
+        return format!("{mantissa}e{sign}{:02}", exp.abs());
     }
+    let sign = if mantissa.starts_with('-') { "-" } else { "" };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let (whole, frac) = if exp >= 0 {
+        let point = exp as usize + 1;
+        let whole = format!("{:0<point$}", &digits[..point.min(digits.len())]);
+        let frac = digits.get(point..).unwrap_or("").to_string();
+        (whole, frac)
+    } else {
+        let zeros = "0".repeat((-exp - 1) as usize);
+        ("0".to_string(), format!("{zeros}{digits}"))
+    };
+    let frac = if frac.is_empty() {
+        "0".to_string()
+    } else {
+        frac
+    };
+    format!("{sign}{whole}.{frac}")
 }
 
 /// Borrowed right operand of a same-dtype binary operation.
@@ -1271,6 +1306,9 @@ mod tests {
             (5e-324, "5e-324"),
             (f64::MAX, "1.7976931348623157e+308"),
             (268439426.954, "268439426.954"),
+            (2033936915025564.0 + 0.25, "2033936915025564.2"),
+            (-0.00125, "-0.00125"),
+            (2f64.powi(-24), "5.960464477539063e-08"),
             (f64::NAN, "nan"),
             (f64::INFINITY, "inf"),
             (f64::NEG_INFINITY, "-inf"),
@@ -1281,8 +1319,16 @@ mod tests {
             (1.0f32 / 3.0, "0.33333334"),
             (1e-5, "1e-05"),
             (3e38, "3e+38"),
-            (16777216.0, "16777216.0"),
+            (16777216.0, "1.6777216e+07"),
+            (999999.94, "999999.94"),
+            (1e6, "1e+06"),
+            (123456.7, "123456.7"),
+            (1e-4, "1e-04"),
+            (0.00012, "0.00012"),
+            (-0.0, "-0.0"),
             (0.1, "0.1"),
+            (2f32.powi(-12), "0.00024414062"),
+            (341632.0 + 0.625, "341632.62"),
         ] {
             assert_eq!(py_float(f64::from(v), true), want, "{v:e}");
         }

@@ -1280,3 +1280,64 @@ fn variance_with_a_large_offset_is_precise() {
         );
     }
 }
+
+/// `tessera eval` prints a float64 as Python's `repr` does and a float32 as NumPy's `str`
+/// does, digit for digit, over values of every magnitude and the special ones.
+#[test]
+fn printed_floats_match_python_and_numpy() {
+    let Some(py) = python::python("printed_floats_match_python_and_numpy") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    python::run_script(
+        &py,
+        r#"
+import sys, warnings, numpy as np
+warnings.simplefilter("ignore")
+rng = np.random.default_rng(3)
+v = np.concatenate([
+    rng.standard_normal(400) * 10.0 ** rng.integers(-40, 40, 400),
+    10.0 ** np.arange(-8, 20), 2.0 ** np.arange(-30, 60, 3),
+    [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, 1.7976931348623157e308, 0.1 + 0.2, 1e15,
+     9999999999999998.0, 123456.0, 999999.94, 1e-4, 0.00012, 1e6],
+])
+np.save(sys.argv[1] + "/f64.npy", v)
+np.save(sys.argv[1] + "/f32.npy", v.astype(np.float32))
+"#,
+        &[root],
+    );
+    for name in ["f64", "f32"] {
+        let out = tessera(root, &["eval", "x", "--in", &format!("x={name}.npy")]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(root.join(format!("{name}.txt")), &out.stdout).unwrap();
+    }
+    let report = python::run_script(
+        &py,
+        r#"
+import sys, numpy as np
+root = sys.argv[1]
+for name, show in (("f64", repr), ("f32", str)):
+    v = np.load(f"{root}/{name}.npy")
+    want = [show(x if name == "f32" else float(x)) for x in v]
+    got = open(f"{root}/{name}.txt").read().strip().strip("[]").split(", ")
+    bad = [(g, w) for g, w in zip(got, want) if g != w]
+    if len(got) != len(want) or bad:
+        print(f"FAIL {name}: {len(got)} printed for {len(want)}; differ (tessera, NumPy): {bad[:10]}")
+    else:
+        print(f"OK {name} {len(got)}")
+"#,
+        &[root],
+    );
+    let bad = failures(&report);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    assert_eq!(
+        report.lines().filter(|l| l.starts_with("OK ")).count(),
+        2,
+        "{report}"
+    );
+}
