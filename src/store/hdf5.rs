@@ -43,7 +43,7 @@ pub trait H5Element: Element + H5Type {}
 impl<T: Element + H5Type> H5Element for T {}
 
 fn herr(path: &Path, what: &str, e: hdf5::Error) -> Error {
-    let text = e.to_string();
+    let text = plain_message(&e.to_string());
     // A library older than the file's format knows only that a version is wrong.
     let hint = if text.contains("bad version number") {
         let (major, minor, release) = hdf5::library_version();
@@ -54,6 +54,28 @@ fn herr(path: &Path, what: &str, e: hdf5::Error) -> Error {
         String::new()
     };
     Error::format(path, format!("{what}: {text}{hint}"))
+}
+
+/// The HDF5 library's message without its dump of a failed system call (time, file name,
+/// descriptor, buffer address, sizes over several lines): `file write failed: No space left
+/// on device (os error 28)`.
+pub(crate) fn plain_message(text: &str) -> String {
+    let Some((head, dump)) = text.split_once(": time = ") else {
+        return text.to_string();
+    };
+    let errno = dump
+        .split_once("errno = ")
+        .and_then(|(_, r)| r.split(|c: char| !c.is_ascii_digit()).next())
+        .filter(|n| !n.is_empty());
+    let said = dump
+        .split_once("error message = '")
+        .and_then(|(_, r)| r.split_once('\''))
+        .map(|(m, _)| m);
+    match (said, errno) {
+        (Some(m), Some(n)) => format!("{head}: {m} (os error {n})"),
+        (Some(m), None) => format!("{head}: {m}"),
+        _ => head.to_string(),
+    }
 }
 
 /// What `info` shows of a dataset.
@@ -1273,7 +1295,24 @@ fn write_chunks<T: H5Element>(
 
 #[cfg(test)]
 mod tests {
-    use super::within_file;
+    use super::{plain_message, within_file};
+
+    #[test]
+    fn the_librarys_dump_of_a_failed_call_is_left_out() {
+        let dump = "H5Dwrite_chunk(): can't write unprocessed chunk data: file write failed: \
+                    time = Mon Dec  7 18:18:48 2026\n, filename = 'tiny/.o.h5.tessera-partial-1', \
+                    file descriptor = 3, errno = 28, error message = 'No space left on device', \
+                    buf = 0x7f6b039b9008, total write size = 4625955, offset = 0";
+        assert_eq!(
+            plain_message(dump),
+            "H5Dwrite_chunk(): can't write unprocessed chunk data: file write failed: No space \
+             left on device (os error 28)"
+        );
+        assert_eq!(
+            plain_message("H5Fopen(): unable to open file"),
+            "H5Fopen(): unable to open file"
+        );
+    }
     use crate::array::ChunkedArray;
     use crate::plan::contiguous_offset;
     use ndarray::{s, Array2};

@@ -571,7 +571,9 @@ pub(crate) fn write_chunk(
         }
     });
     if status < 0 {
-        let detail = hdf5::h5check(status).err().map(|e| e.to_string());
+        let detail = hdf5::h5check(status)
+            .err()
+            .map(|e| super::hdf5::plain_message(&e.to_string()));
         return Err(Error::format(
             path,
             format!(
