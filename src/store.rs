@@ -21,9 +21,104 @@ mod raw_deflate;
 mod raw_inflate;
 pub mod zarr;
 
+use std::path::Path;
+
 /// The hidden name beside `leaf` under which this process writes an output until it is
 /// complete (`what` = `partial`), or keeps the output it replaces meanwhile (`old`):
-/// `.leaf.tessera-partial-PID`.
+/// `.leaf.tessera-partial-HOST-PID`. The machine's name and the process id tell a later run
+/// whether the process that wrote it is gone ([`remove_stale_asides`]).
 pub(crate) fn aside_name(leaf: &str, what: &str) -> String {
-    format!(".{leaf}.tessera-{what}-{}", std::process::id())
+    format!("{}{}", aside_prefix(leaf, what), std::process::id())
+}
+
+/// `.leaf.tessera-WHAT-HOST-`: the start of the hidden names of this machine's processes.
+fn aside_prefix(leaf: &str, what: &str) -> String {
+    format!(".{leaf}.tessera-{what}-{}-", host_name())
+}
+
+/// This machine's name, as it goes into file names (`/` and NUL replaced by `_`); `host`
+/// where it cannot be had.
+pub(crate) fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
+    #[cfg(unix)]
+    let name = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).replace(['/', '\0'], "_")
+    } else {
+        String::new()
+    };
+    #[cfg(not(unix))]
+    let name = {
+        let _ = &mut buf;
+        String::new()
+    };
+    if name.is_empty() {
+        "host".into()
+    } else {
+        name
+    }
+}
+
+/// Whether `name` is a hidden output (`what`) that a process of this machine, no longer
+/// running, wrote for `leaf`: [`aside_name`]'s form, or that followed by `.` and more (a
+/// `.npy` output's temporary file).
+pub(crate) fn is_stale_aside(name: &str, leaf: &str, what: &str) -> bool {
+    let Some(rest) = name.strip_prefix(&aside_prefix(leaf, what)) else {
+        return false;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let tail = &rest[digits..];
+    if digits == 0 || !(tail.is_empty() || tail.starts_with('.')) {
+        return false;
+    }
+    match rest[..digits].parse::<u32>() {
+        Ok(pid) => pid != std::process::id() && !process_alive(pid),
+        Err(_) => false,
+    }
+}
+
+/// Whether process `pid` of this machine is running (or may be: whenever unsure, yes).
+fn process_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(id) = libc::pid_t::try_from(pid) else {
+            return true;
+        };
+        // SAFETY: signal 0 only checks that the process exists and may be signalled.
+        let r = unsafe { libc::kill(id, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
+/// Removes from `dir` the hidden partial outputs for `leaf` that runs of this machine left when
+/// they were killed (files or directories named by [`aside_name`] with `partial`, of processes
+/// no longer running), so that they do not fill the disk unseen. A replacement killed between
+/// its two renames, whose process also left the output it replaced (`old`), is left alone for
+/// the user. Errors are ignored: this is tidying, not the write.
+pub(crate) fn remove_stale_asides(dir: &Path, leaf: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !is_stale_aside(&name, leaf, "partial") {
+            continue;
+        }
+        let old = name.replacen(".tessera-partial-", ".tessera-old-", 1);
+        if dir.join(old).exists() {
+            continue;
+        }
+        let path = entry.path();
+        let _ = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+    }
 }

@@ -1484,3 +1484,82 @@ fn automatic_blocks_fit_a_small_memory_limit() {
     let col = |j: usize| (0..5000).map(|i| data[[i, j]] + 1.0).sum::<f64>();
     assert_eq!(r.stdout, format!("[{:?}, {:?}]\n", col(0), col(1)));
 }
+
+/// This machine's name as tessera writes it into hidden file names.
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length.
+    assert_eq!(
+        unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) },
+        0
+    );
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).replace(['/', '\0'], "_")
+}
+
+/// The hidden partial outputs that killed runs of this machine left beside an output are
+/// removed when it is written again; those of running processes, of other machines, and a
+/// replacement interrupted between its renames (its `old` beside it) are kept.
+#[test]
+#[cfg(unix)]
+fn partial_outputs_of_killed_runs_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_npy(d.join("x.npy"), &ndarray::arr1(&[1.0f64, 2.0]).into_dyn()).unwrap();
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let (host, live) = (host_name(), std::process::id());
+    let name = |leaf: &str, what: &str, host: &str, pid: u32| {
+        format!(".{leaf}.tessera-{what}-{host}-{pid}")
+    };
+    let stale = [
+        name("o.zarr", "partial", &host, dead),
+        format!("{}.a1b2c3", name("o.npy", "partial", &host, dead)),
+        name("o.h5", "partial", &host, dead),
+        format!("g.zarr/{}", name("a", "partial", &host, dead)),
+    ];
+    let kept = [
+        name("o.zarr", "partial", &host, live),
+        name("o.zarr", "partial", "another-host", dead),
+        name("p.zarr", "partial", &host, dead),
+        name("p.zarr", "old", &host, dead),
+        name("o.npy.x", "partial", &host, dead),
+    ];
+    ok(d, &["convert", "x.npy", "g.zarr/b"]);
+    for f in stale.iter().chain(&kept) {
+        if f.contains("zarr") {
+            std::fs::create_dir_all(d.join(f).join("c")).unwrap();
+            std::fs::write(d.join(f).join("zarr.json"), b"{}").unwrap();
+        } else {
+            std::fs::write(d.join(f), b"half").unwrap();
+        }
+    }
+    let mut outputs = vec!["o.zarr", "o.npy", "g.zarr/a", "p.zarr"];
+    if cfg!(feature = "hdf5") {
+        outputs.push("o.h5:/x");
+    }
+    for out in outputs {
+        ok(d, &["convert", "x.npy", out]);
+    }
+    for f in &stale {
+        if f.contains(".h5") && !cfg!(feature = "hdf5") {
+            continue;
+        }
+        assert!(!d.join(f).exists(), "{f} was left");
+    }
+    for f in &kept {
+        assert!(d.join(f).exists(), "{f} was removed");
+    }
+
+    // A dataset a killed run left inside an HDF5 file goes when its group is written to.
+    #[cfg(feature = "hdf5")]
+    {
+        let aside = name("a", "partial", &host, dead);
+        ok(d, &["convert", "x.npy", &format!("f.h5:/grp/{aside}")]);
+        ok(d, &["convert", "x.npy", "f.h5:/grp/a"]);
+        let file = hdf5::File::open(d.join("f.h5")).unwrap();
+        let members = file.group("grp").unwrap().member_names().unwrap();
+        assert_eq!(members, vec!["a".to_string()]);
+    }
+}

@@ -457,7 +457,7 @@ fn writer_is_atomic() {
     let names = entries(dir.path());
     assert_eq!(names.len(), 1);
     assert!(
-        names[0].starts_with(".out.npy.") && names[0].ends_with(".partial"),
+        names[0].starts_with(".out.npy.tessera-partial-"),
         "{names:?}"
     );
     assert!(!path.exists());

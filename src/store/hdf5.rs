@@ -1121,8 +1121,11 @@ impl<T: H5Element> ChunkedArray<T> {
                 placed = false;
                 check(placed)?;
             }
-            if group.link_exists(&aside) {
-                let _ = group.unlink(&aside);
+            // Datasets that killed runs of this machine left in the group go too.
+            for member in group.member_names().unwrap_or_default() {
+                if member == aside || super::is_stale_aside(&member, leaf, "partial") {
+                    let _ = group.unlink(&member);
+                }
             }
             let builder = group.new_dataset::<T>().shape(self.shape().to_vec());
             let builder = if self.ndim() > 0 {
@@ -1211,12 +1214,22 @@ impl<T: H5Element> ChunkedArray<T> {
 }
 
 /// Where a new HDF5 file at `path` is written until it is complete: a hidden name beside it.
+/// Hidden files that killed runs left there are removed first.
 fn aside_file(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out.h5".into());
-    path.with_file_name(super::aside_name(&name, "partial"))
+    let aside = path.with_file_name(super::aside_name(&name, "partial"));
+    if let Some(dir) = aside.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        super::remove_stale_asides(dir, &name);
+    }
+    aside
 }
 
 /// Chunks the single writer may have queued: one per worker thread.

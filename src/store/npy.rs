@@ -14,7 +14,6 @@ use super::mmap::{map_readonly, populate, release};
 use crate::element::DType;
 use crate::error::{Error, Result};
 use memmap2::{Mmap, MmapMut};
-use std::ffi::OsString;
 use std::fmt;
 use std::fs;
 use std::io;
@@ -775,9 +774,10 @@ fn reserve(file: &fs::File, len: usize) -> io::Result<()> {
 /// A `.npy` file being written through a writable memory map.
 ///
 /// [`create`](NpyWriter::create) makes a hidden temporary file next to the target
-/// (`.name.npy.XXXXXX.partial` in the same directory), sizes it for the header and the data
-/// (its blocks allocated where the file system can, so that a full disk is an error here and
-/// not a bus error later; unwritten data reads as zeros) and writes the header. The data is
+/// (`.name.npy.tessera-partial-HOST-PID.XXXXXX` in the same directory; those of killed runs
+/// are removed first), sizes it for the header and the data (its blocks allocated where the
+/// file system can, so that a full disk is an error here and not a bus error later; unwritten
+/// data reads as zeros) and writes the header. The data is
 /// then written through [`data_mut`](NpyWriter::data_mut) or, from several threads,
 /// [`data_ptr`](NpyWriter::data_ptr). [`finish`](NpyWriter::finish) flushes the file and renames
 /// it onto the target in one atomic step. Dropping the writer without finishing (an error, a
@@ -854,11 +854,12 @@ impl NpyWriter {
             )));
         };
 
-        let mut prefix = OsString::from(".");
-        prefix.push(name);
-        prefix.push(".");
+        // `.NAME.tessera-partial-HOST-PID.XXXXXX`; those of killed runs are removed first.
+        let leaf = name.to_string_lossy();
+        super::remove_stale_asides(dir, &leaf);
+        let prefix = format!("{}.", super::aside_name(&leaf, "partial"));
         let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix).suffix(".partial").rand_bytes(6);
+        builder.prefix(&prefix).rand_bytes(6);
         #[cfg(unix)]
         {
             // tempfile's default is 0o600; give the result the usual permissions (umask applies).

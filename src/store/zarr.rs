@@ -1007,6 +1007,14 @@ impl<T: Element> ChunkedArray<T> {
             let aside = node_dir(&root, &write_inner);
             (root.clone(), write_inner, aside)
         };
+        if let Some(dir) = aside.parent() {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            super::remove_stale_asides(dir, &leaf);
+        }
         let result = (|| -> Result<()> {
             let _ = std::fs::remove_dir_all(&aside);
             std::fs::create_dir_all(&aside).map_err(|e| Error::io(&aside, e))?;
