@@ -102,6 +102,11 @@ fn process_alive(pid: u32) -> bool {
 /// its two renames, whose process also left the output it replaced (`old`), is left alone for
 /// the user. Errors are ignored: this is tidying, not the write.
 pub(crate) fn remove_stale_asides(dir: &Path, leaf: &str) {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

@@ -1222,11 +1222,6 @@ fn aside_file(path: &Path) -> PathBuf {
         .unwrap_or_else(|| "out.h5".into());
     let aside = path.with_file_name(super::aside_name(&name, "partial"));
     if let Some(dir) = aside.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
         super::remove_stale_asides(dir, &name);
     }
     aside

@@ -1008,11 +1008,6 @@ impl<T: Element> ChunkedArray<T> {
             (root.clone(), write_inner, aside)
         };
         if let Some(dir) = aside.parent() {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
             super::remove_stale_asides(dir, &leaf);
         }
         let result = (|| -> Result<()> {
