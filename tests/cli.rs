@@ -1542,6 +1542,11 @@ fn partial_outputs_of_killed_runs_are_removed() {
     for out in outputs {
         ok(d, &["convert", "x.npy", out]);
     }
+    // A resumed run (in place) removes them as well.
+    let resumed = name("r.zarr", "partial", &host, dead);
+    std::fs::create_dir_all(d.join(&resumed).join("c")).unwrap();
+    ok(d, &["convert", "x.npy", "r.zarr", "--resume"]);
+    assert!(!d.join(&resumed).exists(), "{resumed} was left");
     for f in &stale {
         if f.contains(".h5") && !cfg!(feature = "hdf5") {
             continue;

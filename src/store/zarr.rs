@@ -1093,7 +1093,15 @@ impl<T: Element> ChunkedArray<T> {
         let path = path.as_ref();
         check_format(zopts)?;
         let (data, chunk) = self.regular_blocks()?;
-        check_memory(&data, zopts, &split_path(path)?.0, opts)?;
+        let (root, inner) = split_path(path)?;
+        check_memory(&data, zopts, &root, opts)?;
+        // What a killed plain run of this output left aside cannot be continued in place.
+        if !is_url(&root) {
+            let node = node_dir(&root, &inner);
+            if let (Some(dir), Some(leaf)) = (node.parent(), node.file_name()) {
+                super::remove_stale_asides(dir, &leaf.to_string_lossy());
+            }
+        }
         let (target, joined) =
             ZarrTarget::create_or_join(path, data.shape(), &chunk, T::DTYPE, zopts, &part.run)?;
         let ctx = ExecContext::new(opts.clone())?;
