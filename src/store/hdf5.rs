@@ -1304,6 +1304,10 @@ fn write_chunks<T: H5Element>(
 #[cfg(test)]
 mod tests {
     use super::{plain_message, within_file};
+    use crate::array::ChunkedArray;
+    use crate::plan::contiguous_offset;
+    use ndarray::{s, Array2};
+    use std::ops::Range;
 
     #[test]
     fn the_librarys_dump_of_a_failed_call_is_left_out() {
@@ -1321,10 +1325,6 @@ mod tests {
             "H5Fopen(): unable to open file"
         );
     }
-    use crate::array::ChunkedArray;
-    use crate::plan::contiguous_offset;
-    use ndarray::{s, Array2};
-    use std::ops::Range;
 
     /// 10 x 6 values, distinct.
     fn values() -> Array2<f64> {
