@@ -60,21 +60,27 @@ pub(crate) fn host_name() -> String {
     }
 }
 
-/// Whether `name` is a hidden output (`what`) that a process of this machine, no longer
-/// running, wrote for `leaf`: [`aside_name`]'s form, or that followed by `.` and more (a
-/// `.npy` output's temporary file).
-pub(crate) fn is_stale_aside(name: &str, leaf: &str, what: &str) -> bool {
+/// Whether `name` is exactly a hidden output (`what`) that a process of this machine, no longer
+/// running, wrote for `leaf`: [`aside_name`]'s form with the process id as it writes it, or
+/// (with `random`) that followed by `.` and six letters or digits, a `.npy` output's temporary
+/// file. Anything else, however alike (`.bak` after it, a leading zero), is not tessera's.
+pub(crate) fn is_stale_aside(name: &str, leaf: &str, what: &str, random: bool) -> bool {
     let Some(rest) = name.strip_prefix(&aside_prefix(leaf, what)) else {
         return false;
     };
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    let tail = &rest[digits..];
-    if digits == 0 || !(tail.is_empty() || tail.starts_with('.')) {
+    let (pid, tail) = match rest.split_once('.') {
+        Some((pid, tail)) if random => (pid, Some(tail)),
+        Some(_) => return false,
+        None => (rest, None),
+    };
+    if random != tail.is_some()
+        || tail.is_some_and(|t| t.len() != 6 || !t.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
         return false;
     }
-    match rest[..digits].parse::<u32>() {
-        Ok(pid) => pid != std::process::id() && !process_alive(pid),
-        Err(_) => false,
+    match pid.parse::<u32>() {
+        Ok(id) if id.to_string() == pid => id != std::process::id() && !process_alive(id),
+        _ => false,
     }
 }
 
@@ -98,10 +104,11 @@ fn process_alive(pid: u32) -> bool {
 
 /// Removes from `dir` the hidden partial outputs for `leaf` that runs of this machine left when
 /// they were killed (files or directories named by [`aside_name`] with `partial`, of processes
-/// no longer running), so that they do not fill the disk unseen. A replacement killed between
+/// no longer running; with `random`, as `.npy` temporaries are named: see [`is_stale_aside`]),
+/// so that they do not fill the disk unseen. A replacement killed between
 /// its two renames, whose process also left the output it replaced (`old`), is left alone for
 /// the user. Errors are ignored: this is tidying, not the write.
-pub(crate) fn remove_stale_asides(dir: &Path, leaf: &str) {
+pub(crate) fn remove_stale_asides(dir: &Path, leaf: &str, random: bool) {
     let dir = if dir.as_os_str().is_empty() {
         Path::new(".")
     } else {
@@ -112,7 +119,7 @@ pub(crate) fn remove_stale_asides(dir: &Path, leaf: &str) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !is_stale_aside(&name, leaf, "partial") {
+        if !is_stale_aside(&name, leaf, "partial", random) {
             continue;
         }
         let old = name.replacen(".tessera-partial-", ".tessera-old-", 1);

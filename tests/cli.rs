@@ -1525,6 +1525,11 @@ fn partial_outputs_of_killed_runs_are_removed() {
         name("p.zarr", "partial", &host, dead),
         name("p.zarr", "old", &host, dead),
         name("o.npy.x", "partial", &host, dead),
+        // Only the exact names are tessera's: not with more after them, nor a leading zero.
+        format!("{}.bak", name("o.zarr", "partial", &host, dead)),
+        name("o.zarr", "partial", &host, 0).replace("-0", &format!("-0{dead}")),
+        format!("{}.keep.me", name("o.npy", "partial", &host, dead)),
+        name("o.npy", "partial", &host, dead),
     ];
     ok(d, &["convert", "x.npy", "g.zarr/b"]);
     for f in stale.iter().chain(&kept) {
@@ -1562,9 +1567,25 @@ fn partial_outputs_of_killed_runs_are_removed() {
     {
         let aside = name("a", "partial", &host, dead);
         ok(d, &["convert", "x.npy", &format!("f.h5:/grp/{aside}")]);
+        // A group so named, and a dataset named with more after it, are the user's.
+        let mut other = Command::new("true").spawn().unwrap();
+        let group_named = name("a", "partial", &host, other.id());
+        other.wait().unwrap();
+        ok(d, &["convert", "x.npy", &format!("f.h5:/grp/{aside}.bak")]);
+        ok(
+            d,
+            &[
+                "convert",
+                "x.npy",
+                &format!("f.h5:/grp/{group_named}/inner"),
+            ],
+        );
         ok(d, &["convert", "x.npy", "f.h5:/grp/a"]);
         let file = hdf5::File::open(d.join("f.h5")).unwrap();
-        let members = file.group("grp").unwrap().member_names().unwrap();
-        assert_eq!(members, vec!["a".to_string()]);
+        let mut members = file.group("grp").unwrap().member_names().unwrap();
+        members.sort();
+        let mut want = vec![format!("{aside}.bak"), group_named, "a".to_string()];
+        want.sort();
+        assert_eq!(members, want);
     }
 }

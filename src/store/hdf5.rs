@@ -1121,9 +1121,12 @@ impl<T: H5Element> ChunkedArray<T> {
                 placed = false;
                 check(placed)?;
             }
-            // Datasets that killed runs of this machine left in the group go too.
+            // Datasets that killed runs of this machine left in the group go too (datasets
+            // only, named exactly so).
             for member in group.member_names().unwrap_or_default() {
-                if member == aside || super::is_stale_aside(&member, leaf, "partial") {
+                let stale = super::is_stale_aside(&member, leaf, "partial", false)
+                    && group.dataset(&member).is_ok();
+                if member == aside || stale {
                     let _ = group.unlink(&member);
                 }
             }
@@ -1222,7 +1225,7 @@ fn aside_file(path: &Path) -> PathBuf {
         .unwrap_or_else(|| "out.h5".into());
     let aside = path.with_file_name(super::aside_name(&name, "partial"));
     if let Some(dir) = aside.parent() {
-        super::remove_stale_asides(dir, &name);
+        super::remove_stale_asides(dir, &name, false);
     }
     aside
 }

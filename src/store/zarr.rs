@@ -1008,7 +1008,7 @@ impl<T: Element> ChunkedArray<T> {
             (root.clone(), write_inner, aside)
         };
         if let Some(dir) = aside.parent() {
-            super::remove_stale_asides(dir, &leaf);
+            super::remove_stale_asides(dir, &leaf, false);
         }
         let result = (|| -> Result<()> {
             let _ = std::fs::remove_dir_all(&aside);
@@ -1099,7 +1099,7 @@ impl<T: Element> ChunkedArray<T> {
         if !is_url(&root) {
             let node = node_dir(&root, &inner);
             if let (Some(dir), Some(leaf)) = (node.parent(), node.file_name()) {
-                super::remove_stale_asides(dir, &leaf.to_string_lossy());
+                super::remove_stale_asides(dir, &leaf.to_string_lossy(), false);
             }
         }
         let (target, joined) =
