@@ -1205,12 +1205,12 @@ impl<T: H5Element> ChunkedArray<T> {
             return result;
         }
         if !existed {
-            // Every handle on the new file is closed: it is complete on disk.
+            // Every handle on the new file is closed: it is complete on disk. It takes its
+            // name only if nothing took it meanwhile.
             drop(file);
-            if let Err(e) = std::fs::rename(&file_at, path) {
-                let _ = std::fs::remove_file(&file_at);
-                return Err(Error::io(path, e));
-            }
+            let placed = publish_new(&file_at, path);
+            let _ = std::fs::remove_file(&file_at);
+            placed?;
         }
         result
     }
@@ -1228,6 +1228,21 @@ fn aside_file(path: &Path) -> PathBuf {
         super::remove_stale_asides(dir, &name, false);
     }
     aside
+}
+
+/// Gives the complete file `aside` the name `path` unless something has it: a hard link, which
+/// fails where a file exists (where the file system has none, a rename). The caller removes
+/// `aside`.
+fn publish_new(aside: &Path, path: &Path) -> Result<()> {
+    match std::fs::hard_link(aside, path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Invalid(format!(
+            "{}: a file was made there while this run wrote a new one; it is left as it is, \
+             and this run's output removed",
+            path.display()
+        ))),
+        Err(_) => std::fs::rename(aside, path).map_err(|e| Error::io(path, e)),
+    }
 }
 
 /// Chunks the single writer may have queued: one per worker thread.
@@ -1306,11 +1321,26 @@ fn write_chunks<T: H5Element>(
 
 #[cfg(test)]
 mod tests {
-    use super::{plain_message, within_file};
+    use super::{plain_message, publish_new, within_file};
     use crate::array::ChunkedArray;
     use crate::plan::contiguous_offset;
     use ndarray::{s, Array2};
     use std::ops::Range;
+
+    /// A new file takes its name only if nothing took it while it was written.
+    #[test]
+    fn a_new_file_never_replaces_one_made_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let (aside, path) = (dir.path().join(".o.h5.aside"), dir.path().join("o.h5"));
+        std::fs::write(&aside, b"new").unwrap();
+        publish_new(&aside, &path).unwrap();
+        std::fs::remove_file(&aside).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        std::fs::write(&aside, b"newer").unwrap();
+        let e = publish_new(&aside, &path).unwrap_err().to_string();
+        assert!(e.contains("o.h5") && e.contains("made there"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+    }
 
     #[test]
     fn the_librarys_dump_of_a_failed_call_is_left_out() {

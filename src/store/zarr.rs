@@ -991,7 +991,9 @@ impl<T: Element> ChunkedArray<T> {
         // Stored chunks all have one shape: make the blocks regular first.
         let (data, chunk) = self.regular_blocks()?;
         check_memory(&data, zopts, &root, opts)?;
-        let created_root = !root.exists();
+        // The store's directory, when this run makes it for an array inside (an array at the
+        // root is written aside and renamed: its directory is never made here).
+        let created_root = inner != "/" && !root.exists();
         // Written aside, beside the final node, then renamed into place.
         let leaf = target
             .file_name()
@@ -1027,8 +1029,19 @@ impl<T: Element> ChunkedArray<T> {
                 }
                 let _ = std::fs::remove_dir_all(&old);
             } else {
-                // An empty directory may stand in the way (rename replaces it).
-                std::fs::rename(&aside, &target).map_err(|e| Error::io(&target, e))?;
+                // An empty directory may stand in the way (rename replaces it); anything made
+                // there while this run wrote is not replaced.
+                std::fs::rename(&aside, &target).map_err(|e| {
+                    if target.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+                        Error::Invalid(format!(
+                            "{}: something was written there while this run wrote the array; \
+                             it is left as it is, and this run's output removed",
+                            path.display()
+                        ))
+                    } else {
+                        Error::io(&target, e)
+                    }
+                })?;
             }
             Ok(())
         })();
