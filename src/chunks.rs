@@ -480,18 +480,16 @@ fn auto_sizes(
     let base = |ax: usize| native.and_then(|n| n.get(ax)).copied().unwrap_or(1).max(1);
     loop {
         let share = budget.powf(1.0 / open.len().max(1) as f64);
-        // Axes shorter than their even share take their whole length. Then axes whose stored
-        // chunks are longer than their share take one chunk (a block holds whole chunks; the
-        // rounding below would take it anyway, and overshoot the budget by that factor).
-        // The other axes share what is left.
+        // Axes whose stored chunks are longer than their share take one chunk (a block holds
+        // whole chunks; the rounding below would take it anyway, and overshoot the budget by
+        // that factor). Then axes shorter than their even share take their whole length. The
+        // other axes share what is left. (Short axes first would take a whole axis of 400
+        // rows beside chunks of 1 x 10000, and blocks of 4 million elements for 200 000.)
         let short = |i: &usize| shape[axes[*i]] as f64 <= share;
-        let mut fixed: Vec<usize> = open.iter().copied().filter(short).collect();
+        let coarse = |i: &usize| base(axes[*i]) as f64 > share && !short(i);
+        let mut fixed: Vec<usize> = open.iter().copied().filter(coarse).collect();
         if fixed.is_empty() {
-            fixed = open
-                .iter()
-                .copied()
-                .filter(|&i| base(axes[i]) as f64 > share)
-                .collect();
+            fixed = open.iter().copied().filter(short).collect();
         }
         if fixed.is_empty() {
             for &i in &open {
@@ -639,6 +637,23 @@ mod tests {
             g.max_chunk_shape(),
             vec![AUTO_BLOCK_BYTES / 800_000, 100_000]
         );
+        // An axis shorter than its share beside long chunks: split (19 rows), not whole.
+        let g = ChunkGrid::new_aligned(
+            &[400, 10_000],
+            &Chunks::AutoBytes(budget),
+            8,
+            Some(&[1, 10_000]),
+        )
+        .unwrap();
+        assert_eq!(g.max_chunk_shape(), vec![19, 10_000]);
+        let g = ChunkGrid::new_aligned(
+            &[1000, 20, 20],
+            &Chunks::AutoBytes(256 << 10),
+            8,
+            Some(&[1000, 1, 1]),
+        )
+        .unwrap();
+        assert_eq!(g.max_chunk_shape(), vec![1000, 5, 5]);
         // Every shape and chunking: whole chunks (or the whole axis), and within the budget
         // unless one chunk alone is larger.
         let mut seed = 7u64;
