@@ -1869,6 +1869,13 @@ np.save(f"{root}/v.npy", np.arange(35.0).reshape(7, 5))
             }
             success(&args.join(" "), &tessera(root, &args));
         }
+        // Runs writing into one group at once each enter their array (the updates take turns).
+        let jobs: Vec<Vec<OsString>> = (0..8)
+            .map(|i| os(&["convert", "v.npy", &format!("{f}/par{i}")]))
+            .collect();
+        for (job, out) in jobs.iter().zip(tessera_all(root, &jobs)) {
+            success(&format!("{job:?}"), &out);
+        }
     }
     let report = python::run_script(
         &py,
@@ -1885,11 +1892,11 @@ for fmt in (2, 3):
         if g.metadata.consolidated_metadata is None:
             print(f"FAIL {tag}: the group is not read through consolidated metadata")
         names = sorted(n for n, _ in g.members(max_depth=None))
-        expect = ["a", "new", "nn", "nn/distances", "nn/indices", "s", "sub", "sub/b",
-                  "sub/deep", "sub/deep/c"]
+        expect = sorted(["a", "new", "nn", "nn/distances", "nn/indices", "s", "sub", "sub/b",
+                         "sub/deep", "sub/deep/c"] + [f"par{i}" for i in range(8)])
         if names != expect:
             print(f"FAIL {tag}: members {names}")
-        for p in ("a", "new", "sub/deep/c", "sub/b", "s"):
+        for p in ("a", "new", "sub/deep/c", "sub/b", "s", "par0", "par7"):
             arr = g[p]
             if arr.shape != want.shape or not np.array_equal(arr[:], want):
                 print(f"FAIL {tag} {p}: shape {arr.shape}")
@@ -1906,7 +1913,7 @@ for fmt in (2, 3):
     assert!(bad.is_empty(), "{}", bad.join("\n"));
     assert_eq!(
         report.lines().filter(|l| l.starts_with("OK ")).count(),
-        20,
+        28,
         "{report}"
     );
 }

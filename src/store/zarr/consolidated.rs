@@ -20,6 +20,12 @@ use std::path::Path;
 /// group and the array `path`), or an unwritable store.
 pub(super) fn refresh(store: &Store, inner: &str, path: &Path) -> Result<()> {
     let parts: Vec<&str> = inner.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.is_empty() {
+        return Ok(());
+    }
+    // Each update reads the metadata, changes it and writes it back: runs writing arrays into
+    // one store at once take turns, or one's entry would be lost to the other's write.
+    let _turn = store.dir.as_deref().and_then(StoreLock::take);
     for k in 0..parts.len() {
         let (group, below) = parts.split_at(k);
         let done = refresh_v2(store, group, below).and_then(|_| refresh_v3(store, group, below));
@@ -98,4 +104,23 @@ fn refresh_v3(store: &Store, group: &[&str], below: &[&str]) -> Result<()> {
         };
     }
     write_json(store, &key, &doc)
+}
+
+/// An exclusive `flock` on a local store's directory while held (none where the file system
+/// refuses it: the updates then do not wait for each other).
+struct StoreLock(#[allow(dead_code)] std::fs::File);
+
+impl StoreLock {
+    fn take(dir: &Path) -> Option<StoreLock> {
+        let dir = std::fs::File::open(dir).ok()?;
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: the descriptor is open for the call; the lock goes when the file closes.
+            if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return None;
+            }
+        }
+        Some(StoreLock(dir))
+    }
 }
