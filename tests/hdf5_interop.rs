@@ -2338,3 +2338,32 @@ fn a_killed_write_leaves_no_file_at_the_output() {
     };
     assert_eq!(bits(&back), bits(&x));
 }
+
+/// A file another process holds open for writing (as h5py does in mode 'a') is named as
+/// locked by it, not as an unreadable or unwritable file; once it is closed, the write runs.
+#[test]
+fn a_file_locked_by_another_process_is_named_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ndarray_npy::write_npy(d.join("x.npy"), &sample(&[3, 4])).unwrap();
+    success("first", &tessera(d, &["convert", "x.npy", "f.h5:/a"]));
+    let out = {
+        // No other test starts a process while this one holds the file open.
+        let _g = in_process();
+        let held = hdf5::File::append(d.join("f.h5")).unwrap();
+        let out = Command::new(TESSERA)
+            .args(["convert", "x.npy", "f.h5:/b"])
+            .current_dir(d)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        drop(held);
+        out
+    };
+    clean_error(
+        "locked",
+        &out,
+        &["f.h5", "another process has the file open"],
+    );
+    success("after", &tessera(d, &["convert", "x.npy", "f.h5:/b"]));
+}

@@ -50,6 +50,10 @@ fn herr(path: &Path, what: &str, e: hdf5::Error) -> Error {
         format!(
             " (the file may use a newer HDF5 format than the HDF5 library tessera was built with, {major}.{minor}.{release}, can read; h5py writes such files with libver=\"latest\")"
         )
+    } else if text.contains("unable to lock file") {
+        " (another process has the file open for writing, or is writing it: h5py locks a \
+         file while it is open in mode 'a' or 'w'; close it there and run again)"
+            .to_string()
     } else {
         String::new()
     };
