@@ -1277,6 +1277,21 @@ fn a_corrupt_chunk_is_an_error_and_leaves_no_output() {
         !root.join("o.zarr").exists(),
         "a failed write left o.zarr behind"
     );
+    // Into an existing store: the groups the failed write made on the way go too, and the
+    // store keeps what it held.
+    write_10x10(&root.join("s.zarr/keep"), Codec::None);
+    let before = snapshot(&root.join("s.zarr"));
+    clean_error(
+        "convert corrupt into new groups",
+        &tessera(root, &["convert", "z.zarr", "s.zarr/new/deeper/o"]),
+        &["z.zarr"],
+    );
+    let after = snapshot(&root.join("s.zarr"));
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>()
+    );
+    assert!(after == before, "a failed write changed files of s.zarr");
 
     // A truncated chunk of an uncompressed array.
     let npath = root.join("n.zarr");

@@ -994,6 +994,12 @@ impl<T: Element> ChunkedArray<T> {
         // The store's directory, when this run makes it for an array inside (an array at the
         // root is written aside and renamed: its directory is never made here).
         let created_root = inner != "/" && !root.exists();
+        // The first group between the root and the array that does not exist yet: this run
+        // makes it, and removes it again if the write fails.
+        let parts: Vec<&str> = inner.split('/').filter(|p| !p.is_empty()).collect();
+        let first_new_group = (1..parts.len())
+            .map(|k| node_dir(&root, &parts[..k].join("/")))
+            .find(|dir| !dir.exists());
         // Written aside, beside the final node, then renamed into place.
         let leaf = target
             .file_name()
@@ -1049,6 +1055,8 @@ impl<T: Element> ChunkedArray<T> {
             let _ = std::fs::remove_dir_all(&aside);
             if created_root {
                 let _ = std::fs::remove_dir_all(&root);
+            } else if let Some(dir) = &first_new_group {
+                let _ = std::fs::remove_dir_all(dir);
             }
         }
         result?;
