@@ -38,7 +38,7 @@ fn aside_prefix(leaf: &str, what: &str) -> String {
 
 /// This machine's name, as it goes into file names (`/` and NUL replaced by `_`); `host`
 /// where it cannot be had.
-pub(crate) fn host_name() -> String {
+fn host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
     #[cfg(unix)]
