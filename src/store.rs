@@ -102,24 +102,27 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
-/// Removes from `dir` the hidden partial outputs for `leaf` that runs of this machine left when
-/// they were killed (files or directories named by [`aside_name`] with `partial`, of processes
-/// no longer running; with `random`, as `.npy` temporaries are named: see [`is_stale_aside`]),
-/// so that they do not fill the disk unseen. A replacement killed between
-/// its two renames, whose process also left the output it replaced (`old`), is left alone for
-/// the user. Errors are ignored: this is tidying, not the write.
-pub(crate) fn remove_stale_asides(dir: &Path, leaf: &str, random: bool) {
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
+/// Removes beside `output` (a file or directory) the hidden partial outputs for it that runs
+/// of this machine left when they were killed (files or directories named by [`aside_name`]
+/// with `partial`, of processes no longer running; with `random`, as `.npy` temporaries are
+/// named: see [`is_stale_aside`]), so that they do not fill the disk unseen. A replacement
+/// killed between its two renames, whose process also left the output it replaced (`old`),
+/// is left alone for the user. Errors are ignored: this is tidying, not the write.
+pub(crate) fn remove_stale_asides(output: &Path, random: bool) {
+    let Some(leaf) = output.file_name() else {
+        return;
+    };
+    let leaf = leaf.to_string_lossy();
+    let dir = match output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
     };
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !is_stale_aside(&name, leaf, "partial", random) {
+        if !is_stale_aside(&name, &leaf, "partial", random) {
             continue;
         }
         let old = name.replacen(".tessera-partial-", ".tessera-old-", 1);

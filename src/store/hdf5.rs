@@ -1227,11 +1227,8 @@ fn aside_file(path: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out.h5".into());
-    let aside = path.with_file_name(super::aside_name(&name, "partial"));
-    if let Some(dir) = aside.parent() {
-        super::remove_stale_asides(dir, &name, false);
-    }
-    aside
+    super::remove_stale_asides(path, false);
+    path.with_file_name(super::aside_name(&name, "partial"))
 }
 
 /// Gives the complete file `aside` the name `path` unless something has it: a hard link, which

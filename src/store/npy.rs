@@ -856,7 +856,7 @@ impl NpyWriter {
 
         // `.NAME.tessera-partial-HOST-PID.XXXXXX`; those of killed runs are removed first.
         let leaf = name.to_string_lossy();
-        super::remove_stale_asides(dir, &leaf, true);
+        super::remove_stale_asides(path, true);
         let prefix = format!("{}.", super::aside_name(&leaf, "partial"));
         let mut builder = tempfile::Builder::new();
         builder.prefix(&prefix).rand_bytes(6);

@@ -1015,9 +1015,7 @@ impl<T: Element> ChunkedArray<T> {
             let aside = node_dir(&root, &write_inner);
             (root.clone(), write_inner, aside)
         };
-        if let Some(dir) = aside.parent() {
-            super::remove_stale_asides(dir, &leaf, false);
-        }
+        super::remove_stale_asides(&target, false);
         let result = (|| -> Result<()> {
             let _ = std::fs::remove_dir_all(&aside);
             std::fs::create_dir_all(&aside).map_err(|e| Error::io(&aside, e))?;
@@ -1118,10 +1116,7 @@ impl<T: Element> ChunkedArray<T> {
         check_memory(&data, zopts, &root, opts)?;
         // What a killed plain run of this output left aside cannot be continued in place.
         if !is_url(&root) {
-            let node = node_dir(&root, &inner);
-            if let (Some(dir), Some(leaf)) = (node.parent(), node.file_name()) {
-                super::remove_stale_asides(dir, &leaf.to_string_lossy(), false);
-            }
+            super::remove_stale_asides(&node_dir(&root, &inner), false);
         }
         let (target, joined) =
             ZarrTarget::create_or_join(path, data.shape(), &chunk, T::DTYPE, zopts, &part.run)?;
