@@ -991,13 +991,11 @@ impl<T: Element> ChunkedArray<T> {
         // Stored chunks all have one shape: make the blocks regular first.
         let (data, chunk) = self.regular_blocks()?;
         check_memory(&data, zopts, &root, opts)?;
-        // The store's directory, when this run makes it for an array inside (an array at the
-        // root is written aside and renamed: its directory is never made here).
-        let created_root = inner != "/" && !root.exists();
-        // The first group between the root and the array that does not exist yet: this run
-        // makes it, and removes it again if the write fails.
+        // The first directory on the way to an array inside the store (the store's own, or a
+        // group's) that does not exist yet: this run makes it, and removes it again if the
+        // write fails. (An array at the root is written aside and renamed: none is made.)
         let parts: Vec<&str> = inner.split('/').filter(|p| !p.is_empty()).collect();
-        let first_new_group = (1..parts.len())
+        let first_new_dir = (0..parts.len())
             .map(|k| node_dir(&root, &parts[..k].join("/")))
             .find(|dir| !dir.exists());
         // Written aside, beside the final node, then renamed into place.
@@ -1051,9 +1049,7 @@ impl<T: Element> ChunkedArray<T> {
         })();
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&aside);
-            if created_root {
-                let _ = std::fs::remove_dir_all(&root);
-            } else if let Some(dir) = &first_new_group {
+            if let Some(dir) = &first_new_dir {
                 let _ = std::fs::remove_dir_all(dir);
             }
         }
