@@ -1118,8 +1118,12 @@ impl DynArray {
         dispatch!(self, a => a.to_npy_with(path, overwrite, opts))
     }
 
-    /// Computes the array and formats it as Python prints its `tolist()`: nested lists, and
-    /// floats as Python's `repr` writes them (`3000.0`, `1e-05`, `nan`).
+    /// Computes the array and formats it as NumPy's `array2string(a, separator=", ")` does
+    /// with each element written as Python's `repr` writes it (`3000.0`, `1e-05`, `nan`,
+    /// `True`; float32 as NumPy's `str`), without wrapping lines: nested lists, one row per
+    /// line, a blank line between the blocks of three or more axes, `[]` for an empty array.
+    /// An array of more than 1000 elements is summarized as NumPy summarizes it: an axis
+    /// longer than 6 shows its first 3 and last 3 items, with `...` between.
     ///
     /// # Errors
     /// Any error of the plan.
@@ -1133,7 +1137,9 @@ impl DynArray {
                 // NumPy prints every empty array so, whatever its shape.
                 "[]".to_string()
             } else {
-                format!("{v}")
+                let mut out = String::new();
+                nested(v.view(), v.len() > SUMMARY_THRESHOLD, 0, &mut out);
+                out
             })
         })
     }
@@ -1148,6 +1154,50 @@ impl DynArray {
             _ => unreachable_dtype(),
         }
     }
+}
+
+/// Elements above which NumPy prints an array summarized (its `threshold`).
+const SUMMARY_THRESHOLD: usize = 1000;
+/// Items NumPy prints at each end of a summarized axis (its `edgeitems`).
+const EDGE_ITEMS: usize = 3;
+
+/// Writes the formatted elements `v` (at least one axis, not empty) as nested lists at
+/// `depth` brackets in, as [`DynArray::compute_to_string`] describes; `summarize`: only the
+/// edges of long axes.
+fn nested(v: ndarray::ArrayViewD<String>, summarize: bool, depth: usize, out: &mut String) {
+    let n = v.len_of(ndarray::Axis(0));
+    let shown: Vec<Option<usize>> = if summarize && n > 2 * EDGE_ITEMS {
+        (0..EDGE_ITEMS)
+            .map(Some)
+            .chain([None])
+            .chain((n - EDGE_ITEMS..n).map(Some))
+            .collect()
+    } else {
+        (0..n).map(Some).collect()
+    };
+    let sep = if v.ndim() == 1 {
+        ", ".to_string()
+    } else {
+        format!(",{}{}", "\n".repeat(v.ndim() - 1), " ".repeat(depth + 1))
+    };
+    out.push('[');
+    for (k, i) in shown.into_iter().enumerate() {
+        if k > 0 {
+            out.push_str(&sep);
+        }
+        match i {
+            None => out.push_str("..."),
+            Some(i) => {
+                let item = v.index_axis(ndarray::Axis(0), i);
+                if item.ndim() == 0 {
+                    out.push_str(item.iter().next().map_or("", String::as_str));
+                } else {
+                    nested(item, summarize, depth + 1, out);
+                }
+            }
+        }
+    }
+    out.push(']');
 }
 
 /// Formats a value as Python does: `True`/`False` for bools, floats as `repr` writes them

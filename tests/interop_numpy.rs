@@ -1283,6 +1283,19 @@ fn variance_with_a_large_offset_is_precise() {
 
 /// `tessera eval` prints a float64 as Python's `repr` does and a float32 as NumPy's `str`
 /// does, digit for digit, over values of every magnitude and the special ones.
+/// `tessera eval x --in x=NAME.npy` for each name, its output kept as `NAME.txt` in `root`.
+fn print_each(root: &Path, names: &[&str]) {
+    for name in names {
+        let out = tessera(root, &["eval", "x", "--in", &format!("x={name}.npy")]);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(root.join(format!("{name}.txt")), &out.stdout).unwrap();
+    }
+}
+
 #[test]
 fn printed_floats_match_python_and_numpy() {
     let Some(py) = python::python("printed_floats_match_python_and_numpy") else {
@@ -1307,15 +1320,7 @@ np.save(sys.argv[1] + "/f32.npy", v.astype(np.float32))
 "#,
         &[root],
     );
-    for name in ["f64", "f32"] {
-        let out = tessera(root, &["eval", "x", "--in", &format!("x={name}.npy")]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(root.join(format!("{name}.txt")), &out.stdout).unwrap();
-    }
+    print_each(root, &["f64", "f32"]);
     let report = python::run_script(
         &py,
         r#"
@@ -1338,6 +1343,68 @@ for name, show in (("f64", repr), ("f32", str)):
     assert_eq!(
         report.lines().filter(|l| l.starts_with("OK ")).count(),
         2,
+        "{report}"
+    );
+}
+
+#[test]
+fn printed_arrays_match_numpy() {
+    // `eval` prints an array as NumPy's `array2string(a, separator=", ")` with Python's `repr`
+    // of each element (NumPy's `str` for float32) and no line wrapping: the same nesting,
+    // blank lines, summary of arrays above 1000 elements (3 items at each end of a long axis)
+    // and `[]` for an empty array.
+    let Some(py) = python::python("printed_arrays_match_numpy") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let listing = python::run_script(
+        &py,
+        r#"
+import sys, numpy as np
+root = sys.argv[1]
+rng = np.random.default_rng(5)
+arrays = {
+    "a1000": np.arange(1000.0), "a1001": np.arange(1001.0), "a2000": np.arange(2000),
+    "m40x50": np.arange(2000.0).reshape(40, 50) / 7, "c2x3x4": np.arange(24).reshape(2, 3, 4),
+    "c10x10x30": np.arange(3000).reshape(10, 10, 30) - 1500, "t7x1x1": np.arange(7.0).reshape(7, 1, 1),
+    "w1x1x1001": np.arange(1001.0).reshape(1, 1, 1001), "e3x0": np.zeros((3, 0)), "e0": np.zeros(0),
+    "s10x200": rng.standard_normal((10, 200)).astype(np.float32), "b40x30": rng.random((40, 30)) < 0.5,
+    "u2x3": np.arange(6, dtype=np.uint8).reshape(2, 3), "r4x5x6x7": rng.standard_normal((4, 5, 6, 7)),
+    "n5": np.array([np.nan, -0.0, np.inf, 1e-5, 3e6]),
+}
+for name, a in arrays.items():
+    np.save(f"{root}/{name}.npy", a)
+    print(name)
+"#,
+        &[root],
+    );
+    let names: Vec<&str> = listing.lines().map(str::trim).collect();
+    assert_eq!(names.len(), 15, "{listing}");
+    print_each(root, &names);
+    let report = python::run_script(
+        &py,
+        r#"
+import sys, glob, os, numpy as np
+root = sys.argv[1]
+for path in sorted(glob.glob(f"{root}/*.npy")):
+    name = os.path.basename(path)[:-4]
+    a = np.load(path)
+    show = str if a.dtype == np.float32 else (lambda x: repr(x.item()))
+    want = np.array2string(a, separator=", ", formatter={"all": show}, max_line_width=sys.maxsize)
+    got = open(f"{root}/{name}.txt").read().rstrip("\n")
+    if got != want:
+        print(f"FAIL {name}: tessera printed\n{got[:800]}\nNumPy\n{want[:800]}")
+    else:
+        print(f"OK {name}")
+"#,
+        &[root],
+    );
+    let bad = failures(&report);
+    assert!(bad.is_empty(), "{report}");
+    assert_eq!(
+        report.lines().filter(|l| l.starts_with("OK ")).count(),
+        15,
         "{report}"
     );
 }
