@@ -32,8 +32,35 @@ pub(crate) fn aside_name(leaf: &str, what: &str) -> String {
 }
 
 /// `.leaf.tessera-WHAT-HOST-`: the start of the hidden names of this machine's processes.
+/// A leaf too long for the whole name to fit in a file name's 255 bytes is shortened
+/// ([`short_leaf`]).
 fn aside_prefix(leaf: &str, what: &str) -> String {
-    format!(".{leaf}.tessera-{what}-{}-", host_name())
+    let host = host_name();
+    // `.`, `.tessera-`, WHAT (`partial` the longest), `-`, HOST, `-`, the process id (10
+    // digits at most) and a `.npy` temporary's `.XXXXXX`. The same for every WHAT: the names
+    // of one output's `partial` and `old` differ only there.
+    let room = NAME_MAX.saturating_sub(1 + 9 + 7 + 1 + host.len() + 1 + 10 + 7);
+    format!(".{}.tessera-{what}-{host}-", short_leaf(leaf, room))
+}
+
+/// The bytes a file name may have (Linux's and macOS's file systems).
+const NAME_MAX: usize = 255;
+
+/// `leaf` if it has at most `room` bytes; otherwise its start, `~` and a hash of the whole
+/// (in `room` bytes, 17 at least), so that two long names that begin alike stay apart. The
+/// hash (FNV-1a) is the same in every build and run: a later run finds the name again.
+fn short_leaf(leaf: &str, room: usize) -> std::borrow::Cow<'_, str> {
+    if leaf.len() <= room {
+        return leaf.into();
+    }
+    let hash = leaf.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let mut end = room.saturating_sub(17);
+    while !leaf.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}~{hash:016x}", &leaf[..end]).into()
 }
 
 /// This machine's name, as it goes into file names (`/` and NUL replaced by `_`); `host`
@@ -135,5 +162,44 @@ pub(crate) fn remove_stale_asides(output: &Path, random: bool) {
         } else {
             std::fs::remove_file(&path)
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidden_names_of_long_outputs_fit_and_stay_apart() {
+        let long = format!("{}.zarr", "é".repeat(100) + &"a".repeat(40));
+        let other = format!("{}.zarr", "é".repeat(100) + &"a".repeat(39) + "b");
+        for (leaf, what) in [
+            (&long, "partial"),
+            (&other, "old"),
+            (&"x".repeat(255), "partial"),
+        ] {
+            // The longest process id and a `.npy` temporary's suffix still fit.
+            let name = format!("{}4294967295.XXXXXX", aside_prefix(leaf, what));
+            assert!(name.len() <= NAME_MAX, "{} bytes: {name}", name.len());
+            assert!(name.starts_with(&format!(".{}", &leaf[..50])), "{name}");
+        }
+        assert_ne!(aside_name(&long, "partial"), aside_name(&other, "partial"));
+        assert_eq!(
+            aside_name(&long, "partial").replacen(".tessera-partial-", ".tessera-old-", 1),
+            aside_name(&long, "old")
+        );
+        // The same leaf gives the same name, which a later run recognises.
+        assert_eq!(
+            aside_prefix(&long, "partial"),
+            aside_prefix(&long, "partial")
+        );
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let dead = format!("{}{pid}", aside_prefix(&long, "partial"));
+        assert!(is_stale_aside(&dead, &long, "partial", false));
+        assert!(!is_stale_aside(&dead, &other, "partial", false));
+        // Short leaves are kept whole.
+        assert!(aside_name("o.zarr", "partial").starts_with(".o.zarr.tessera-partial-"));
     }
 }

@@ -1501,6 +1501,42 @@ fn host_name() -> String {
 /// removed when it is written again; those of running processes, of other machines, and a
 /// replacement interrupted between its renames (its `old` beside it) are kept.
 #[test]
+fn outputs_with_the_longest_names_are_written() {
+    // A file name may have 255 bytes; the hidden name an output is written under until it is
+    // complete is longer than the output's own, and is shortened to fit.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_npy(
+        d.join("x.npy"),
+        &ndarray::arr1(&[1.0f64, 2.0, 4.0]).into_dyn(),
+    )
+    .unwrap();
+    let mut outputs = vec![
+        format!("{}.zarr", "z".repeat(250)),
+        format!("{}.npy", "n".repeat(251)),
+        format!("g.zarr/{}", "é".repeat(127)),
+    ];
+    if cfg!(feature = "hdf5") {
+        outputs.push(format!("{}.h5:/x", "h".repeat(252)));
+    }
+    for out in &outputs {
+        ok(d, &["convert", "x.npy", out]);
+        // Written again: the output it replaces is kept aside under a shortened name too.
+        ok(d, &["convert", "x.npy", out, "--overwrite"]);
+        let sum = ok(d, &["eval", "sum(x)", "--in", &format!("x={out}")]);
+        assert_eq!(sum.trim(), "7.0", "{out}");
+    }
+    let mut left: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .chain(std::fs::read_dir(d.join("g.zarr")).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("tessera"))
+        .collect();
+    left.sort();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
 #[cfg(unix)]
 fn partial_outputs_of_killed_runs_are_removed() {
     let dir = tempfile::tempdir().unwrap();
