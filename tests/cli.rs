@@ -612,6 +612,23 @@ fn a_full_disk_is_an_error_not_a_crash() {
             listing(&small)
         );
     }
+    // A compressed HDF5 dataset: the error names the dataset asked for, not the hidden name
+    // it is written under until it is complete.
+    #[cfg(feature = "hdf5")]
+    {
+        let mut state = 7u64;
+        let noise = ndarray::Array2::<f64>::from_shape_fn((400, 1000), |_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64
+        });
+        write_npy(d.join("noise.npy"), &noise.into_dyn()).unwrap();
+        let args = ["convert", "noise.npy", "small/o.h5:/g/x", "--codec", "gzip"];
+        let err = fails(d, &args, &["small/o.h5", "of /g/x:", "No space left"]);
+        assert!(!err.contains("tessera-partial"), "{err}");
+        assert!(listing(&small).is_empty(), "left {:?}", listing(&small));
+    }
 }
 
 #[test]

@@ -1176,7 +1176,7 @@ impl<T: H5Element> ChunkedArray<T> {
                     exec::run(data.node().as_ref(), &sink, &ctx)?;
                     sink.close()?;
                 }
-                Some(pipeline) => write_chunks(&data, &ds, &chunk, &pipeline, path, &ctx)?,
+                Some(pipeline) => write_chunks(&data, &ds, dataset, &chunk, &pipeline, path, &ctx)?,
                 None => {
                     let sink = DatasetSink { ds: &ds, path };
                     exec::run(data.node().as_ref(), &sink, &ctx)?;
@@ -1284,11 +1284,13 @@ fn queued_bytes(chunk: &[usize], dtype: DType, opts: &ExecOptions) -> (usize, us
     )
 }
 
-/// Runs `data` (blocks of exactly `chunk`) into `ds`: workers filter each block, one writer
-/// thread appends the chunks in whatever order they finish.
+/// Runs `data` (blocks of exactly `chunk`) into `ds` (the user's `dataset`, written under a
+/// hidden name): workers filter each block, one writer thread appends the chunks in whatever
+/// order they finish.
 fn write_chunks<T: H5Element>(
     data: &ChunkedArray<T>,
     ds: &hdf5::Dataset,
+    dataset: &str,
     chunk: &[usize],
     pipeline: &Pipeline,
     path: &Path,
@@ -1299,7 +1301,7 @@ fn write_chunks<T: H5Element>(
     std::thread::scope(|s| {
         let writer = s.spawn(move || -> Result<()> {
             for (offset, bytes) in rx {
-                hdf5_chunks::write_chunk(ds, path, &offset, &bytes)?;
+                hdf5_chunks::write_chunk(ds, dataset, path, &offset, &bytes)?;
             }
             Ok(())
         });

@@ -548,9 +548,11 @@ pub(crate) fn locate(ds: &hdf5::Dataset, offset: &[usize]) -> Option<ChunkLoc> {
     Some(ChunkLoc { addr, size, mask })
 }
 
-/// Appends one filtered chunk at element offset `offset` (the single writer calls this).
+/// Appends one filtered chunk at element offset `offset` (the single writer calls this); errors
+/// name the dataset `name`.
 pub(crate) fn write_chunk(
     ds: &hdf5::Dataset,
+    name: &str,
     path: &Path,
     offset: &[usize],
     bytes: &[u8],
@@ -577,8 +579,7 @@ pub(crate) fn write_chunk(
         return Err(Error::format(
             path,
             format!(
-                "writing the chunk at {offset:?} of {}: {}",
-                ds.name(),
+                "writing the chunk at {offset:?} of {name}: {}",
                 detail.unwrap_or_else(|| "the HDF5 library refused it".into())
             ),
         ));
