@@ -625,9 +625,22 @@ fn a_full_disk_is_an_error_not_a_crash() {
         });
         write_npy(d.join("noise.npy"), &noise.into_dyn()).unwrap();
         let args = ["convert", "noise.npy", "small/o.h5:/g/x", "--codec", "gzip"];
-        let err = fails(d, &args, &["small/o.h5", "of /g/x:", "No space left"]);
+        let err = fails(
+            d,
+            &args,
+            &["small/o.h5: /g/x: writing the chunk", "No space left"],
+        );
         assert!(!err.contains("tessera-partial"), "{err}");
         assert!(listing(&small).is_empty(), "left {:?}", listing(&small));
+        // A disk too full for the library to create the file leaves nothing either.
+        std::fs::write(small.join("filler"), vec![0u8; 1 << 20]).ok();
+        fails(
+            d,
+            &["eval", "ones((4, 4))", "-o", "small/n.h5:/x"],
+            &["small/n.h5", "cannot create the file", "No space left"],
+        );
+        let only_filler = BTreeSet::from(["filler".to_string()]);
+        assert_eq!(listing(&small), only_filler, "left {:?}", listing(&small));
     }
 }
 

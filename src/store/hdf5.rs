@@ -1060,7 +1060,12 @@ impl<T: H5Element> ChunkedArray<T> {
             hdf5::File::open_rw(path).map_err(|e| herr(path, "not a writable HDF5 file", e))?
         } else {
             let _ = std::fs::remove_file(&file_at);
-            hdf5::File::create(&file_at).map_err(|e| herr(path, "cannot create the file", e))?
+            // The library may leave an empty file behind when it cannot create one (a full
+            // disk): removed too.
+            hdf5::File::create(&file_at).map_err(|e| {
+                let _ = std::fs::remove_file(&file_at);
+                herr(path, "cannot create the file", e)
+            })?
         };
         let name = dataset.trim_start_matches('/');
         let replacing = file.link_exists(name);

@@ -579,7 +579,7 @@ pub(crate) fn write_chunk(
         return Err(Error::format(
             path,
             format!(
-                "writing the chunk at {offset:?} of {name}: {}",
+                "{name}: writing the chunk at {offset:?}: {}",
                 detail.unwrap_or_else(|| "the HDF5 library refused it".into())
             ),
         ));
