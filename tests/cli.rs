@@ -1527,9 +1527,6 @@ fn host_name() -> String {
     String::from_utf8_lossy(&buf[..end]).replace(['/', '\0'], "_")
 }
 
-/// The hidden partial outputs that killed runs of this machine left beside an output are
-/// removed when it is written again; those of running processes, of other machines, and a
-/// replacement interrupted between its renames (its `old` beside it) are kept.
 #[test]
 fn outputs_with_the_longest_names_are_written() {
     // A file name may have 255 bytes; the hidden name an output is written under until it is
@@ -1566,6 +1563,9 @@ fn outputs_with_the_longest_names_are_written() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// The hidden partial outputs that killed runs of this machine left beside an output are
+/// removed when it is written again; those of running processes, of other machines, and a
+/// replacement interrupted between its renames (its `old` beside it) are kept.
 #[test]
 #[cfg(unix)]
 fn partial_outputs_of_killed_runs_are_removed() {
