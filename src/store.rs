@@ -64,27 +64,32 @@ fn short_leaf(leaf: &str, room: usize) -> std::borrow::Cow<'_, str> {
 }
 
 /// This machine's name, as it goes into file names (`/` and NUL replaced by `_`); `host`
-/// where it cannot be had.
-fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
-    #[cfg(unix)]
-    let name = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).replace(['/', '\0'], "_")
-    } else {
-        String::new()
-    };
-    #[cfg(not(unix))]
-    let name = {
-        let _ = &mut buf;
-        String::new()
-    };
-    if name.is_empty() {
-        "host".into()
-    } else {
-        name
-    }
+/// where it cannot be had. Read once per process: every hidden name of a run, and every
+/// directory entry a tidy-up checks, use the same.
+fn host_name() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is valid for its length; gethostname writes at most that many
+        // bytes.
+        #[cfg(unix)]
+        let name = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+            String::from_utf8_lossy(&buf[..end]).replace(['/', '\0'], "_")
+        } else {
+            String::new()
+        };
+        #[cfg(not(unix))]
+        let name = {
+            let _ = &mut buf;
+            String::new()
+        };
+        if name.is_empty() {
+            "host".into()
+        } else {
+            name
+        }
+    })
 }
 
 /// Whether `name` is exactly a hidden output (`what`) that a process of this machine, no longer
