@@ -508,6 +508,22 @@ fn zarr_groups_are_kept_and_followed() {
         &["h.zarr/e", "Zarr v3 group", "--zarr-format 3"],
     );
     assert!(!exists("g.zarr/d") && !exists("h.zarr/e"));
+    // A group with both a v3 zarr.json and a v2 .zgroup is v3, as zarr-python opens it: a new
+    // array goes in as v3 (where zarr-python lists it), and v2 is the format refused.
+    std::fs::write(d.join("h.zarr/.zgroup"), r#"{"zarr_format": 2}"#).unwrap();
+    ok(d, &["convert", "x.npy", "h.zarr/both"]);
+    assert!(exists("h.zarr/both/zarr.json") && !exists("h.zarr/both/.zarray"));
+    fails(
+        d,
+        &["convert", "x.npy", "h.zarr/v2", "--zarr-format", "2"],
+        &["h.zarr/v2", "Zarr v3 group", "--zarr-format 3"],
+    );
+    fails(
+        d,
+        &["convert", "x.npy", "h.zarr", "--overwrite"],
+        &["h.zarr", "is a Zarr group"],
+    );
+    std::fs::remove_file(d.join("h.zarr/.zgroup")).unwrap();
     // A group where an array is read is named as one, with an array to read instead.
     fails(
         d,

@@ -1479,6 +1479,26 @@ fn bad_hdf5_paths_give_one_clear_error_and_write_nothing() {
         &tessera(root, &["convert", "f.h5", "o.npy"]),
         &["f.h5", "dataset"],
     );
+    // A dataset with a null dataspace (h5py.Empty) holds no array: named, not read as 0-d.
+    {
+        let _h5 = in_process();
+        let file = hdf5::File::create(root.join("empty.h5")).unwrap();
+        file.new_dataset::<f64>()
+            .shape(hdf5::Extents::Null)
+            .create("nothing")
+            .unwrap();
+    }
+    for args in [
+        &["info", "empty.h5:/nothing"][..],
+        &["eval", "x.sum()", "--in", "x=empty.h5:/nothing"],
+        &["convert", "empty.h5:/nothing", "o.npy"],
+    ] {
+        clean_error(
+            &format!("{args:?}"),
+            &tessera(root, args),
+            &["empty.h5", "/nothing", "null dataspace"],
+        );
+    }
     assert!(!root.join("o.npy").exists());
     assert!(!root.join("o.h5").exists());
 

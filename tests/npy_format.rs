@@ -305,6 +305,8 @@ fn error_cases_name_path_and_problem() {
         );
         assert!(msg.contains(kind), "{msg}");
         assert!(msg.contains("supported dtypes are bool"), "{msg}");
+        // The header is well formed: only the dtype is not held.
+        assert!(!msg.contains("malformed"), "{msg}");
     }
     let f = raw_file(
         (1, 0),

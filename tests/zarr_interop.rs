@@ -299,6 +299,9 @@ with warnings.catch_warnings():
         chunks=(5, 7), compressors=numcodecs.zarr3.Zlib(level=6))
     put("v3_numcodecs_zlib", "v3 i4 (9,11)/(4,5) numcodecs.zlib", (9, 11), "i4",
         chunks=(4, 5), compressors=numcodecs.zarr3.Zlib(level=1))
+    # Zlib() with numcodecs' default level is stored without one.
+    put("v3_numcodecs_zlib_default", "v3 f4 (9,11)/(4,5) numcodecs.zlib defaults", (9, 11),
+        "f4", chunks=(4, 5), compressors=numcodecs.zarr3.Zlib())
     # numcodecs' GZip, Zstd and Blosc (named numcodecs.gzip, .zstd, .blosc, with only the
     # settings that differ from numcodecs' defaults): read as the core codecs.
     nc = numcodecs.zarr3

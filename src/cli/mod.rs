@@ -247,14 +247,15 @@ pub(crate) fn check_output(spec: &str, overwrite: bool) -> Result<PathBuf> {
     }
 }
 
-/// How outputs are written: `--codec` and `--level` for Zarr.
+/// How outputs are written: `--codec` and `--level` for Zarr and HDF5, `--zarr-format`.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct OutputArgs {
     /// Compression: none, zstd, blosc or gzip for Zarr (default zstd); none or gzip (deflate
     /// with byte shuffle) for HDF5 (default none).
     #[arg(long, value_name = "CODEC")]
     codec: Option<String>,
-    /// Compression level of the codec (zstd default 3, blosc and gzip default 5).
+    /// Compression level of the codec (Zarr: zstd default 3, blosc and gzip default 5; HDF5:
+    /// gzip default 4, as h5py's).
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     level: Option<i32>,
     /// Zarr format of a Zarr output: 3 (default) or 2 (what zarr-python 2 and older tools read).

@@ -160,6 +160,16 @@ fn open_dataset(path: &Path, dataset: &str) -> Result<(hdf5::File, hdf5::Dataset
     let ds = file
         .dataset(dataset)
         .map_err(|e| herr(path, &format!("no dataset {dataset}"), e))?;
+    // A null dataspace (h5py's `h5py.Empty`) holds no array at all, not even a 0-d one.
+    if ds.space().is_ok_and(|s| s.is_null()) {
+        return Err(Error::format(
+            path,
+            format!(
+                "{dataset} has a null dataspace (h5py.Empty): it holds no array, not even a \
+                 0-d one"
+            ),
+        ));
+    }
     Ok((file, ds))
 }
 

@@ -173,8 +173,14 @@ pub fn parse_header(bytes: &[u8], path: &Path) -> Result<NpyHeader> {
         raw.iter().map(|&b| char::from(b)).collect()
     };
     let fields = parse_dict(&text).map_err(|reason| {
+        // A well-formed header of a dtype tessera does not hold is not called malformed.
+        let what = if reason.starts_with(UNSUPPORTED) {
+            ""
+        } else {
+            "malformed header: "
+        };
         err(format!(
-            "malformed header: {reason}; header is {}",
+            "{what}{reason}; header is {}",
             abbreviate(text.trim_end())
         ))
     })?;
@@ -586,13 +592,16 @@ fn parse_dict(text: &str) -> Result<(DType, bool, bool, Vec<usize>), String> {
     Ok((dtype, big_endian, fortran_order, dims))
 }
 
+/// How [`parse_descr`] begins the reason for a dtype tessera does not hold.
+const UNSUPPORTED: &str = "unsupported dtype";
+
 /// Parses a `descr` into the dtype and whether it is big-endian.
 fn parse_descr(descr: &PyValue) -> Result<(DType, bool), String> {
     let s = match descr {
         PyValue::Str(s) => s.as_str(),
         PyValue::List(_) => {
             return Err(format!(
-                "unsupported dtype: structured dtype {descr} is not supported; {SUPPORTED}"
+                "{UNSUPPORTED}: structured dtype {descr} is not supported; {SUPPORTED}"
             ))
         }
         other => {
@@ -637,7 +646,7 @@ fn parse_descr(descr: &PyValue) -> Result<(DType, bool), String> {
             _ => "",
         };
         return Err(format!(
-            "unsupported dtype '{}'{kind}; {SUPPORTED}",
+            "{UNSUPPORTED} '{}'{kind}; {SUPPORTED}",
             s.escape_debug()
         ));
     };

@@ -169,16 +169,15 @@ fn store_has_node(store: &Store, inner: &str) -> bool {
         .any(|m| store.get(&format!("{p}{m}")).is_ok_and(|b| b.is_some()))
 }
 
-/// Whether a Zarr array (v2 or v3) exists at `inner` in `store`.
+/// Whether a Zarr array (v2 or v3) exists at `inner` in `store` (a `zarr.json` decides before
+/// a `.zarray`, as in [`group_format`]).
 fn store_has_array(store: &Store, inner: &str) -> bool {
     let p = node_prefix(inner);
+    if let Ok(Some(b)) = store.get(&format!("{p}zarr.json")) {
+        return serde_json::from_slice::<serde_json::Value>(&b)
+            .is_ok_and(|v| v.get("node_type").and_then(|t| t.as_str()) == Some("array"));
+    }
     store.get(&format!("{p}.zarray")).is_ok_and(|b| b.is_some())
-        || store
-            .get(&format!("{p}zarr.json"))
-            .ok()
-            .flatten()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .is_some_and(|v| v.get("node_type").and_then(|t| t.as_str()) == Some("array"))
 }
 
 /// The Zarr arrays at `path`: the array itself, or the arrays directly inside a group (a knn
@@ -1182,20 +1181,21 @@ pub(super) fn parents_are_groups(
     Ok(())
 }
 
-/// The Zarr format of the group at `group` in `store` (2 for a `.zgroup`, 3 for a
-/// `zarr.json` of a group); `None` where no group is.
+/// The Zarr format of the group at `group` in `store` (3 for a `zarr.json` of a group, 2 for
+/// a `.zgroup`); `None` where no group is. A `zarr.json` decides before a `.zgroup`, as for
+/// zarr-python, which opens a node of both formats as v3.
 fn group_format(store: &Store, group: &str) -> Option<u8> {
     let p = node_prefix(group);
-    if store.get(&format!("{p}.zgroup")).is_ok_and(|b| b.is_some()) {
-        return Some(2);
+    if let Ok(Some(b)) = store.get(&format!("{p}zarr.json")) {
+        return serde_json::from_slice::<serde_json::Value>(&b)
+            .ok()
+            .filter(|v| v.get("node_type").and_then(|t| t.as_str()) == Some("group"))
+            .map(|_| 3);
     }
     store
-        .get(&format!("{p}zarr.json"))
-        .ok()
-        .flatten()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .filter(|v| v.get("node_type").and_then(|t| t.as_str()) == Some("group"))
-        .map(|_| 3)
+        .get(&format!("{p}.zgroup"))
+        .is_ok_and(|b| b.is_some())
+        .then_some(2)
 }
 
 /// The format of the group an array at `path` goes into: that of the deepest existing group

@@ -1,12 +1,13 @@
 //! v3 arrays whose compressor zarr-python wrote through `numcodecs.zarr3`.
 //!
-//! zarr-python names numcodecs' compressors in v3 metadata `numcodecs.gzip`, `numcodecs.zstd`
-//! and `numcodecs.blosc`, with only the settings that differ from numcodecs' defaults (often
-//! none). Their chunks are the streams the core `gzip`, `zstd` and `blosc` codecs read: a gzip
-//! member, zstd frames, a Blosc buffer that describes itself in its header. zarrs knows those
-//! three only by their core names and with their settings spelled out, so their metadata is
-//! read here, each such codec renamed and its settings completed from numcodecs' defaults,
-//! and the array opened from that. Nothing is written back to the store.
+//! zarr-python names numcodecs' compressors in v3 metadata `numcodecs.gzip`, `numcodecs.zstd`,
+//! `numcodecs.blosc` and `numcodecs.zlib`, with only the settings that differ from numcodecs'
+//! defaults (often none). The chunks of the first three are the streams the core `gzip`,
+//! `zstd` and `blosc` codecs read: a gzip member, zstd frames, a Blosc buffer that describes
+//! itself in its header. zarrs knows those three only by their core names, and all four only
+//! with their settings spelled out, so their metadata is read here, each such codec renamed
+//! (zlib keeps its name) and its settings completed from numcodecs' defaults, and the array
+//! opened from that. Nothing is written back to the store.
 
 use super::ZArray;
 use crate::element::DType;
@@ -102,10 +103,12 @@ fn rename_all(codecs: &mut [Value], typesize: Option<u64>, renamed: &mut Vec<Str
                 }
             }
         } else if let Some(core) = core_codec(name, obj.get("configuration"), typesize) {
-            renamed.push(format!(
-                "{name} as {}",
-                core["name"].as_str().unwrap_or_default()
-            ));
+            let core_name = core["name"].as_str().unwrap_or_default();
+            renamed.push(if core_name == name {
+                format!("{name} with numcodecs' defaults")
+            } else {
+                format!("{name} as {core_name}")
+            });
             *codec = core;
         }
     }
@@ -129,6 +132,12 @@ fn core_codec(name: &str, configuration: Option<&Value>, typesize: Option<u64>) 
         }})),
         // numcodecs.Blosc(cname="lz4", clevel=5, shuffle=SHUFFLE, blocksize=0); the shuffle as
         // a number: -1 AUTOSHUFFLE (bit-shuffle for 1-byte elements), 0 none, 1 byte, 2 bit.
+        // numcodecs.Zlib(level=1): zarrs reads `numcodecs.zlib` itself, but only with its
+        // level spelled out.
+        "numcodecs.zlib" if !conf.contains_key("level") => Some(json!({
+            "name": "numcodecs.zlib",
+            "configuration": {"level": 1},
+        })),
         "numcodecs.blosc" => {
             let shuffle = match (int("shuffle", 1), typesize) {
                 (0, _) => "noshuffle",
@@ -238,6 +247,15 @@ mod tests {
             chain[0]["configuration"]["index_codecs"][1],
             json!({"name": "crc32c"})
         );
+        // numcodecs.Zlib() without a level: numcodecs' level 1 spelled out for zarrs.
+        let mut names = Vec::new();
+        let mut chain = vec![json!({"name": "numcodecs.zlib", "configuration": {}})];
+        rename_all(&mut chain, Some(8), &mut names);
+        assert_eq!(
+            chain[0],
+            json!({"name": "numcodecs.zlib", "configuration": {"level": 1}})
+        );
+        assert_eq!(names, ["numcodecs.zlib with numcodecs' defaults"]);
         // Nothing numcodecs zarrs would not open by itself: left to zarrs, unchanged.
         let mut chain = vec![
             json!({"name": "bytes"}),
