@@ -30,7 +30,7 @@ pub use kernels::{
     detected_isa, pair, tile, tile_into, DistFloat, Isa, TileOut, DIRECT_EUCLIDEAN_MAX_D,
 };
 pub use metric::{Metric, METRIC_NAMES};
-pub use rows::{count_within, knn, nearest, Neighbours};
+pub use rows::{count_within, count_within_of_rows, knn, knn_of_rows, nearest, Neighbours};
 
 use crate::array::ChunkedArray;
 use crate::chunks::{AxisChunks, ChunkGrid, Chunks};

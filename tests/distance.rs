@@ -960,7 +960,13 @@ fn count_within_matches_the_reference() {
     let (cx, cy) = (chunked(&x, &Chunks::Size(5)), chunked(&y, &Chunks::Size(7)));
     for metric in [Metric::Cityblock, Metric::Chebyshev, Metric::SqEuclidean] {
         for (a, ca, b, cb) in [(&x, &cx, &y, &cy), (&x, &cx, &x, &cx)] {
-            let want = reference(metric, a, b);
+            let mut want = reference(metric, a, b);
+            if std::ptr::eq(a, b) {
+                // x against itself: pdist's matrix, each point 0 from itself (NaN ones too).
+                for i in 0..a.shape()[0] {
+                    want[[i, i]] = 0.0;
+                }
+            }
             for r in [0.0, 1.0, 2.5, 4.0, 1e300, f64::INFINITY] {
                 let got = count_within(ca, cb, r, metric, &opts).unwrap();
                 let bounds = count_bounds(&want, r, 0.0);
@@ -1016,6 +1022,103 @@ fn count_within_matches_the_reference() {
     .unwrap();
     let want_c: Vec<i64> = count_bounds(&want, 3.0, 0.0).iter().map(|b| b.0).collect();
     assert_eq!(got.to_vec(), want_c);
+    // A radius between two f32 values counts the f32 distances not above it: 0.1, 0.2 and 0.3
+    // in f32 are each a little above the decimal, which rounded to the nearest f32 would count.
+    let origin = ChunkedArray::from_array(ndarray::array![[0.0f32]].into_dyn(), 1).unwrap();
+    let pts = ndarray::array![[0.1f32], [0.2], [0.3]].into_dyn();
+    let pts = ChunkedArray::from_array(pts, 2).unwrap();
+    for metric in [Metric::Cityblock, Metric::Chebyshev] {
+        for (r, want) in [
+            (0.1, 0),
+            (f64::from(0.1f32), 1),
+            (0.2, 1),
+            (0.3, 2),
+            (f64::from(0.3f32), 3),
+            (1e300, 3),
+        ] {
+            let got = count_within(&origin, &pts, r, metric, &opts).unwrap();
+            assert_eq!(got.to_vec(), vec![want], "{metric} radius {r:e} in f32");
+        }
+    }
+}
+
+/// x against itself in knn and count_within is pdist's matrix: each point exactly 0 from
+/// itself, for every metric (the GEMM identity leaves a few ulp there, and the cosine of a
+/// point with itself does not always round to 1), NaN points included; so also for rows of x
+/// given as a slice of it (`knn_of_rows`, what a split run's task computes), whose L1
+/// distances are those of the whole run bit for bit.
+#[test]
+fn points_against_themselves_are_at_distance_zero() {
+    let mut rng = Rng(31);
+    let mut x = uniform(&mut rng, 40, 30);
+    for j in 0..30 {
+        // A point and a multiple of it (cosine 0 apart), and a point with a NaN coordinate.
+        x[[7, j]] = 3.0 * x[[6, j]];
+        x[[9, j]] = if j == 4 { f64::NAN } else { x[[9, j]] };
+    }
+    let opts = ExecOptions::default();
+    let cx = chunked(
+        &x,
+        &Chunks::PerAxis(vec![AxisChunks::Size(6), AxisChunks::Whole]),
+    );
+    let rows = |a: usize, b: usize| {
+        cx.slice(&[tessera::ops::slice::SliceItem::Range {
+            start: Some(a as isize),
+            stop: Some(b as isize),
+            step: 1,
+        }])
+        .unwrap()
+    };
+    for metric in METRICS {
+        let whole = knn(&cx, &cx, 40, metric, &opts).unwrap();
+        let near = knn(&cx, &cx, 1, metric, &opts).unwrap();
+        let within = count_within(&cx, &cx, 0.0, metric, &opts).unwrap();
+        for i in 0..40 {
+            let at = (0..40)
+                .find(|&p| whole.indices[[i, p]] == i as i64)
+                .unwrap();
+            assert_eq!(
+                whole.distances[[i, at]],
+                0.0,
+                "{metric}: point {i} to itself"
+            );
+            assert_eq!(
+                near.distances[[i, 0]],
+                0.0,
+                "{metric}: nearest of point {i}"
+            );
+            assert!(within[i] >= 1, "{metric}: point {i} not within 0 of itself");
+        }
+        // Point 6 is first among its own neighbours (7 ties with it under cosine).
+        assert_eq!(near.indices[[6, 0]], 6, "{metric}");
+        // Rows 10..25 as a slice of x, placed at offset 10.
+        let part =
+            tessera::distance::knn_of_rows(&rows(10, 25), &cx, 10, 40, metric, &opts).unwrap();
+        let counts =
+            tessera::distance::count_within_of_rows(&rows(10, 25), &cx, 10, 0.0, metric, &opts)
+                .unwrap();
+        for i in 10..25 {
+            let at = (0..40)
+                .find(|&p| part.indices[[i - 10, p]] == i as i64)
+                .unwrap();
+            assert_eq!(
+                part.distances[[i - 10, at]],
+                0.0,
+                "{metric}: row {i} of a slice"
+            );
+            assert!(counts[i - 10] >= 1, "{metric}: row {i} of a slice");
+            if !gemm_metric(metric) {
+                assert_eq!(
+                    part.indices.row(i - 10),
+                    whole.indices.row(i),
+                    "{metric} {i}"
+                );
+                let bits = |r: ndarray::ArrayView1<f64>| r.mapv(f64::to_bits);
+                let (got, want) = (part.distances.row(i - 10), whole.distances.row(i));
+                assert_eq!(bits(got), bits(want), "{metric} {i}");
+            }
+        }
+    }
 }
 
 /// y larger than a quarter of the allowed memory is read block by block for each block of x,

@@ -525,6 +525,8 @@ fn knn_part_typed<T: DistFloat>(
         }
         let (b0, b1) = (todo[start], todo[end - 1] + 1);
         let (r0, r1) = (b0 * rows, (b1 * rows).min(n));
+        // Without Y, these rows of X are rows r0.. of the candidates: 0 to themselves.
+        let own = y.is_none().then_some(r0);
         let xs = x.slice(&[SliceItem::Range {
             start: Some(r0 as isize),
             stop: Some(r1 as isize),
@@ -535,14 +537,21 @@ fn knn_part_typed<T: DistFloat>(
             .collect();
         match args.radius {
             Some(r) => {
-                let counts = distance::count_within(&xs, yy, r, metric, opts)?.into_dyn();
+                let counts = match own {
+                    Some(r0) => distance::count_within_of_rows(&xs, yy, r0, r, metric, opts)?,
+                    None => distance::count_within(&xs, yy, r, metric, opts)?,
+                };
+                let counts = counts.into_dyn();
                 for (b, span) in &blocks {
                     let block = counts.slice_axis(Axis(0), span.clone().into());
                     targets[0].write_block(&[*b], block)?;
                 }
             }
             None => {
-                let nn = distance::knn(&xs, yy, k, metric, opts)?;
+                let nn = match own {
+                    Some(r0) => distance::knn_of_rows(&xs, yy, r0, k, metric, opts)?,
+                    None => distance::knn(&xs, yy, k, metric, opts)?,
+                };
                 let (ind, dist) = (nn.indices.into_dyn(), nn.distances.into_dyn());
                 for (b, span) in &blocks {
                     let i = ind.slice_axis(Axis(0), span.clone().into());

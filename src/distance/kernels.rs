@@ -109,6 +109,13 @@ pub trait DistFloat:
     fn fcbrt(self) -> Self;
     #[doc(hidden)]
     fn of(v: f64) -> Self;
+    /// The largest value not above `v` (`v` rounded down, not to the nearest): a distance of
+    /// this type is `<= v` exactly when it is `<=` this.
+    #[doc(hidden)]
+    fn at_most(v: f64) -> Self;
+    /// The sum of `row` by NumPy's pairwise summation.
+    #[doc(hidden)]
+    fn row_sum(row: &[Self]) -> Self;
     /// `out (r x c) = x (r x d) . y (c x d)^T`, the inputs row-major and contiguous.
     #[doc(hidden)]
     fn dot_tile(x: &[Self], y: &[Self], r: usize, c: usize, d: usize, out: &mut TileOut<'_, Self>);
@@ -171,6 +178,17 @@ macro_rules! impl_dist_float {
             #[inline(always)]
             fn of(v: f64) -> Self {
                 v as $t
+            }
+            fn at_most(v: f64) -> Self {
+                let r = v as $t;
+                if f64::from(r) > v {
+                    r.next_down()
+                } else {
+                    r
+                }
+            }
+            fn row_sum(row: &[Self]) -> Self {
+                crate::ops::reduce::pairwise_sum(row, &|v: $t| v)
             }
             fn dot_tile(
                 x: &[Self],
@@ -916,11 +934,14 @@ fn sq_norm<T: DistFloat>(row: &[T]) -> T {
     s
 }
 
-/// Each row minus its mean (SciPy's `correlation` is the cosine of the centred points).
+/// Each row minus its mean (SciPy's `correlation` is the cosine of the centred points). The
+/// mean is NumPy's `mean(axis=1)`, which SciPy takes: the row's pairwise sum over `d`. A
+/// running sum lost the digits of points far from the origin (1e6 plus noise of 1e-6, d =
+/// 1000: distances 1e-6 off).
 fn centred<T: DistFloat>(rows: &[T], n: usize, d: usize) -> Vec<T> {
     let mut out = rows[..n * d].to_vec();
     for row in out.chunks_exact_mut(d.max(1)) {
-        let mean = row.iter().fold(T::zero(), |s, &v| s + v) / T::of(d as f64);
+        let mean = T::row_sum(row) / T::of(d as f64);
         for v in row {
             *v = *v - mean;
         }

@@ -99,6 +99,17 @@ impl<T: DistFloat> TopK<T> {
     }
 }
 
+/// Where the points of `x` are among those of `y`: `Some(offset)` when row `i` of `x` is row
+/// `offset + i` of `y` (`x` is `y`, or rows of it), whose distance to itself is then exactly 0,
+/// as on the diagonal of SciPy's `squareform(pdist(x))` (the GEMM identity leaves a few ulp
+/// there, and cosine or correlation of a point with itself may not round to 0).
+type Own = Option<usize>;
+
+/// `Some(0)` when `x` and `y` are the same array (the same plan node), else `None`.
+fn own_of<T: DistFloat>(x: &ChunkedArray<T>, y: &ChunkedArray<T>) -> Own {
+    std::sync::Arc::ptr_eq(x.node(), y.node()).then_some(0)
+}
+
 /// The shared driver: checks the inputs and the memory, then folds the tiles of each block of
 /// `x` rows into a state made by `make` (for that many rows) with `absorb`, in parallel over the
 /// blocks. Returns the states in row order.
@@ -107,6 +118,7 @@ fn fold_rows<T: DistFloat, S: Send>(
     what: &str,
     x: &ChunkedArray<T>,
     y: &ChunkedArray<T>,
+    own: Own,
     metric: Metric,
     opts: &ExecOptions,
     state_bytes_per_row: usize,
@@ -213,6 +225,15 @@ fn fold_rows<T: DistFloat, S: Send>(
                         }
                     };
                     tile(metric, xs, len, ys, c, d, &mut buf[..len * c]);
+                    if let Some(off) = own {
+                        // The points of these rows that are among these columns: 0 to themselves.
+                        for i in 0..len {
+                            let j = off + s + i;
+                            if cols.contains(&j) {
+                                buf[i * c + (j - cols.start)] = T::zero();
+                            }
+                        }
+                    }
                     absorb(&mut state, &buf[..len * c], len, c, cols.start);
                 }
                 report(len);
@@ -226,12 +247,14 @@ fn fold_rows<T: DistFloat, S: Send>(
 /// the lower index, NaN distances last), computed tile by tile without building the distance
 /// matrix: memory holds a few tiles per thread and the `(n, k)` result.
 ///
-/// When `y` is `x`, each point is at distance 0 from itself, so it is among its nearest
-/// neighbours; it comes first unless the point occurs more than once, when the ties go to the
-/// lower index and its earlier copy comes first (SciPy's `cKDTree.query` makes no promise
-/// either way). To drop each point itself from `knn(x, x, k + 1)`, drop its own index from
-/// each row rather than the first column. A point whose distance to itself is NaN (a NaN
-/// coordinate; Bray-Curtis of an all-zero point) has it last.
+/// When `y` is `x` (the same array), the distances are those of `squareform(pdist(x))`, as
+/// [`pdist`](super::pdist) writes them: each point is at distance exactly 0 from itself, for
+/// every metric (cosine and correlation included) and even with NaN coordinates, so it is
+/// among its nearest neighbours; it comes first unless the point occurs more than once, when
+/// the ties go to the lower index and its earlier copy comes first (SciPy's `cKDTree.query`
+/// makes no promise either way). To drop each point itself from `knn(x, x, k + 1)`, drop its
+/// own index from each row rather than the first column. Given as two different arrays with
+/// the same points, `x` and `y` are compared as SciPy's `cdist` compares them.
 ///
 /// ```
 /// use tessera::ChunkedArray;
@@ -254,6 +277,35 @@ pub fn knn<T: DistFloat>(
     metric: Metric,
     opts: &ExecOptions,
 ) -> Result<Neighbours<T>> {
+    knn_own(x, y, own_of(x, y), k, metric, opts)
+}
+
+/// [`knn`] of points that are rows `offset..offset + n` of `y`, given as `x` (such as a slice
+/// of `y`): the rows of `knn(y, y, k)` for those points, each at distance exactly 0 from
+/// itself. A task of a split run computes its rows this way.
+///
+/// # Errors
+/// As [`knn`].
+pub fn knn_of_rows<T: DistFloat>(
+    x: &ChunkedArray<T>,
+    y: &ChunkedArray<T>,
+    offset: usize,
+    k: usize,
+    metric: Metric,
+    opts: &ExecOptions,
+) -> Result<Neighbours<T>> {
+    knn_own(x, y, Some(offset), k, metric, opts)
+}
+
+/// [`knn`] with the rows of `x` placed among those of `y` by `own` (see [`Own`]).
+fn knn_own<T: DistFloat>(
+    x: &ChunkedArray<T>,
+    y: &ChunkedArray<T>,
+    own: Own,
+    k: usize,
+    metric: Metric,
+    opts: &ExecOptions,
+) -> Result<Neighbours<T>> {
     if k == 0 {
         return Err(Error::Invalid("k must be at least 1".into()));
     }
@@ -269,6 +321,7 @@ pub fn knn<T: DistFloat>(
         "knn",
         x,
         y,
+        own,
         metric,
         opts,
         per_row,
@@ -329,16 +382,47 @@ pub fn count_within<T: DistFloat>(
     metric: Metric,
     opts: &ExecOptions,
 ) -> Result<Array1<i64>> {
+    count_within_own(x, y, own_of(x, y), radius, metric, opts)
+}
+
+/// [`count_within`] of points that are rows `offset..offset + n` of `y`, given as `x`: the
+/// counts of `count_within(y, y, radius)` for those points, each within any radius of itself.
+///
+/// # Errors
+/// As [`count_within`].
+pub fn count_within_of_rows<T: DistFloat>(
+    x: &ChunkedArray<T>,
+    y: &ChunkedArray<T>,
+    offset: usize,
+    radius: f64,
+    metric: Metric,
+    opts: &ExecOptions,
+) -> Result<Array1<i64>> {
+    count_within_own(x, y, Some(offset), radius, metric, opts)
+}
+
+/// [`count_within`] with the rows of `x` placed among those of `y` by `own` (see [`Own`]).
+fn count_within_own<T: DistFloat>(
+    x: &ChunkedArray<T>,
+    y: &ChunkedArray<T>,
+    own: Own,
+    radius: f64,
+    metric: Metric,
+    opts: &ExecOptions,
+) -> Result<Array1<i64>> {
     if radius.is_nan() || radius < 0.0 {
         return Err(Error::Invalid(format!(
             "the radius must be a number >= 0, got {radius}"
         )));
     }
-    let rad = T::of(radius);
+    // In f32, rounded down: 0.1 rounded to the nearest f32 (0.10000000149) would count a
+    // distance of 0.1f32, which is more than 0.1.
+    let rad = T::at_most(radius);
     let states = fold_rows(
         "count_within",
         x,
         y,
+        own,
         metric,
         opts,
         8,

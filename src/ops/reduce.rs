@@ -785,7 +785,7 @@ impl<T: Num> Reducer<T> for Sum<T> {
 /// fewer than 8 values in order; up to 128 in eight lanes (vectorised), added pairwise, then
 /// the rest in order; more, the two halves (the first a multiple of 8) each so, then added.
 /// Rounding error grows like the logarithm of the length, not the length.
-fn pairwise_sum<T: Copy, A: Num>(vs: &[T], f: &impl Fn(T) -> A) -> A {
+pub(crate) fn pairwise_sum<T: Copy, A: Num>(vs: &[T], f: &impl Fn(T) -> A) -> A {
     let n = vs.len();
     if n < 8 {
         vs.iter().fold(A::zero(), |s, &v| s.add(f(v)))

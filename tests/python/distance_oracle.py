@@ -8,7 +8,7 @@ are .npy files of 2-D points, float32 or float64, always computed in float64 as 
   pdist METRIC P X OUT
       Save squareform(pdist(X, METRIC)) to OUT: the square matrix, its diagonal 0.
   knn METRIC P X Y K IDX DIST
-      D = cdist(X, Y, METRIC); save IDX = np.argsort(D, axis=1, kind="stable")[:, :K] (int64:
+      D = cdist(X, Y, METRIC) (squareform(pdist(X, METRIC)) when Y is the path X); save IDX = np.argsort(D, axis=1, kind="stable")[:, :K] (int64:
       nearest first, ties by the lower index, NaN last) and DIST = D at those indices (float64).
   batch JOBS
       Run every line of the text file JOBS, each a subcommand above and its arguments separated
@@ -59,7 +59,11 @@ def cmd_pdist(metric, p, x, out):
 
 def cmd_knn(metric, p, x, y, k, idx_out, dist_out):
     kw = metric_args(metric, p)
-    d = cdist(points(x), points(y), metric, **kw)
+    if x == y:
+        # The points against themselves: pdist's matrix, each point exactly 0 from itself.
+        d = squareform(pdist(points(x), metric, **kw))
+    else:
+        d = cdist(points(x), points(y), metric, **kw)
     try:
         k = int(k)
     except ValueError:
