@@ -625,8 +625,16 @@ impl DynArray {
     /// A constant array of `dtype`.
     ///
     /// # Errors
-    /// Invalid chunks.
+    /// Invalid chunks, or an integer `value` outside an integer `dtype`'s range (NumPy 2's
+    /// `OverflowError`: `full(2, 300, dtype=uint8)` does not wrap to 44).
     pub fn full(shape: &[usize], value: Scalar, dtype: DType, chunks: Chunks) -> Result<Self> {
+        if let Scalar::Int(v) = value {
+            if !int_fits(v, dtype) {
+                return Err(Error::DType(format!(
+                    "Python integer {v} out of bounds for {dtype} in full"
+                )));
+            }
+        }
         Self::with_dtype(dtype, |d| match d {
             DType::Bool => {
                 Ok(ChunkedArray::full(shape, value.cast::<bool>(), chunks.clone())?.into())
@@ -1303,8 +1311,8 @@ fn operand_array(o: &DynOperand, d: DType) -> Result<DynArray> {
     }
 }
 
-/// Whether `v` is representable in the integer dtype `d`.
-fn int_fits(v: i64, d: DType) -> bool {
+/// Whether `v` is representable in the integer dtype `d` (always, for other dtypes).
+pub(crate) fn int_fits(v: i64, d: DType) -> bool {
     let (lo, hi): (i128, i128) = match d {
         DType::I8 => (i8::MIN.into(), i8::MAX.into()),
         DType::I16 => (i16::MIN.into(), i16::MAX.into()),

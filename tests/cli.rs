@@ -316,6 +316,22 @@ fn chunk_size_zero_is_an_error() {
     fails(d, &["eval", "ones((10,), chunks=-2)"], &["chunk", "-2"]);
 }
 
+/// A boolean scalar index is a mask in NumPy (`x[True]` adds an axis), not the integer 1:
+/// refused, never read as a row. A negative seed is refused too.
+#[test]
+fn boolean_scalar_indices_and_negative_seeds_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for expr in ["arange(6).reshape((2, 3))[True]", "arange(6)[..., False]"] {
+        fails(d, &["eval", expr], &["boolean index", "mask"]);
+    }
+    // A negative seed is refused, as NumPy's generators refuse it.
+    fails(d, &["eval", "random((3,), seed=-1)"], &["seed", ">= 0"]);
+    // As slice bounds, bools are integers (Python's operator.index).
+    let out = ok(d, &["eval", "arange(6)[True:]"]);
+    assert!(out.contains("[1, 2, 3, 4, 5]"), "{out}");
+}
+
 #[test]
 fn unsupported_dtypes_are_named() {
     let dir = tempfile::tempdir().unwrap();

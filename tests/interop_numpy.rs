@@ -657,6 +657,27 @@ fn reduction_cases() -> Vec<Case> {
         let cmp = if e.contains("arg") { Cmp::Exact } else { R64 };
         v.push(case(e, cmp));
     }
+    // Means are NumPy's sum over the count, so NumPy's bits in one block (float32 summed in
+    // float32), along any axis and with NaN skipped; integer means are exact sums over the
+    // count whatever the chunks (blocks merge sums and counts, not means).
+    for e in [
+        "mean(y)",
+        "mean(z, axis=0)",
+        "mean(z, axis=1)",
+        "nanmean(x, axis=0)",
+        "nanmean(z, axis=0)",
+        "nanmean(z)",
+        "mean(f)",
+        "mean(f, axis=0)",
+        "nanmean(f, axis=1)",
+        "mean(i)",
+        "mean(rechunk(i, 1))",
+        "mean(rechunk(u, (2, 3)), axis=0)",
+        "nanmean(rechunk(i, (1, 4)), axis=1)",
+        "mean(b)",
+    ] {
+        v.push(case(e, Cmp::Exact));
+    }
     // float32: results stay float32.
     for e in [
         "sum(f)",
@@ -829,6 +850,26 @@ fn edge_cases() -> Vec<Case> {
         "linspace(0, 1, 5)",
         "linspace(0, 1, 1)",
         "linspace(2, 3, 0)",
+        // arange as NumPy fills it: the length from the exact range, the first two values cast,
+        // the rest first + i * (second - first) in the dtype.
+        "arange(10**18, 10**18 + 3)",
+        "arange(-2**62, -2**62 + 3)",
+        "arange(9007199254740993, 9007199254740996)",
+        "arange(1, 2, 0.1)",
+        "arange(0, 1, 0.1)",
+        "arange(0, 1, 0.1, dtype=float32)",
+        "arange(0, 10, 1.5, dtype=int8)",
+        "arange(1e16, 1e16 + 10)",
+        "arange(250, 256, dtype=uint8)",
+        "arange(255, 256, dtype=uint8)",
+        "arange(3, 0, 1)",
+        "arange(True)",
+        "arange(2, 7, 2, dtype=float32)",
+        // NumPy 2 floors linspace for integer dtypes.
+        "linspace(-1, 1, 5, dtype=int32)",
+        "linspace(7, 0, 4, dtype=uint8)",
+        "linspace(0, 1, 7)",
+        "linspace(-3, 5, 50)",
     ]
     .iter()
     .map(|e| case(e, Cmp::Exact))
@@ -839,9 +880,6 @@ fn edge_cases() -> Vec<Case> {
         case("mean(s)", R64),
         case("var(b)", R64),
         case("mean(u)", R64),
-        case("linspace(0, 1, 7)", R64),
-        case("linspace(-3, 5, 50)", R64),
-        case("arange(0, 1, 0.1)", R64),
     ]);
     v
 }
@@ -1083,6 +1121,11 @@ fn errors_where_numpy_raises() {
             "cumsum(x, axis=2)",
             "cumprod(x, axis=-3)",
             "round(b, 1)",
+            // Python ints out of an integer dtype's range: OverflowError in NumPy 2.
+            "full((2,), 300, dtype=uint8)",
+            "full((2,), -1, dtype=uint16)",
+            "arange(-3, 3, dtype=uint8)",
+            "arange(254, 258, 2, dtype=uint8)",
         ],
     );
 }

@@ -784,6 +784,18 @@ impl Evaluator<'_> {
                 )),
                 IndexItem::Index(x) => match self.eval(x)? {
                     Value::None => out.push(SliceItem::NewAxis),
+                    // NumPy reads a boolean scalar as a mask (x[True] adds an axis of 1, x[False]
+                    // one of 0), not as the integer 1 or 0.
+                    Value::Scalar(Scalar::Bool(b)) => {
+                        return err(
+                            x.col,
+                            format!(
+                                "a boolean index ({}) is a mask in NumPy, which is not supported; \
+                                 use an integer, or None for a new axis",
+                                if b { "True" } else { "False" }
+                            ),
+                        )
+                    }
                     v => out.push(SliceItem::Index(to_int(x.col, &v, "an index")? as isize)),
                 },
                 IndexItem::Slice { start, stop, step } => {
@@ -967,20 +979,34 @@ impl Evaluator<'_> {
                     .iter()
                     .map(|(c, v)| to_f64(*c, v, "arange bound"))
                     .collect::<Result<_>>()?;
-                let all_int = nums
+                // Python ints (and bools) are taken exactly, as NumPy takes them.
+                let ints: Option<Vec<i64>> = nums
                     .iter()
-                    .all(|(_, v)| matches!(v, Value::Scalar(Scalar::Int(_))));
-                let (start, stop, step) = match vals.as_slice() {
-                    [stop] => (0.0, *stop, 1.0),
-                    [start, stop] => (*start, *stop, 1.0),
-                    [start, stop, step] => (*start, *stop, *step),
-                    _ => {
-                        return err(
-                            col,
-                            "arange() takes 1 to 3 positional arguments: [start,] stop[, step]",
-                        )
-                    }
+                    .map(|(_, v)| match v {
+                        Value::Scalar(Scalar::Int(i)) => Some(*i),
+                        Value::Scalar(Scalar::Bool(b)) => Some(i64::from(*b)),
+                        _ => None,
+                    })
+                    .collect();
+                let all_int = ints.is_some();
+                let bounds = |v: &[f64]| match v {
+                    [stop] => Some((0.0, *stop, 1.0)),
+                    [start, stop] => Some((*start, *stop, 1.0)),
+                    [start, stop, step] => Some((*start, *stop, *step)),
+                    _ => None,
                 };
+                let Some((start, stop, step)) = bounds(&vals) else {
+                    return err(
+                        col,
+                        "arange() takes 1 to 3 positional arguments: [start,] stop[, step]",
+                    );
+                };
+                let int_bounds = ints.map(|v| match v.as_slice() {
+                    [stop] => (0, *stop, 1),
+                    [start, stop] => (*start, *stop, 1),
+                    [start, stop, step] => (*start, *stop, *step),
+                    _ => (0, 0, 1),
+                });
                 let dtype = match a.take(usize::MAX, "dtype") {
                     None => {
                         if all_int {
@@ -993,10 +1019,11 @@ impl Evaluator<'_> {
                 };
                 let chunks = self.chunks_arg(&mut a, usize::MAX, 1)?;
                 a.done(0)?;
-                Ok(Value::Array(at(
-                    col,
-                    arange(start, stop, step, dtype, chunks),
-                )?))
+                let made = match int_bounds {
+                    Some((start, stop, step)) => arange_int(start, stop, step, dtype, chunks),
+                    None => arange(start, stop, step, dtype, chunks),
+                };
+                Ok(Value::Array(at(col, made)?))
             }
             "linspace" => {
                 let (c0, s) = a.required(0, "start")?;
@@ -1064,7 +1091,8 @@ impl Evaluator<'_> {
                 };
                 let seed = match a.take(usize::MAX, "seed") {
                     None => 0,
-                    Some((c, v)) => to_int(c, &v, "seed")? as u64,
+                    Some((c, v)) => u64::try_from(to_int(c, &v, "seed")?)
+                        .or_else(|_| err(c, "seed must be >= 0, as NumPy's"))?,
                 };
                 let dtype = match a.take(usize::MAX, "dtype") {
                     None => DType::F64,
@@ -1146,9 +1174,32 @@ fn arange(start: f64, stop: f64, step: f64, dtype: DType, chunks: Chunks) -> Res
     })
 }
 
+fn arange_int(start: i64, stop: i64, step: i64, dtype: DType, chunks: Chunks) -> Result<DynArray> {
+    use crate::ChunkedArray as C;
+    Ok(match dtype {
+        DType::I8 => C::<i8>::arange_int(start, stop, step, chunks)?.into(),
+        DType::I16 => C::<i16>::arange_int(start, stop, step, chunks)?.into(),
+        DType::I32 => C::<i32>::arange_int(start, stop, step, chunks)?.into(),
+        DType::I64 => C::<i64>::arange_int(start, stop, step, chunks)?.into(),
+        DType::U8 => C::<u8>::arange_int(start, stop, step, chunks)?.into(),
+        DType::U16 => C::<u16>::arange_int(start, stop, step, chunks)?.into(),
+        DType::U32 => C::<u32>::arange_int(start, stop, step, chunks)?.into(),
+        DType::U64 => C::<u64>::arange_int(start, stop, step, chunks)?.into(),
+        DType::F32 => C::<f32>::arange_int(start, stop, step, chunks)?.into(),
+        DType::F64 => C::<f64>::arange_int(start, stop, step, chunks)?.into(),
+        DType::Bool => return Err(Error::DType("arange of bool is not supported".into())),
+    })
+}
+
+/// NumPy 2's `linspace`: the values in float64, floored for an integer dtype, then cast.
 fn linspace(start: f64, stop: f64, num: usize, dtype: DType, chunks: Chunks) -> Result<DynArray> {
-    Ok(crate::ChunkedArray::<f64>::linspace(start, stop, num, chunks)?.into())
-        .map(|a: DynArray| a.astype(dtype))
+    let values = crate::ChunkedArray::<f64>::linspace(start, stop, num, chunks)?;
+    let values = if dtype.is_int() {
+        values.map("floor", f64::floor)
+    } else {
+        values
+    };
+    Ok(DynArray::from(values).astype(dtype))
 }
 
 fn random(

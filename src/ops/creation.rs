@@ -2,7 +2,7 @@
 
 use crate::array::{grid_for, ChunkedArray};
 use crate::chunks::{ChunkGrid, Chunks};
-use crate::element::{DType, Element};
+use crate::element::{DType, Element, Num};
 use crate::error::{Error, Result};
 use crate::plan::{slice_info, Block, Node, PlanNode};
 use ndarray::{ArrayD, Dimension, IxDyn};
@@ -149,6 +149,117 @@ fn unit(bits: u64) -> f64 {
     (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
+impl<T: Num> ChunkedArray<T> {
+    /// Evenly spaced values `start, start + step, ...` below `stop`, as NumPy's `arange` with
+    /// float arguments makes them: `ceil((stop - start) / step)` values (none when `stop ==
+    /// start`); the first two are `start` and `start + step` (in `f64`) cast to `T`, every later
+    /// one `first + i * (second - first)` in `T`'s own arithmetic (wrapping for integers), so
+    /// that float32 values have NumPy's bits.
+    ///
+    /// # Errors
+    /// A zero or non-finite step, non-finite bounds, or invalid chunks.
+    ///
+    /// ```
+    /// use tessera::ChunkedArray;
+    /// let x = ChunkedArray::<i64>::arange(2.0, 11.0, 3.0, 2).unwrap();
+    /// assert_eq!(x.compute().unwrap().into_raw_vec_and_offset().0, vec![2, 5, 8]);
+    /// // NumPy's float32 bits: 9 * 0.1f32, not 0.9 rounded to float32.
+    /// let y = ChunkedArray::<f32>::arange(0.0, 1.0, 0.1, 4).unwrap().compute().unwrap();
+    /// assert_eq!(y[[9]], 9.0 * 0.1f32);
+    /// ```
+    pub fn arange(start: f64, stop: f64, step: f64, chunks: impl Into<Chunks>) -> Result<Self> {
+        if step == 0.0 || !step.is_finite() || !start.is_finite() || !stop.is_finite() {
+            return Err(Error::Invalid(format!(
+                "arange needs finite bounds and a non-zero step, got start={start}, stop={stop}, step={step}"
+            )));
+        }
+        let range = stop - start;
+        let n = if range == 0.0 {
+            0
+        } else {
+            // Saturates for an absurd length, which the grid then refuses.
+            (range / step).ceil().max(0.0) as usize
+        };
+        Self::arange_from(
+            n,
+            T::from_f64(start),
+            T::from_f64(start + step),
+            format!("arange({start}, {stop}, {step})"),
+            chunks,
+        )
+    }
+
+    /// [`ChunkedArray::arange`] of integer arguments (NumPy's `arange` of Python ints): the
+    /// length `ceil((stop - start) / step)` exactly, and `start` and `start + step` exact.
+    ///
+    /// # Errors
+    /// A zero step; for an integer `T`, `start` (or `start + step`, when there are two values
+    /// or more) outside `T`'s range, as NumPy 2's `OverflowError`; invalid chunks.
+    ///
+    /// ```
+    /// use tessera::ChunkedArray;
+    /// let big = 1_000_000_000_000_000_000i64;
+    /// let x = ChunkedArray::<i64>::arange_int(big, big + 3, 1, 2).unwrap();
+    /// assert_eq!(x.compute().unwrap().into_raw_vec_and_offset().0, vec![big, big + 1, big + 2]);
+    /// assert!(ChunkedArray::<u8>::arange_int(-3, 3, 1, 2).is_err());
+    /// ```
+    pub fn arange_int(start: i64, stop: i64, step: i64, chunks: impl Into<Chunks>) -> Result<Self> {
+        if step == 0 {
+            return Err(Error::Invalid(
+                "arange needs a non-zero step, got step=0".into(),
+            ));
+        }
+        let (range, st) = (i128::from(stop) - i128::from(start), i128::from(step));
+        let n = if range != 0 && (range > 0) == (st > 0) {
+            let (r, s) = (range.unsigned_abs(), st.unsigned_abs());
+            usize::try_from(r.div_ceil(s)).unwrap_or(usize::MAX)
+        } else {
+            0
+        };
+        let second = i128::from(start) + st;
+        let cast = |v: i128| -> Result<T> {
+            let fits = i64::try_from(v)
+                .ok()
+                .filter(|&v| !T::DTYPE.is_int() || crate::dynarray::int_fits(v, T::DTYPE));
+            match fits {
+                Some(v) => Ok(T::from_i64(v)),
+                None => Err(Error::DType(format!(
+                    "Python integer {v} out of bounds for {} in arange",
+                    T::DTYPE
+                ))),
+            }
+        };
+        let first = cast(i128::from(start))?;
+        // NumPy sets the second value only when there are two.
+        let second = if n > 1 { cast(second)? } else { first };
+        Self::arange_from(
+            n,
+            first,
+            second,
+            format!("arange({start}, {stop}, {step})"),
+            chunks,
+        )
+    }
+
+    /// `n` values: `first`, `second`, then `first + i * (second - first)` in `T` (NumPy's
+    /// `fill` of an arange).
+    fn arange_from(
+        n: usize,
+        first: T,
+        second: T,
+        name: String,
+        chunks: impl Into<Chunks>,
+    ) -> Result<Self> {
+        let grid = grid_for::<T>(&[n], chunks)?;
+        let delta = second.sub(first);
+        Ok(generated(name, grid, move |i| match i {
+            0 => first,
+            1 => second,
+            _ => first.add(T::from_u64(i).mul(delta)),
+        }))
+    }
+}
+
 /// The distribution of [`ChunkedArray::random`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Distribution {
@@ -215,38 +326,6 @@ impl<T: Element> ChunkedArray<T> {
     /// Invalid chunks.
     pub fn ones(shape: &[usize], chunks: impl Into<Chunks>) -> Result<Self> {
         Self::full(shape, T::from_bool(true), chunks)
-    }
-
-    /// Evenly spaced values `start, start + step, ...` below `stop` (NumPy's `arange`: the
-    /// value at `i` is `start + i * step`, computed in `f64` and cast to `T`).
-    ///
-    /// # Errors
-    /// A zero or non-finite step, or invalid chunks.
-    ///
-    /// ```
-    /// use tessera::ChunkedArray;
-    /// let x = ChunkedArray::<i64>::arange(2.0, 11.0, 3.0, 2).unwrap();
-    /// assert_eq!(x.compute().unwrap().into_raw_vec_and_offset().0, vec![2, 5, 8]);
-    /// ```
-    pub fn arange(start: f64, stop: f64, step: f64, chunks: impl Into<Chunks>) -> Result<Self> {
-        if step == 0.0 || !step.is_finite() || !start.is_finite() || !stop.is_finite() {
-            return Err(Error::Invalid(format!(
-                "arange needs finite bounds and a non-zero step, got start={start}, stop={stop}, step={step}"
-            )));
-        }
-        let n = ((stop - start) / step).ceil().max(0.0) as usize;
-        let grid = grid_for::<T>(&[n], chunks)?;
-        let int_exact = T::DTYPE.is_int() && start.fract() == 0.0 && step.fract() == 0.0;
-        let (s, st) = (start as i64, step as i64);
-        Ok(if int_exact {
-            generated(format!("arange({start}, {stop}, {step})"), grid, move |i| {
-                T::from_i64(s.wrapping_add((i as i64).wrapping_mul(st)))
-            })
-        } else {
-            generated(format!("arange({start}, {stop}, {step})"), grid, move |i| {
-                T::from_f64(start + i as f64 * step)
-            })
-        })
     }
 
     /// `num` evenly spaced values from `start` to `stop` included (NumPy's `linspace`).

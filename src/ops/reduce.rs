@@ -633,7 +633,11 @@ impl<T: Element> ChunkedArray<T> {
     pub fn all(&self, opts: impl Into<ReduceOpts>) -> Result<ChunkedArray<bool>> {
         self.reduce(Logical(false), opts)
     }
-    /// Mean as `O` (`f64`, or `f32` for `f32` data), accumulated in `f64`.
+    /// Mean as `O` (`f64`, or `f32` for `f32` data) as NumPy's `mean` computes it: the sum of
+    /// the values in `O` (added as [`ChunkedArray::sum`] adds, so with NumPy's bits) divided
+    /// by their count in `f64`. Blocks merge their sums and counts (as Dask's `mean` does), not
+    /// their means, so integer means do not depend on the chunking. With `skip_nan`, NumPy's
+    /// `nanmean`: the sum and count of the values that are not NaN.
     ///
     /// # Errors
     /// As [`ChunkedArray::reduce`].
@@ -642,7 +646,7 @@ impl<T: Element> ChunkedArray<T> {
         opts: impl Into<ReduceOpts>,
         skip_nan: bool,
     ) -> Result<ChunkedArray<O>> {
-        self.reduce(Moments::<O>::mean(skip_nan), opts)
+        self.reduce(Mean::<O>::new(skip_nan), opts)
     }
     /// Variance with `ddof` as `O`, from counts, means and M2 combined as Chan et al.
     ///
@@ -1036,6 +1040,58 @@ impl<T: Element> Reducer<T> for Logical {
     }
 }
 
+/// Mean as NumPy's: the values summed in `O` as [`Sum`] sums them (pairwise within runs),
+/// divided by their count; `skip_nan` leaves NaN out of both (`nanmean`).
+pub struct Mean<O>(bool, PhantomData<fn() -> O>);
+
+impl<O> Mean<O> {
+    /// A mean; `skip_nan` makes it `nanmean`.
+    pub fn new(skip_nan: bool) -> Self {
+        Mean(skip_nan, PhantomData)
+    }
+}
+
+impl<T: Element, O: Float> Reducer<T> for Mean<O> {
+    /// The sum and the count.
+    type Acc = (O, u64);
+    type Out = O;
+    fn name(&self) -> String {
+        if self.0 { "nanmean" } else { "mean" }.into()
+    }
+    fn init(&self) -> (O, u64) {
+        (O::zero(), 0)
+    }
+    fn push(&self, acc: &mut (O, u64), v: T, _: u64) {
+        if !(self.0 && v.is_nan()) {
+            acc.0 = acc.0.add(O::from_f64(v.to_f64()));
+            acc.1 += 1;
+        }
+    }
+    fn push_slice(&self, acc: &mut (O, u64), vs: &[T], _: u64) {
+        let skip = self.0;
+        acc.0 = acc.0.add(pairwise_sum(vs, &|v: T| {
+            if skip && v.is_nan() {
+                O::zero()
+            } else {
+                O::from_f64(v.to_f64())
+            }
+        }));
+        acc.1 += if skip {
+            vs.iter().filter(|v| !v.is_nan()).count()
+        } else {
+            vs.len()
+        } as u64;
+    }
+    fn merge(&self, acc: &mut (O, u64), other: &(O, u64)) {
+        acc.0 = acc.0.add(other.0);
+        acc.1 += other.1;
+    }
+    fn finish(&self, acc: &(O, u64)) -> Result<O> {
+        // NumPy divides by the count as an intp: in f64, rounded once to O.
+        Ok(O::from_f64(acc.0.to_f64() / acc.1 as f64))
+    }
+}
+
 /// Count, mean and M2 of the values seen (Welford, merged as Chan et al.).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MomentsAcc {
@@ -1070,7 +1126,7 @@ impl MomentsAcc {
     }
 }
 
-/// Mean, variance or standard deviation, as output type `O`.
+/// Variance or standard deviation, as output type `O` (the mean is [`Mean`]).
 pub struct Moments<O> {
     kind: MomentKind,
     skip_nan: bool,
@@ -1079,20 +1135,11 @@ pub struct Moments<O> {
 
 #[derive(Clone, Copy, PartialEq)]
 enum MomentKind {
-    Mean,
     Var(f64),
     Std(f64),
 }
 
 impl<O> Moments<O> {
-    /// The mean; `skip_nan` makes it `nanmean`.
-    pub fn mean(skip_nan: bool) -> Self {
-        Moments {
-            kind: MomentKind::Mean,
-            skip_nan,
-            _o: PhantomData,
-        }
-    }
     /// The variance (or with `std`, the standard deviation) with `ddof`.
     pub fn var(ddof: f64, skip_nan: bool, std: bool) -> Self {
         Moments {
@@ -1112,7 +1159,6 @@ impl<T: Element, O: Float> Reducer<T> for Moments<O> {
     type Out = O;
     fn name(&self) -> String {
         let base = match self.kind {
-            MomentKind::Mean => "mean",
             MomentKind::Var(_) => "var",
             MomentKind::Std(_) => "std",
         };
@@ -1155,18 +1201,14 @@ impl<T: Element, O: Float> Reducer<T> for Moments<O> {
         }
         let s = pairwise_sum(vs, &|v| if keep(v) { v.to_f64() } else { 0.0 });
         let mean = s / n;
-        let m2 = if self.kind == MomentKind::Mean {
-            0.0
-        } else {
-            pairwise_sum(vs, &|v| {
-                if keep(v) {
-                    let d = v.to_f64() - mean;
-                    d * d
-                } else {
-                    0.0
-                }
-            })
-        };
+        let m2 = pairwise_sum(vs, &|v| {
+            if keep(v) {
+                let d = v.to_f64() - mean;
+                d * d
+            } else {
+                0.0
+            }
+        });
         acc.merge(&MomentsAcc { n, mean, m2 });
     }
     fn push_slabs(
@@ -1227,9 +1269,7 @@ impl<T: Element, O: Float> Reducer<T> for Moments<O> {
         sweep(&mut mean, None);
         mean.mapv_inplace(|s| s / n as f64);
         let mut m2 = ArrayD::<f64>::zeros(acc.raw_dim());
-        if self.kind != MomentKind::Mean {
-            sweep(&mut m2, Some(&mean));
-        }
+        sweep(&mut m2, Some(&mean));
         Zip::from(acc)
             .and(&mean)
             .and(&m2)
@@ -1246,28 +1286,18 @@ impl<T: Element, O: Float> Reducer<T> for Moments<O> {
         acc.merge(other);
     }
     fn finish(&self, acc: &MomentsAcc) -> Result<O> {
-        let v = match self.kind {
-            MomentKind::Mean => {
-                if acc.n == 0.0 {
-                    f64::NAN
-                } else {
-                    acc.mean
-                }
-            }
-            MomentKind::Var(ddof) | MomentKind::Std(ddof) => {
-                // NumPy's var divides by max(n - ddof, 0): inf (or NaN for 0/0) past the
-                // count; nanvar gives NaN there.
-                let var = if self.skip_nan && acc.n - ddof <= 0.0 {
-                    f64::NAN
-                } else {
-                    acc.m2 / (acc.n - ddof).max(0.0)
-                };
-                if matches!(self.kind, MomentKind::Std(_)) {
-                    var.sqrt()
-                } else {
-                    var
-                }
-            }
+        let (MomentKind::Var(ddof) | MomentKind::Std(ddof)) = self.kind;
+        // NumPy's var divides by max(n - ddof, 0): inf (or NaN for 0/0) past the count;
+        // nanvar gives NaN there.
+        let var = if self.skip_nan && acc.n - ddof <= 0.0 {
+            f64::NAN
+        } else {
+            acc.m2 / (acc.n - ddof).max(0.0)
+        };
+        let v = if matches!(self.kind, MomentKind::Std(_)) {
+            var.sqrt()
+        } else {
+            var
         };
         Ok(O::from_f64(v))
     }
