@@ -241,6 +241,11 @@ fn datasets(n: usize, m: usize) -> Vec<Data> {
     };
     let (x, y) = (offset(&mut rng, n), offset(&mut rng, m));
     sets.push(Data::new(&mut rng, "offset_d600", x, y));
+    // Points near 1e-160, whose squares and products are subnormal: the GEMM identity loses
+    // digits there that its cancellation test does not see.
+    let x = uniform(&mut rng, n, 24, -1.0).mapv(|v| v * 1e-160);
+    let y = uniform(&mut rng, m, 24, -1.0).mapv(|v| v * 1e-160);
+    sets.push(Data::new(&mut rng, "tiny_d24", x, y));
     for (name, d) in [("special_d5", 5), ("special_d24", 24)] {
         let mut x = uniform(&mut rng, n, d, -1.0);
         let mut y = uniform(&mut rng, m, d, -1.0);
