@@ -317,6 +317,19 @@ fn bad_distance_inputs_are_named() {
         &["minkowski"],
     );
     fails(d, &["cdist", "empty.npy", "-o", "o.npy"], &["empty"]);
+    // Empty points are named as empty, not as too few for k; a Y that is not 2-D is named.
+    for args in [
+        &["knn", "empty.npy", "-k", "1", "-o", "o.zarr"][..],
+        &["knn", "x.npy", "empty.npy", "-k", "1", "-o", "o.zarr"],
+    ] {
+        fails(d, args, &["empty.npy", "is empty"]);
+    }
+    write_npy(d.join("flat.npy"), &ndarray::Array1::<f64>::zeros(5)).unwrap();
+    fails(
+        d,
+        &["cdist", "x.npy", "flat.npy", "-o", "o.npy"],
+        &["flat.npy must be a 2-D array", "[5]"],
+    );
     fails(
         d,
         &[

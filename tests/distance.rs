@@ -1298,15 +1298,8 @@ fn points_must_be_2d_and_non_empty() {
         );
         err_with(cdist(&good, &bad, Metric::Euclidean), &wy);
         err_with(count_within(&good, &bad, 1.0, Metric::Cosine, &opts), &wy);
-        if shape == [0, 3] {
-            // No candidate point at all: k = 1 is already too many.
-            err_with(
-                knn(&good, &bad, 1, Metric::Euclidean, &opts),
-                &["k = 1", "0"],
-            );
-        } else {
-            err_with(knn(&good, &bad, 1, Metric::Euclidean, &opts), &wy);
-        }
+        // Empty candidates are named as empty before k is compared with them.
+        err_with(knn(&good, &bad, 1, Metric::Euclidean, &opts), &wy);
     }
 }
 

@@ -165,6 +165,22 @@ fn tile_rows(
 fn open_points(a: &PointsArgs, opts: &ExecOptions) -> Result<Points> {
     let x = open(&a.x, opts)?;
     let y = a.y.as_deref().map(|y| open(y, opts)).transpose()?;
+    // Points are rows of a 2-D array, at least one of at least one coordinate: checked here,
+    // where the files' names are known.
+    for (name, arr) in std::iter::once((&a.x, &x)).chain(a.y.as_ref().zip(y.as_ref())) {
+        let shape = arr.shape();
+        if shape.len() != 2 {
+            return Err(Error::Shape(format!(
+                "{name} must be a 2-D array (points by coordinates), got shape {shape:?}"
+            )));
+        }
+        if shape.contains(&0) {
+            return Err(Error::Shape(format!(
+                "{name} is empty (shape {shape:?}): distances need at least one point of at \
+                 least one coordinate"
+            )));
+        }
+    }
     let dtype = float_type(a, &x, y.as_ref())?;
     Ok(match dtype {
         DType::F32 => Points::F32(
@@ -202,13 +218,6 @@ fn lazy_cdist<T: DistFloat>(
 where
     DynArray: From<ChunkedArray<T>>,
 {
-    if x.ndim() != 2 {
-        return Err(Error::Shape(format!(
-            "{} must be a 2-D array (points by coordinates), got shape {:?}",
-            a.x,
-            x.shape()
-        )));
-    }
     let rows = tile_rows(a, x.shape()[0], x.shape()[1], T::DTYPE.size(), metric, opts)?;
     let xr = by_rows(x, rows)?;
     match y {

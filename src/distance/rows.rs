@@ -309,6 +309,8 @@ fn knn_own<T: DistFloat>(
     if k == 0 {
         return Err(Error::Invalid("k must be at least 1".into()));
     }
+    // An empty or misshapen input is named as such before k is compared with its points.
+    super::check_points(x, y)?;
     if y.ndim() == 2 && k > y.shape()[0] {
         return Err(Error::Invalid(format!(
             "k = {k} is more than the {} candidate points of y (shape {:?})",
