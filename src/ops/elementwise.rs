@@ -492,7 +492,8 @@ impl<T: Element> ChunkedArray<T> {
     pub fn isfinite(&self) -> ChunkedArray<bool> {
         self.map("isfinite", |v: T| v.is_finite())
     }
-    /// Elementwise minimum; NaN propagates (NumPy's `minimum`).
+    /// Elementwise minimum; NaN propagates, and of two equal values (0.0 and -0.0) the second
+    /// is taken, as NumPy's `minimum` does.
     ///
     /// # Errors
     /// Shapes that do not broadcast.
@@ -501,7 +502,7 @@ impl<T: Element> ChunkedArray<T> {
             rhs,
             "minimum",
             |a, b| {
-                if a.is_nan() || a <= b {
+                if a.is_nan() || a < b {
                     a
                 } else {
                     b
@@ -509,7 +510,8 @@ impl<T: Element> ChunkedArray<T> {
             },
         )
     }
-    /// Elementwise maximum; NaN propagates (NumPy's `maximum`).
+    /// Elementwise maximum; NaN propagates, and of two equal values (0.0 and -0.0) the second
+    /// is taken, as NumPy's `maximum` does.
     ///
     /// # Errors
     /// Shapes that do not broadcast.
@@ -518,7 +520,7 @@ impl<T: Element> ChunkedArray<T> {
             rhs,
             "maximum",
             |a, b| {
-                if a.is_nan() || a >= b {
+                if a.is_nan() || a > b {
                     a
                 } else {
                     b
