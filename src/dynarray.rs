@@ -631,7 +631,7 @@ impl DynArray {
         if let Scalar::Int(v) = value {
             if !int_fits(v, dtype) {
                 return Err(Error::DType(format!(
-                    "Python integer {v} out of bounds for {dtype} in full"
+                    "Python integer {v} out of bounds for {dtype}"
                 )));
             }
         }
@@ -737,8 +737,17 @@ impl DynArray {
     pub fn binary(op: BinaryOp, lhs: &DynOperand, rhs: &DynOperand) -> Result<DynArray> {
         // A Python integer outside an integer array's range: comparisons are decided by its
         // sign (NumPy 2 compares exactly); anything else is an error, as NumPy 2's OverflowError.
+        // (Only where the operation runs in that integer dtype: a true division or arctan2 of
+        // integers runs in floats, which hold the integer, as NumPy's `i8 / 300` does.)
         let out_of_range = |a: &DynArray, s: &Scalar| match s {
-            Scalar::Int(v) if a.dtype().is_int() && !int_fits(*v, a.dtype()) => Some(*v),
+            Scalar::Int(v)
+                if a.dtype().is_int()
+                    && !int_fits(*v, a.dtype())
+                    && (op.is_comparison()
+                        || op.compute_dtype(a.dtype()).is_ok_and(|d| d.is_int())) =>
+            {
+                Some(*v)
+            }
             _ => None,
         };
         match (lhs, rhs) {
@@ -780,8 +789,14 @@ impl DynArray {
             }
             (DynOperand::Array(a), DynOperand::Scalar(s)) => (a.clone(), DynOperand::Scalar(*s)),
             (DynOperand::Scalar(s), DynOperand::Array(b)) => {
-                // A scalar on the left: make it a 0-d array of the weak dtype.
+                // A scalar on the left: make it a 0-d array of the weak dtype, or of the float
+                // dtype the operation runs in for integers (`300 / int8` is a float64 division,
+                // in which 300 is no integer out of range).
                 let d = s.weak_dtype(b.dtype());
+                let d = match op.compute_dtype(d) {
+                    Ok(run) if d.is_int() && run.is_float() && !op.is_comparison() => run,
+                    _ => d,
+                };
                 (Self::scalar(*s, d)?, DynOperand::Array(b.clone()))
             }
             (DynOperand::Scalar(x), DynOperand::Scalar(y)) => {

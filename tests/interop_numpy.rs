@@ -469,6 +469,14 @@ fn elementwise_cases() -> Vec<Case> {
         "minimum(i, u)",
         "maximum(f, x)",
         "maximum(x, v)",
+        // A Python int beyond an integer dtype where the operation runs in floats, and clip
+        // bounds beyond the dtype on the side they bound: as NumPy 2, no OverflowError.
+        "astype(i, int8) / 300",
+        "astype(i, int8) / -1000",
+        "300 / astype(j, int8)",
+        "clip(astype(i, int8), -1000, 1000)",
+        "clip(U, -1, 8)",
+        "clip(u, None, 1000)",
         // Of 0.0 and -0.0 (y * 0 has y's sign), NumPy takes the second; NaN still wins.
         "minimum(y * 0, -(y * 0))",
         "maximum(y * 0, -(y * 0))",
@@ -1137,6 +1145,10 @@ fn errors_where_numpy_raises() {
             "full((2,), -1, dtype=uint16)",
             "arange(-3, 3, dtype=uint8)",
             "arange(254, 258, 2, dtype=uint8)",
+            "astype(i, int8) // 300",
+            "minimum(astype(i, int8), 300)",
+            "clip(astype(i, int8), 1000, None)",
+            "clip(u, None, -1)",
         ],
     );
 }

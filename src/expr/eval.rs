@@ -847,11 +847,23 @@ impl Evaluator<'_> {
                 let (_, lo) = a.required(1, "a_min")?;
                 let (_, hi) = a.required(2, "a_max")?;
                 a.done(3)?;
-                let mut v = Value::Array(to_array(c, x)?);
-                if !matches!(lo, Value::None) {
+                let x = to_array(c, x)?;
+                // As NumPy 2's clip: a Python int bound beyond an integer dtype's range on the
+                // side it bounds (a_min below its least value, a_max above its greatest) leaves
+                // the values as they are; on the other side it is an error, as in `minimum`.
+                let dtype = x.dtype();
+                let spare = |bound: &Value, below: bool| match bound {
+                    Value::None => true,
+                    Value::Scalar(Scalar::Int(i)) => {
+                        !crate::dynarray::int_fits(*i, dtype) && (*i < 0) == below
+                    }
+                    _ => false,
+                };
+                let mut v = Value::Array(x);
+                if !spare(&lo, true) {
                     v = binary_value(col, BinaryOp::Maximum, v, lo)?;
                 }
-                if !matches!(hi, Value::None) {
+                if !spare(&hi, false) {
                     v = binary_value(col, BinaryOp::Minimum, v, hi)?;
                 }
                 Ok(v)
