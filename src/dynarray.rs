@@ -1328,7 +1328,22 @@ fn operand_array(o: &DynOperand, d: DType) -> Result<DynArray> {
 
 /// Whether `v` is representable in the integer dtype `d` (always, for other dtypes).
 pub(crate) fn int_fits(v: i64, d: DType) -> bool {
-    let (lo, hi): (i128, i128) = match d {
+    int_range(d).is_none_or(|(lo, hi)| (lo..=hi).contains(&i128::from(v)))
+}
+
+/// Whether the integer part of the finite `v` is representable in the integer dtype `d`
+/// (always, for other dtypes).
+pub(crate) fn float_fits(v: f64, d: DType) -> bool {
+    // The bounds are 0, -2^k or 2^k - 1: lo and hi + 1 are exact in f64.
+    int_range(d).is_none_or(|(lo, hi)| {
+        let t = v.trunc();
+        t >= lo as f64 && t < (hi + 1) as f64
+    })
+}
+
+/// The least and greatest values of an integer dtype; `None` for the others.
+fn int_range(d: DType) -> Option<(i128, i128)> {
+    Some(match d {
         DType::I8 => (i8::MIN.into(), i8::MAX.into()),
         DType::I16 => (i16::MIN.into(), i16::MAX.into()),
         DType::I32 => (i32::MIN.into(), i32::MAX.into()),
@@ -1337,9 +1352,8 @@ pub(crate) fn int_fits(v: i64, d: DType) -> bool {
         DType::U16 => (0, u16::MAX.into()),
         DType::U32 => (0, u32::MAX.into()),
         DType::U64 => (0, u64::MAX.into()),
-        _ => return true,
-    };
-    (lo..=hi).contains(&i128::from(v))
+        _ => return None,
+    })
 }
 
 fn unreachable_dtype<T>() -> Result<T> {

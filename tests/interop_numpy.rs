@@ -484,6 +484,11 @@ fn elementwise_cases() -> Vec<Case> {
         "maximum(x * 0, -(x * 0))",
         "clip(y * 0, -(y * 0), 1)",
         "clip(-(y * 0), -1, y * 0)",
+        // A scalar bound keeps the value it equals (an array bound is taken, above).
+        "clip(y * 0, 0.0, 1.0)",
+        "clip(-(y * 0), -1.0, 0.0)",
+        "clip(y * 0, -0.0, 1)",
+        "clip(f * 0, 0, 1)",
         // Unary functions.
         "sqrt(abs(x))",
         "sqrt(i)",
@@ -884,6 +889,10 @@ fn edge_cases() -> Vec<Case> {
         "arange(3, 0, 1)",
         "arange(True)",
         "arange(2, 7, 2, dtype=float32)",
+        "arange(10**17, 10**17 + 10, 0.5)",
+        "arange(2**53, 2**53 + 3, 1.0)",
+        "arange(-0.5, 3, dtype=int64)",
+        "arange(0.5, 4.5, 1.5, dtype=uint8)",
         // NumPy 2 floors linspace for integer dtypes.
         "linspace(-1, 1, 5, dtype=int32)",
         "linspace(7, 0, 4, dtype=uint8)",
@@ -1146,6 +1155,9 @@ fn errors_where_numpy_raises() {
             "arange(-3, 3, dtype=uint8)",
             "arange(254, 258, 2, dtype=uint8)",
             "astype(i, int8) // 300",
+            "arange(127.0, 130.0, dtype=int8)",
+            "arange(-1.5, 3, dtype=uint8)",
+            "arange(1e20, 1e20 + 1e5, 1e4, dtype=int64)",
             "minimum(astype(i, int8), 300)",
             "clip(astype(i, int8), 1000, None)",
             "clip(u, None, -1)",

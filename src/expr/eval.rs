@@ -859,12 +859,19 @@ impl Evaluator<'_> {
                     }
                     _ => false,
                 };
+                // Of a value equal to its bound (0.0 and -0.0), NumPy keeps the value for a
+                // scalar bound and takes the bound of an array: maximum and minimum take their
+                // second operand on ties, so a scalar bound goes first.
                 let mut v = Value::Array(x);
+                let bound = |op, v: Value, b: Value| match b {
+                    Value::Scalar(_) => binary_value(col, op, b, v),
+                    _ => binary_value(col, op, v, b),
+                };
                 if !spare(&lo, true) {
-                    v = binary_value(col, BinaryOp::Maximum, v, lo)?;
+                    v = bound(BinaryOp::Maximum, v, lo)?;
                 }
                 if !spare(&hi, false) {
-                    v = binary_value(col, BinaryOp::Minimum, v, hi)?;
+                    v = bound(BinaryOp::Minimum, v, hi)?;
                 }
                 Ok(v)
             }
@@ -1031,9 +1038,31 @@ impl Evaluator<'_> {
                 };
                 let chunks = self.chunks_arg(&mut a, usize::MAX, 1)?;
                 a.done(0)?;
-                let made = match int_bounds {
-                    Some((start, stop, step)) => arange_int(start, stop, step, dtype, chunks),
-                    None => arange(start, stop, step, dtype, chunks),
+                // Int bounds with a float step: NumPy takes the length from the bounds' exact
+                // difference (f64 bounds past 2^53 would round it).
+                let int_of = |v: &Value| match v {
+                    Value::Scalar(Scalar::Int(i)) => Some(i128::from(*i)),
+                    Value::Scalar(Scalar::Bool(b)) => Some(i128::from(*b)),
+                    _ => None,
+                };
+                let exact_range = match nums.as_slice() {
+                    [(_, stop)] => int_of(stop),
+                    [(_, start), (_, stop), ..] => {
+                        int_of(start).zip(int_of(stop)).map(|(a, b)| b - a)
+                    }
+                    _ => None,
+                };
+                let made = match (int_bounds, exact_range) {
+                    (Some((start, stop, step)), _) => arange_int(start, stop, step, dtype, chunks),
+                    (None, Some(range)) if step != 0.0 && step.is_finite() => {
+                        let n = if range == 0 {
+                            0
+                        } else {
+                            (range as f64 / step).ceil().max(0.0) as usize
+                        };
+                        arange_len(n, start, step, dtype, chunks)
+                    }
+                    _ => arange(start, stop, step, dtype, chunks),
                 };
                 Ok(Value::Array(at(col, made)?))
             }
@@ -1182,6 +1211,23 @@ fn arange(start: f64, stop: f64, step: f64, dtype: DType, chunks: Chunks) -> Res
         DType::U64 => C::<u64>::arange(start, stop, step, chunks)?.into(),
         DType::F32 => C::<f32>::arange(start, stop, step, chunks)?.into(),
         DType::F64 => C::<f64>::arange(start, stop, step, chunks)?.into(),
+        DType::Bool => return Err(Error::DType("arange of bool is not supported".into())),
+    })
+}
+
+fn arange_len(n: usize, start: f64, step: f64, dtype: DType, chunks: Chunks) -> Result<DynArray> {
+    use crate::ChunkedArray as C;
+    Ok(match dtype {
+        DType::I8 => C::<i8>::arange_with_len(n, start, step, chunks)?.into(),
+        DType::I16 => C::<i16>::arange_with_len(n, start, step, chunks)?.into(),
+        DType::I32 => C::<i32>::arange_with_len(n, start, step, chunks)?.into(),
+        DType::I64 => C::<i64>::arange_with_len(n, start, step, chunks)?.into(),
+        DType::U8 => C::<u8>::arange_with_len(n, start, step, chunks)?.into(),
+        DType::U16 => C::<u16>::arange_with_len(n, start, step, chunks)?.into(),
+        DType::U32 => C::<u32>::arange_with_len(n, start, step, chunks)?.into(),
+        DType::U64 => C::<u64>::arange_with_len(n, start, step, chunks)?.into(),
+        DType::F32 => C::<f32>::arange_with_len(n, start, step, chunks)?.into(),
+        DType::F64 => C::<f64>::arange_with_len(n, start, step, chunks)?.into(),
         DType::Bool => return Err(Error::DType("arange of bool is not supported".into())),
     })
 }

@@ -157,7 +157,9 @@ impl<T: Num> ChunkedArray<T> {
     /// that float32 values have NumPy's bits.
     ///
     /// # Errors
-    /// A zero or non-finite step, non-finite bounds, or invalid chunks.
+    /// A zero or non-finite step, non-finite bounds, invalid chunks; for an integer `T`,
+    /// `start` (or `start + step`, when there are two values or more) whose integer part is
+    /// outside `T`'s range, as NumPy 2's `OverflowError`.
     ///
     /// ```
     /// use tessera::ChunkedArray;
@@ -180,11 +182,39 @@ impl<T: Num> ChunkedArray<T> {
             // Saturates for an absurd length, which the grid then refuses.
             (range / step).ceil().max(0.0) as usize
         };
+        Self::arange_with_len(n, start, step, chunks)
+    }
+
+    /// `n` values of [`ChunkedArray::arange`] from `start` by `step`: the length worked out by
+    /// the caller (NumPy takes it from the exact difference of Python int bounds, which `f64`
+    /// bounds would round).
+    ///
+    /// # Errors
+    /// As [`ChunkedArray::arange`].
+    pub fn arange_with_len(
+        n: usize,
+        start: f64,
+        step: f64,
+        chunks: impl Into<Chunks>,
+    ) -> Result<Self> {
+        // NumPy casts the first two values as Python does: integer part, range-checked.
+        let cast = |v: f64| -> Result<T> {
+            if T::DTYPE.is_int() && !crate::dynarray::float_fits(v, T::DTYPE) {
+                return Err(Error::DType(format!(
+                    "Python integer {} out of bounds for {} in arange",
+                    v.trunc(),
+                    T::DTYPE
+                )));
+            }
+            Ok(T::from_f64(v))
+        };
+        let first = cast(start)?;
+        let second = if n > 1 { cast(start + step)? } else { first };
         Self::arange_from(
             n,
-            T::from_f64(start),
-            T::from_f64(start + step),
-            format!("arange({start}, {stop}, {step})"),
+            first,
+            second,
+            format!("arange({start}, .., {step}) of {n}"),
             chunks,
         )
     }

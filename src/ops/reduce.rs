@@ -634,7 +634,8 @@ impl<T: Element> ChunkedArray<T> {
         self.reduce(Logical(false), opts)
     }
     /// Mean as `O` (`f64`, or `f32` for `f32` data) as NumPy's `mean` computes it: the sum of
-    /// the values in `O` (added as [`ChunkedArray::sum`] adds, so with NumPy's bits) divided
+    /// the values in `O` (added as [`ChunkedArray::sum`] adds, so with NumPy's bits over one
+    /// axis or all of them, in one block) divided
     /// by their count in `f64`. Blocks merge their sums and counts (as Dask's `mean` does), not
     /// their means, so integer means do not depend on the chunking. With `skip_nan`, NumPy's
     /// `nanmean`: the sum and count of the values that are not NaN.
