@@ -197,6 +197,11 @@ impl<T: Num> ChunkedArray<T> {
         step: f64,
         chunks: impl Into<Chunks>,
     ) -> Result<Self> {
+        if step == 0.0 || !step.is_finite() || !start.is_finite() {
+            return Err(Error::Invalid(format!(
+                "arange needs a finite start and a finite, non-zero step, got start={start}, step={step}"
+            )));
+        }
         // NumPy casts the first two values as Python does: integer part, range-checked.
         let cast = |v: f64| -> Result<T> {
             if T::DTYPE.is_int() && !crate::dynarray::float_fits(v, T::DTYPE) {
