@@ -194,14 +194,9 @@ fn open_points(a: &PointsArgs, opts: &ExecOptions) -> Result<Points> {
     })
 }
 
-/// The array on row blocks of `rows` points, all coordinates in one block.
+/// The array on row blocks of `rows` points, all coordinates in one block (`a` is 2-D:
+/// [`open_points`] checked it).
 fn by_rows<T: DistFloat>(a: &ChunkedArray<T>, rows: usize) -> Result<ChunkedArray<T>> {
-    if a.ndim() != 2 {
-        return Err(Error::Shape(format!(
-            "points must be a 2-D array (points by coordinates), got shape {:?}",
-            a.shape()
-        )));
-    }
     a.rechunk(Chunks::PerAxis(vec![
         AxisChunks::Size(rows.max(1)),
         AxisChunks::Whole,
@@ -442,13 +437,7 @@ fn knn_part_typed<T: DistFloat>(
     opts: &ExecOptions,
 ) -> Result<PartReport> {
     let a = &args.points;
-    if x.ndim() != 2 {
-        return Err(Error::Shape(format!(
-            "{} must be a 2-D array (points by coordinates), got shape {:?}",
-            a.x,
-            x.shape()
-        )));
-    }
+    // x is 2-D and not empty: open_points checked it.
     let (n, d) = (x.shape()[0], x.shape()[1]);
     // No longer than the points: the outputs' chunks have this many rows, and a chunk of more
     // rows than there are would be padded (and allocated) whole.
