@@ -999,7 +999,7 @@ impl Evaluator<'_> {
                     .map(|(c, v)| to_f64(*c, v, "arange bound"))
                     .collect::<Result<_>>()?;
                 // Python ints (and bools) are taken exactly, as NumPy takes them.
-                let ints: Option<Vec<i64>> = nums
+                let ints: Vec<Option<i64>> = nums
                     .iter()
                     .map(|(_, v)| match v {
                         Value::Scalar(Scalar::Int(i)) => Some(*i),
@@ -1007,25 +1007,19 @@ impl Evaluator<'_> {
                         _ => None,
                     })
                     .collect();
-                let all_int = ints.is_some();
-                let bounds = |v: &[f64]| match v {
-                    [stop] => Some((0.0, *stop, 1.0)),
-                    [start, stop] => Some((*start, *stop, 1.0)),
-                    [start, stop, step] => Some((*start, *stop, *step)),
-                    _ => None,
+                // [start,] stop[, step]: as f64, and exactly where a Python int.
+                let ((start, stop, step), exact) = match (vals.as_slice(), ints.as_slice()) {
+                    ([stop], [i]) => ((0.0, *stop, 1.0), (Some(0), *i, Some(1))),
+                    ([start, stop], [i, j]) => ((*start, *stop, 1.0), (*i, *j, Some(1))),
+                    ([start, stop, step], [i, j, k]) => ((*start, *stop, *step), (*i, *j, *k)),
+                    _ => {
+                        return err(
+                            col,
+                            "arange() takes 1 to 3 positional arguments: [start,] stop[, step]",
+                        )
+                    }
                 };
-                let Some((start, stop, step)) = bounds(&vals) else {
-                    return err(
-                        col,
-                        "arange() takes 1 to 3 positional arguments: [start,] stop[, step]",
-                    );
-                };
-                let int_bounds = ints.map(|v| match v.as_slice() {
-                    [stop] => (0, *stop, 1),
-                    [start, stop] => (*start, *stop, 1),
-                    [start, stop, step] => (*start, *stop, *step),
-                    _ => (0, 0, 1),
-                });
+                let all_int = matches!(exact, (Some(_), Some(_), Some(_)));
                 let dtype = match a.take(usize::MAX, "dtype") {
                     None => {
                         if all_int {
@@ -1038,32 +1032,19 @@ impl Evaluator<'_> {
                 };
                 let chunks = self.chunks_arg(&mut a, usize::MAX, 1)?;
                 a.done(0)?;
-                // Int bounds with a float step: NumPy takes the length from the bounds' exact
-                // difference (f64 bounds past 2^53 would round it).
-                let int_of = |v: &Value| match v {
-                    Value::Scalar(Scalar::Int(i)) => Some(i128::from(*i)),
-                    Value::Scalar(Scalar::Bool(b)) => Some(i128::from(*b)),
-                    _ => None,
+                let how = match exact {
+                    (Some(i), Some(j), Some(k)) => Arange::Ints(i, j, k),
+                    (i, j, _) => Arange::Floats {
+                        // Int bounds with a float step: NumPy takes the length from the
+                        // bounds' exact difference (f64 bounds past 2^53 would round it).
+                        range: i.zip(j).map_or(stop - start, |(i, j)| {
+                            (i128::from(j) - i128::from(i)) as f64
+                        }),
+                        start,
+                        step,
+                    },
                 };
-                let exact_range = match nums.as_slice() {
-                    [(_, stop)] => int_of(stop),
-                    [(_, start), (_, stop), ..] => {
-                        int_of(start).zip(int_of(stop)).map(|(a, b)| b - a)
-                    }
-                    _ => None,
-                };
-                let made = match (int_bounds, exact_range) {
-                    (Some((start, stop, step)), _) => arange_int(start, stop, step, dtype, chunks),
-                    (None, Some(range)) if step != 0.0 && step.is_finite() => {
-                        let n = if range == 0 {
-                            0
-                        } else {
-                            (range as f64 / step).ceil().max(0.0) as usize
-                        };
-                        arange_len(n, start, step, dtype, chunks)
-                    }
-                    _ => arange(start, stop, step, dtype, chunks),
-                };
+                let made = arange(&how, dtype, chunks);
                 Ok(Value::Array(at(col, made)?))
             }
             "linspace" => {
@@ -1198,53 +1179,33 @@ impl Evaluator<'_> {
     }
 }
 
-fn arange(start: f64, stop: f64, step: f64, dtype: DType, chunks: Chunks) -> Result<DynArray> {
-    use crate::ChunkedArray as C;
-    Ok(match dtype {
-        DType::I8 => C::<i8>::arange(start, stop, step, chunks)?.into(),
-        DType::I16 => C::<i16>::arange(start, stop, step, chunks)?.into(),
-        DType::I32 => C::<i32>::arange(start, stop, step, chunks)?.into(),
-        DType::I64 => C::<i64>::arange(start, stop, step, chunks)?.into(),
-        DType::U8 => C::<u8>::arange(start, stop, step, chunks)?.into(),
-        DType::U16 => C::<u16>::arange(start, stop, step, chunks)?.into(),
-        DType::U32 => C::<u32>::arange(start, stop, step, chunks)?.into(),
-        DType::U64 => C::<u64>::arange(start, stop, step, chunks)?.into(),
-        DType::F32 => C::<f32>::arange(start, stop, step, chunks)?.into(),
-        DType::F64 => C::<f64>::arange(start, stop, step, chunks)?.into(),
-        DType::Bool => return Err(Error::DType("arange of bool is not supported".into())),
-    })
+/// The arguments of an `arange`: Python ints, taken exactly, or float bounds over a range.
+enum Arange {
+    Ints(i64, i64, i64),
+    Floats { range: f64, start: f64, step: f64 },
 }
 
-fn arange_len(n: usize, start: f64, step: f64, dtype: DType, chunks: Chunks) -> Result<DynArray> {
-    use crate::ChunkedArray as C;
+fn arange(how: &Arange, dtype: DType, chunks: Chunks) -> Result<DynArray> {
+    use crate::ChunkedArray;
+    fn make<T: crate::element::Num>(how: &Arange, chunks: Chunks) -> Result<ChunkedArray<T>> {
+        match *how {
+            Arange::Ints(start, stop, step) => ChunkedArray::arange_int(start, stop, step, chunks),
+            Arange::Floats { range, start, step } => {
+                ChunkedArray::arange_over(range, start, step, chunks)
+            }
+        }
+    }
     Ok(match dtype {
-        DType::I8 => C::<i8>::arange_with_len(n, start, step, chunks)?.into(),
-        DType::I16 => C::<i16>::arange_with_len(n, start, step, chunks)?.into(),
-        DType::I32 => C::<i32>::arange_with_len(n, start, step, chunks)?.into(),
-        DType::I64 => C::<i64>::arange_with_len(n, start, step, chunks)?.into(),
-        DType::U8 => C::<u8>::arange_with_len(n, start, step, chunks)?.into(),
-        DType::U16 => C::<u16>::arange_with_len(n, start, step, chunks)?.into(),
-        DType::U32 => C::<u32>::arange_with_len(n, start, step, chunks)?.into(),
-        DType::U64 => C::<u64>::arange_with_len(n, start, step, chunks)?.into(),
-        DType::F32 => C::<f32>::arange_with_len(n, start, step, chunks)?.into(),
-        DType::F64 => C::<f64>::arange_with_len(n, start, step, chunks)?.into(),
-        DType::Bool => return Err(Error::DType("arange of bool is not supported".into())),
-    })
-}
-
-fn arange_int(start: i64, stop: i64, step: i64, dtype: DType, chunks: Chunks) -> Result<DynArray> {
-    use crate::ChunkedArray as C;
-    Ok(match dtype {
-        DType::I8 => C::<i8>::arange_int(start, stop, step, chunks)?.into(),
-        DType::I16 => C::<i16>::arange_int(start, stop, step, chunks)?.into(),
-        DType::I32 => C::<i32>::arange_int(start, stop, step, chunks)?.into(),
-        DType::I64 => C::<i64>::arange_int(start, stop, step, chunks)?.into(),
-        DType::U8 => C::<u8>::arange_int(start, stop, step, chunks)?.into(),
-        DType::U16 => C::<u16>::arange_int(start, stop, step, chunks)?.into(),
-        DType::U32 => C::<u32>::arange_int(start, stop, step, chunks)?.into(),
-        DType::U64 => C::<u64>::arange_int(start, stop, step, chunks)?.into(),
-        DType::F32 => C::<f32>::arange_int(start, stop, step, chunks)?.into(),
-        DType::F64 => C::<f64>::arange_int(start, stop, step, chunks)?.into(),
+        DType::I8 => make::<i8>(how, chunks)?.into(),
+        DType::I16 => make::<i16>(how, chunks)?.into(),
+        DType::I32 => make::<i32>(how, chunks)?.into(),
+        DType::I64 => make::<i64>(how, chunks)?.into(),
+        DType::U8 => make::<u8>(how, chunks)?.into(),
+        DType::U16 => make::<u16>(how, chunks)?.into(),
+        DType::U32 => make::<u32>(how, chunks)?.into(),
+        DType::U64 => make::<u64>(how, chunks)?.into(),
+        DType::F32 => make::<f32>(how, chunks)?.into(),
+        DType::F64 => make::<f64>(how, chunks)?.into(),
         DType::Bool => return Err(Error::DType("arange of bool is not supported".into())),
     })
 }

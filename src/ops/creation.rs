@@ -170,38 +170,37 @@ impl<T: Num> ChunkedArray<T> {
     /// assert_eq!(y[[9]], 9.0 * 0.1f32);
     /// ```
     pub fn arange(start: f64, stop: f64, step: f64, chunks: impl Into<Chunks>) -> Result<Self> {
-        if step == 0.0 || !step.is_finite() || !start.is_finite() || !stop.is_finite() {
+        if !stop.is_finite() {
             return Err(Error::Invalid(format!(
                 "arange needs finite bounds and a non-zero step, got start={start}, stop={stop}, step={step}"
             )));
         }
-        let range = stop - start;
+        Self::arange_over(stop - start, start, step, chunks)
+    }
+
+    /// [`ChunkedArray::arange`] from `start` by `step` over `range`, the bounds' difference
+    /// worked out by the caller (NumPy takes it exactly from Python int bounds, which `f64`
+    /// bounds would round): `ceil(range / step)` values, none when `range` is 0.
+    ///
+    /// # Errors
+    /// As [`ChunkedArray::arange`].
+    pub fn arange_over(
+        range: f64,
+        start: f64,
+        step: f64,
+        chunks: impl Into<Chunks>,
+    ) -> Result<Self> {
+        if step == 0.0 || !step.is_finite() || !start.is_finite() || !range.is_finite() {
+            return Err(Error::Invalid(format!(
+                "arange needs finite bounds and a non-zero step, got start={start}, a range of {range}, step={step}"
+            )));
+        }
         let n = if range == 0.0 {
             0
         } else {
             // Saturates for an absurd length, which the grid then refuses.
             (range / step).ceil().max(0.0) as usize
         };
-        Self::arange_with_len(n, start, step, chunks)
-    }
-
-    /// `n` values of [`ChunkedArray::arange`] from `start` by `step`: the length worked out by
-    /// the caller (NumPy takes it from the exact difference of Python int bounds, which `f64`
-    /// bounds would round).
-    ///
-    /// # Errors
-    /// As [`ChunkedArray::arange`].
-    pub fn arange_with_len(
-        n: usize,
-        start: f64,
-        step: f64,
-        chunks: impl Into<Chunks>,
-    ) -> Result<Self> {
-        if step == 0.0 || !step.is_finite() || !start.is_finite() {
-            return Err(Error::Invalid(format!(
-                "arange needs a finite start and a finite, non-zero step, got start={start}, step={step}"
-            )));
-        }
         // NumPy casts the first two values as Python does: integer part, range-checked.
         let cast = |v: f64| -> Result<T> {
             if T::DTYPE.is_int() && !crate::dynarray::float_fits(v, T::DTYPE) {
@@ -219,7 +218,7 @@ impl<T: Num> ChunkedArray<T> {
             n,
             first,
             second,
-            format!("arange({start}, .., {step}) of {n}"),
+            format!("arange({start}, {}, {step})", start + range),
             chunks,
         )
     }
