@@ -95,6 +95,11 @@ pub trait DistFloat:
     /// too many digits and is recomputed directly.
     #[doc(hidden)]
     const CANCELLATION: f64;
+    /// Below this `|x|^2 + |y|^2` (2^-970 in f64, 2^-103 in f32), products of coordinates fall
+    /// among the subnormal numbers and lose digits the cancellation test does not see: such
+    /// squared distances are recomputed directly too.
+    #[doc(hidden)]
+    const TINY: f64;
     #[doc(hidden)]
     fn fabs(self) -> Self;
     #[doc(hidden)]
@@ -136,6 +141,7 @@ macro_rules! impl_dist_float {
     ($t:ty, $cancel:expr, $seed:expr, $up:expr, $down:expr, $canberra:path) => {
         impl DistFloat for $t {
             const CANCELLATION: f64 = $cancel;
+            const TINY: f64 = (<$t>::MIN_POSITIVE / <$t>::EPSILON) as f64;
             #[inline(always)]
             fn fabs(self) -> Self {
                 self.abs()
@@ -1095,14 +1101,9 @@ fn finish_squares<T: DistFloat, const ROOT: bool>(
 ) {
     let d = xi.len();
     let cancel = T::of(T::CANCELLATION);
-    // Below this `|x|^2 + |y|^2` (2^-970 in f64, 2^-103 in f32), products of coordinates fall
-    // among the subnormal numbers and lose digits the test above does not see (points at
-    // 1e-160 were 1e-4 off): such pairs are computed directly too, as SciPy computes them.
-    let tiny = T::of(if T::DTYPE == crate::element::DType::F32 {
-        f64::from(f32::MIN_POSITIVE / f32::EPSILON)
-    } else {
-        f64::MIN_POSITIVE / f64::EPSILON
-    });
+    // Pairs of points near 1e-160 (subnormal products) were 1e-4 off through the identity:
+    // computed directly too, as SciPy computes them.
+    let tiny = T::of(T::TINY);
     let two = T::of(2.0);
     // A distance is never negative: this marks the pairs that lost too many digits.
     let lost_mark = T::of(-1.0);
